@@ -1,0 +1,1 @@
+"""vidgate: the premium-video gate (domain core and adapters)."""

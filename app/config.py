@@ -1,0 +1,193 @@
+"""The one place that reads the environment (STYLE.md #6).
+
+Infra and code meet only here: the SAM template sets these variables on each
+function, ``vidgate dev`` sets them for the local stack. Everything is
+validated at start-up and every missing or malformed variable is named in one
+:class:`~app.errors.ConfigurationError`. boto3 reads its own standard
+variables (``AWS_REGION``, ``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_<SERVICE>``,
+credentials) itself; we only read the region to build the Cognito issuer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from urllib.parse import urlsplit
+
+from app.errors import ConfigurationError
+
+URL_TTL_DEFAULT = 300
+URL_TTL_MAX = 3600
+_USER_POOL_ID = re.compile(r"^(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d)_[A-Za-z0-9]+$")
+
+
+class Need(Enum):
+    """What a process needs; each handler asks only for its own part."""
+
+    COGNITO = "cognito"
+    TABLES = "tables"
+    SESSIONS = "sessions"
+    MEDIA = "media"
+    SIGNING = "signing"
+    WEB = "web"
+
+
+@dataclass(frozen=True)
+class CognitoSettings:
+    region: str
+    user_pool_id: str
+    client_id: str
+    issuer: str
+    jwks_url: str
+    domain: str | None
+    leeway_seconds: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str
+    cognito: CognitoSettings | None = None
+    users_table: str = ""
+    videos_table: str = ""
+    audit_table: str = ""
+    sessions_table: str = ""
+    bucket: str = ""
+    cdn_url: str = ""
+    signing_secret_id: str = ""
+    key_pair_id: str = ""
+    url_ttl_seconds: int = URL_TTL_DEFAULT
+    web_secret_key: str = ""
+    web_base_url: str = ""
+
+
+# name -> (need, required, help). The README's configuration table mirrors this.
+VARIABLES: dict[str, tuple[Need, bool, str]] = {
+    "VIDGATE_USER_POOL_ID": (Need.COGNITO, True, "Cognito user pool id, e.g. us-east-1_AbC123"),
+    "VIDGATE_CLIENT_ID": (Need.COGNITO, True, "Cognito app client id (no secret)"),
+    "VIDGATE_COGNITO_ISSUER": (Need.COGNITO, False, "token issuer; default derived from the pool id"),
+    "VIDGATE_JWKS_URL": (Need.COGNITO, False, "JWKS URL; default <issuer>/.well-known/jwks.json"),
+    "VIDGATE_COGNITO_DOMAIN": (Need.COGNITO, False, "hosted UI domain; when set, sign-in uses it"),
+    "VIDGATE_TOKEN_LEEWAY_SECONDS": (Need.COGNITO, False, "clock leeway for exp/nbf/iat (0-300, default 5)"),
+    "VIDGATE_USERS_TABLE": (Need.TABLES, True, "DynamoDB table of users and entitlements"),
+    "VIDGATE_VIDEOS_TABLE": (Need.TABLES, True, "DynamoDB table of the video catalog"),
+    "VIDGATE_AUDIT_TABLE": (Need.TABLES, True, "DynamoDB table of the premium audit trail"),
+    "VIDGATE_SESSIONS_TABLE": (Need.SESSIONS, True, "DynamoDB table of web sessions (TTL)"),
+    "VIDGATE_BUCKET": (Need.MEDIA, True, "private S3 bucket holding the videos"),
+    "VIDGATE_CDN_URL": (Need.SIGNING, True, "CloudFront distribution base URL (https://dxxx.cloudfront.net)"),
+    "VIDGATE_SIGNING_KEY_SECRET": (Need.SIGNING, True, "Secrets Manager id of the CloudFront private key"),
+    "VIDGATE_KEY_PAIR_ID": (Need.SIGNING, True, "CloudFront public key id (Key-Pair-Id)"),
+    "VIDGATE_URL_TTL_SECONDS": (Need.SIGNING, False, f"signed URL lifetime (default {URL_TTL_DEFAULT}, max {URL_TTL_MAX})"),
+    "VIDGATE_SECRET_KEY": (Need.WEB, True, "secret for the web app's CSRF tokens (32+ chars)"),
+    "VIDGATE_BASE_URL": (Need.WEB, False, "public base URL of the web app (hosted-UI callback)"),
+}
+
+
+def _region(env: Mapping[str, str]) -> str:
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
+
+
+def _http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) -> Settings:
+    """Validate and return the settings a process with ``needs`` requires.
+
+    :raises ConfigurationError: naming every missing or malformed variable at once.
+    """
+    problems: list[str] = []
+
+    def get(name: str) -> str:
+        need, required, help_text = VARIABLES[name]
+        value = env.get(name, "").strip()
+        if need in needs and required and not value:
+            problems.append(f"{name} is missing ({help_text})")
+        return value
+
+    def get_int(name: str, default: int, low: int, high: int) -> int:
+        raw = get(name)
+        if not raw:
+            return default
+        try:
+            number = int(raw)
+        except ValueError:
+            problems.append(f"{name} must be a whole number, got {raw!r}")
+            return default
+        if not low <= number <= high:
+            problems.append(f"{name} must be between {low} and {high}, got {number}")
+            return default
+        return number
+
+    region = _region(env)
+    if not region:
+        problems.append("AWS_REGION (or AWS_DEFAULT_REGION) is missing")
+
+    cognito = None
+    if Need.COGNITO in needs:
+        pool = get("VIDGATE_USER_POOL_ID")
+        client_id = get("VIDGATE_CLIENT_ID")
+        match = _USER_POOL_ID.match(pool) if pool else None
+        if pool and not match:
+            problems.append(f"VIDGATE_USER_POOL_ID is malformed: {pool!r} (expected <region>_<id>)")
+        pool_region = match.group("region") if match else region
+        issuer = get("VIDGATE_COGNITO_ISSUER") or (
+            f"https://cognito-idp.{pool_region}.amazonaws.com/{pool}"
+        )
+        jwks_url = get("VIDGATE_JWKS_URL") or f"{issuer}/.well-known/jwks.json"
+        for name, value in (("VIDGATE_COGNITO_ISSUER", issuer), ("VIDGATE_JWKS_URL", jwks_url)):
+            if not _http_url(value):
+                problems.append(f"{name} must be an http(s) URL, got {value!r}")
+        domain = get("VIDGATE_COGNITO_DOMAIN") or None
+        if domain and not _http_url(domain):
+            problems.append(f"VIDGATE_COGNITO_DOMAIN must be an https URL, got {domain!r}")
+        leeway = get_int("VIDGATE_TOKEN_LEEWAY_SECONDS", 5, 0, 300)
+        cognito = CognitoSettings(
+            region=pool_region,
+            user_pool_id=pool,
+            client_id=client_id,
+            issuer=issuer,
+            jwks_url=jwks_url,
+            domain=domain.rstrip("/") if domain else None,
+            leeway_seconds=leeway,
+        )
+
+    users = get("VIDGATE_USERS_TABLE")
+    videos = get("VIDGATE_VIDEOS_TABLE")
+    audit = get("VIDGATE_AUDIT_TABLE")
+    sessions = get("VIDGATE_SESSIONS_TABLE")
+    bucket = get("VIDGATE_BUCKET")
+    cdn_url = get("VIDGATE_CDN_URL")
+    if cdn_url and not _http_url(cdn_url):
+        problems.append(f"VIDGATE_CDN_URL must be an http(s) URL, got {cdn_url!r}")
+    secret_id = get("VIDGATE_SIGNING_KEY_SECRET")
+    key_pair_id = get("VIDGATE_KEY_PAIR_ID")
+    ttl = get_int("VIDGATE_URL_TTL_SECONDS", URL_TTL_DEFAULT, 1, URL_TTL_MAX)
+    secret_key = get("VIDGATE_SECRET_KEY")
+    if Need.WEB in needs and secret_key and len(secret_key) < 32:
+        problems.append("VIDGATE_SECRET_KEY must be at least 32 characters")
+    base_url = get("VIDGATE_BASE_URL")
+    if base_url and not _http_url(base_url):
+        problems.append(f"VIDGATE_BASE_URL must be an http(s) URL, got {base_url!r}")
+
+    if problems:
+        raise ConfigurationError(
+            "vidgate is misconfigured:\n  - " + "\n  - ".join(problems)
+        )
+    return Settings(
+        region=region,
+        cognito=cognito,
+        users_table=users,
+        videos_table=videos,
+        audit_table=audit,
+        sessions_table=sessions,
+        bucket=bucket,
+        cdn_url=cdn_url.rstrip("/"),
+        signing_secret_id=secret_id,
+        key_pair_id=key_pair_id,
+        url_ttl_seconds=ttl,
+        web_secret_key=secret_key,
+        web_base_url=base_url.rstrip("/"),
+    )

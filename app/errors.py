@@ -1,0 +1,87 @@
+"""The domain's refusals and failures, one class per reason (STYLE.md #3).
+
+Adapters (Flask error handlers, the Lambda router) map these to HTTP in one
+place each, through ``status`` and ``code``; the message is for logs and
+humans, the code is the stable contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class VidgateError(Exception):
+    """Base of every refusal the domain can give."""
+
+    status = 400
+    code = "bad_request"
+
+
+class BadRequestError(VidgateError):
+    """The input is malformed (body, path, query)."""
+
+    status = 400
+    code = "bad_request"
+
+
+class UnauthorizedError(VidgateError):
+    """No usable credentials were presented."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(VidgateError):
+    """Authenticated, but not allowed (e.g. not in the admin group)."""
+
+    status = 403
+    code = "forbidden"
+
+
+class PremiumRequiredError(VidgateError):
+    """The video is premium and the user's entitlement is not active."""
+
+    status = 403
+    code = "premium_required"
+
+
+class NotFoundError(VidgateError):
+    status = 404
+    code = "not_found"
+
+
+class VideoNotFoundError(NotFoundError):
+    """No published video has this id."""
+
+
+class UserNotFoundError(NotFoundError):
+    """No user record has this id (or username / e-mail)."""
+
+
+class VersionConflictError(VidgateError):
+    """An optimistic-concurrency check failed: someone else changed the record.
+
+    ``current`` carries the state that won, so callers can show it.
+    """
+
+    status = 409
+    code = "conflict"
+
+    def __init__(self, message: str, *, expected: Any = None, current: Any = None) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.current = current
+
+
+class DependencyUnavailableError(VidgateError):
+    """A dependency (DynamoDB, Secrets Manager, the JWKS) could not be read.
+
+    The product fails closed: no grant is issued.
+    """
+
+    status = 503
+    code = "unavailable"
+
+
+class ConfigurationError(Exception):
+    """The process is misconfigured; it refuses to start. Not a request error."""

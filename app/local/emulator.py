@@ -1,0 +1,111 @@
+"""The AWS API emulator (moto in server mode) as a child process.
+
+It runs in its own process so it does not compete with the app for the GIL,
+with per-request logging off. The app reaches it only through boto3's
+standard ``AWS_ENDPOINT_URL`` variable; nothing else in the app knows it is
+there. ``python -m app.local.emulator --port N`` is the child's entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from types import TracebackType
+
+from app.local.ports import LOOPBACK, ensure_free, wait_for_port
+
+# Credentials the emulator accepts; never real ones.
+EMULATOR_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - the emulator's fixed dummy secret
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+class Emulator:
+    """A running moto server on loopback; a context manager that stops it."""
+
+    def __init__(self, port: int, *, log_path: str | None = None) -> None:
+        self.port = port
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self, *, timeout: float = 60.0) -> Emulator:
+        ensure_free(self.port, "AWS emulator")
+        env = {**os.environ, **EMULATOR_ENV}
+        # The emulator itself must not try to reach "AWS" through an inherited endpoint.
+        for key in [k for k in env if k.startswith("AWS_ENDPOINT_URL")]:
+            env.pop(key)
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(  # noqa: S603 - fixed argv, our own module
+            [sys.executable, "-m", "app.local.emulator", "--port", str(self.port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for_port(self.port, timeout=timeout)
+        except TimeoutError:
+            self.stop()
+            raise
+        if self.process.poll() is not None:
+            raise RuntimeError(f"AWS emulator exited with code {self.process.returncode}")
+        return self
+
+    def stop(self) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def __enter__(self) -> Emulator:
+        return self.start() if self.process is None else self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _serve(port: int) -> None:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
+    stopped = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    server.start()
+    stopped.wait()
+    server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run the AWS API emulator on loopback.")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    _serve(args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Thin AWS Lambda entry points: parse the event, call the app core, format the response."""

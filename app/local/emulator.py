@@ -9,6 +9,7 @@ there. ``python -m app.local.emulator --port N`` is the child's entry point.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 import signal
@@ -26,6 +27,15 @@ EMULATOR_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
+
+
+def die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM us if the parent dies, so nothing is left behind."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 class Emulator:
@@ -53,6 +63,7 @@ class Emulator:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only sets the death signal
         )
         try:
             wait_for_port(self.port, timeout=timeout)

@@ -1,0 +1,322 @@
+"""Idempotent bootstrap of the local stack inside the AWS emulator.
+
+Creates (or finds) the Cognito user pool, app client, ``admin`` group and demo
+users; the DynamoDB tables from :mod:`app.tables` (the same definitions the SAM
+template uses); the private bucket with all four Block Public Access settings;
+a CloudFront signing key pair whose private half lives in Secrets Manager; and
+the demo videos, uploaded and registered in the catalog. Running it twice
+leaves the same state.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from app.catalog import Video, VideoCatalog
+from app.entitlements import EntitlementStore
+from app.errors import VideoNotFoundError
+from app.keys import generate_key_pair, load_private_key_from_secret, store_private_key
+from app.local.media import DEMO_VIDEOS, ensure_demo_media
+from app.tables import create_tables
+from app.users import UserDirectory
+from lambda_handlers.cognito_triggers import post_confirmation
+
+log = logging.getLogger("vidgate.bootstrap")
+
+PREFIX = "vidgate-local"
+POOL_NAME = f"{PREFIX}-pool"
+CLIENT_NAME = f"{PREFIX}-web"
+ADMIN_GROUP = "admin"
+SIGNING_SECRET = f"{PREFIX}/cloudfront-signing-key"
+POSTER_PREFIX = "posters/"
+PASSWORD_POLICY = {
+    "MinimumLength": 12,
+    "RequireUppercase": True,
+    "RequireLowercase": True,
+    "RequireNumbers": True,
+    "RequireSymbols": True,
+    "TemporaryPasswordValidityDays": 7,
+}
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    email: str
+    password: str
+    premium: bool
+    groups: tuple[str, ...] = ()
+
+
+DEMO_USERS: tuple[DemoUser, ...] = (
+    DemoUser("alice", "alice@example.com", "Alice-Premium-2026!", premium=True),
+    DemoUser("bob", "bob@example.com", "Bob-Free-Viewer-2026!", premium=False),
+    DemoUser("carol", "carol@example.com", "Carol-Admin-2026!", premium=False, groups=(ADMIN_GROUP,)),
+)
+
+# Object keys deliberately include a space, a plus and non-ASCII for one video,
+# so the one key-to-path function is exercised by the demo itself.
+OBJECT_KEYS = {
+    "free-sampler": "videos/free-sampler/free-sampler.mp4",
+    "premium-aurora": "videos/premium-aurora/aurora.mp4",
+    "premium-mandelbrot": "videos/premium-mandelbrot/zoom + départ.mp4",
+}
+
+
+@dataclass
+class StackState:
+    """What the bootstrap made; the basis of ``dev-stack.json``."""
+
+    region: str
+    user_pool_id: str
+    client_id: str
+    issuer: str
+    jwks_url: str
+    tables: dict[str, str]
+    bucket: str
+    key_pair_id: str
+    key_algorithm: str
+    public_key_pem: str
+    signing_secret_id: str
+    users: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def table_names(prefix: str = PREFIX) -> dict[str, str]:
+    return {logical: f"{prefix}-{logical}" for logical in ("users", "videos", "audit", "sessions")}
+
+
+def key_pair_id_for(public_pem: bytes) -> str:
+    """A stable CloudFront-style public key id (K + 13 base32 chars) derived from the key."""
+    digest = hashlib.sha256(public_pem).digest()
+    return "K" + base64.b32encode(digest).decode()[:13]
+
+
+class Bootstrap:
+    """Builds the local stack's AWS resources through the emulator (any boto3 endpoint)."""
+
+    def __init__(self, session: boto3.Session, *, endpoint: str, key_algorithm: str = "ecdsa-p256",
+                 media_dir: Path, prefix: str = PREFIX) -> None:
+        self.session = session
+        self.endpoint = endpoint.rstrip("/")
+        self.region = session.region_name or "us-east-1"
+        self.key_algorithm = key_algorithm
+        self.media_dir = media_dir
+        self.prefix = prefix
+        self.cognito = session.client("cognito-idp")
+        self.dynamodb = session.client("dynamodb")
+        self.s3 = session.client("s3")
+        self.secrets = session.client("secretsmanager")
+
+    # -- Cognito ---------------------------------------------------------------
+    def _user_pool(self) -> str:
+        name = f"{self.prefix}-pool"
+        for page in self.cognito.get_paginator("list_user_pools").paginate(MaxResults=60):
+            for pool in page["UserPools"]:
+                if pool["Name"] == name:
+                    return str(pool["Id"])
+        created = self.cognito.create_user_pool(
+            PoolName=name,
+            Policies={"PasswordPolicy": PASSWORD_POLICY},  # type: ignore[typeddict-item]
+            AliasAttributes=["email"],
+            AutoVerifiedAttributes=["email"],
+            Schema=[{"Name": "email", "AttributeDataType": "String", "Required": True,
+                     "Mutable": True}],
+            AdminCreateUserConfig={"AllowAdminCreateUserOnly": False},
+        )
+        return str(created["UserPool"]["Id"])
+
+    def _app_client(self, pool_id: str) -> str:
+        name = f"{self.prefix}-web"
+        for page in self.cognito.get_paginator("list_user_pool_clients").paginate(
+            UserPoolId=pool_id, MaxResults=60
+        ):
+            for client in page["UserPoolClients"]:
+                if client["ClientName"] == name:
+                    return str(client["ClientId"])
+        created = self.cognito.create_user_pool_client(
+            UserPoolId=pool_id,
+            ClientName=name,
+            GenerateSecret=False,
+            ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH",
+                               "ALLOW_REFRESH_TOKEN_AUTH"],
+            EnableTokenRevocation=True,
+            PreventUserExistenceErrors="ENABLED",
+        )
+        return str(created["UserPoolClient"]["ClientId"])
+
+    def _group(self, pool_id: str) -> None:
+        try:
+            self.cognito.create_group(GroupName=ADMIN_GROUP, UserPoolId=pool_id,
+                                      Description="vidgate administrators")
+        except self.cognito.exceptions.GroupExistsException:
+            pass
+
+    def _demo_user(self, pool_id: str, user: DemoUser, directory: UserDirectory,
+                   entitlements: EntitlementStore) -> None:
+        try:
+            found = self.cognito.admin_get_user(UserPoolId=pool_id, Username=user.username)
+        except self.cognito.exceptions.UserNotFoundException:
+            self.cognito.admin_create_user(
+                UserPoolId=pool_id,
+                Username=user.username,
+                UserAttributes=[{"Name": "email", "Value": user.email},
+                                {"Name": "email_verified", "Value": "true"}],
+                MessageAction="SUPPRESS",
+            )
+            found = self.cognito.admin_get_user(UserPoolId=pool_id, Username=user.username)
+        self.cognito.admin_set_user_password(UserPoolId=pool_id, Username=user.username,
+                                             Password=user.password, Permanent=True)
+        for group in user.groups:
+            self.cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=user.username,
+                                                 GroupName=group)
+        attributes = {a["Name"]: a["Value"] for a in found["UserAttributes"]}
+        # The same PostConfirmation handler Cognito runs in AWS creates the record.
+        post_confirmation(
+            {
+                "version": "1",
+                "triggerSource": "PostConfirmation_ConfirmSignUp",
+                "region": self.region,
+                "userPoolId": pool_id,
+                "userName": user.username,
+                "request": {"userAttributes": attributes},
+                "response": {},
+            },
+            directory=directory,
+        )
+        if user.premium:
+            current = entitlements.get(attributes["sub"])
+            if not current.premium:
+                entitlements.set_premium(attributes["sub"], True, None, actor="bootstrap",
+                                         expected_version=current.version)
+
+    # -- S3 and keys -------------------------------------------------------------
+    def _bucket(self) -> str:
+        bucket = f"{self.prefix}-videos"
+        try:
+            self.s3.head_bucket(Bucket=bucket)
+        except ClientError:
+            self.s3.create_bucket(Bucket=bucket)
+        self.s3.put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        self.s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        return bucket
+
+    def _signing_key(self) -> tuple[str, str]:
+        """Return (key_pair_id, public_pem); the private half stays in Secrets Manager."""
+        secret_id = f"{self.prefix}/cloudfront-signing-key"
+        try:
+            key = load_private_key_from_secret(self.secrets, secret_id)
+            is_ec = isinstance(key, ec.EllipticCurvePrivateKey)
+            if is_ec != (self.key_algorithm == "ecdsa-p256"):
+                raise LookupError("algorithm changed")
+            public_pem = key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        except Exception:  # noqa: BLE001 - missing, unreadable or other algorithm: make a new one
+            pair = generate_key_pair(self.key_algorithm)  # type: ignore[arg-type]
+            store_private_key(self.secrets, secret_id, pair.private_pem)
+            public_pem = pair.public_pem
+        return key_pair_id_for(public_pem), public_pem.decode()
+
+    def _upload_if_changed(self, bucket: str, key: str, path: Path, content_type: str) -> int:
+        size = path.stat().st_size
+        try:
+            head = self.s3.head_object(Bucket=bucket, Key=key)
+            if head["ContentLength"] == size and head.get("ContentType") == content_type:
+                return size
+        except ClientError:
+            pass
+        self.s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
+        return size
+
+    def _videos(self, bucket: str, catalog: VideoCatalog) -> None:
+        media = ensure_demo_media(self.media_dir)
+        for index, demo in enumerate(DEMO_VIDEOS):
+            files = media[demo.video_id]
+            object_key = OBJECT_KEYS[demo.video_id]
+            poster_key = f"{POSTER_PREFIX}{demo.video_id}.jpg"
+            size = self._upload_if_changed(bucket, object_key, files.video, "video/mp4")
+            self._upload_if_changed(bucket, poster_key, files.poster, "image/jpeg")
+            try:
+                created_at = catalog.get_any(demo.video_id).created_at
+            except VideoNotFoundError:
+                # Stable, ordered creation times so the catalog order is the demo order.
+                created_at = datetime(2026, 1, 1, 0, 0, index, tzinfo=UTC).isoformat()
+            catalog.put(Video(
+                video_id=demo.video_id,
+                title=demo.title,
+                description=demo.description,
+                tier=demo.tier,
+                object_key=object_key,
+                content_type="video/mp4",
+                duration_seconds=round(files.duration_seconds, 3),
+                poster_key=poster_key,
+                size_bytes=size,
+                created_at=created_at,
+                published=True,
+            ))
+
+    # -- all -------------------------------------------------------------------------
+    def run(self) -> StackState:
+        names = table_names(self.prefix)
+        create_tables(self.dynamodb, names)
+        pool_id = self._user_pool()
+        client_id = self._app_client(pool_id)
+        self._group(pool_id)
+        directory = UserDirectory(self.dynamodb, names["users"])
+        entitlements = EntitlementStore(self.dynamodb, names["users"], names["audit"])
+        for user in DEMO_USERS:
+            self._demo_user(pool_id, user, directory, entitlements)
+        bucket = self._bucket()
+        key_pair_id, public_pem = self._signing_key()
+        self._videos(bucket, VideoCatalog(self.dynamodb, names["videos"]))
+        issuer = f"https://cognito-idp.{self.region}.amazonaws.com/{pool_id}"
+        return StackState(
+            region=self.region,
+            user_pool_id=pool_id,
+            client_id=client_id,
+            issuer=issuer,
+            jwks_url=f"{self.endpoint}/{pool_id}/.well-known/jwks.json",
+            tables=names,
+            bucket=bucket,
+            key_pair_id=key_pair_id,
+            key_algorithm=self.key_algorithm,
+            public_key_pem=public_pem,
+            signing_secret_id=f"{self.prefix}/cloudfront-signing-key",
+            users=[
+                {"username": u.username, "email": u.email, "password": u.password,
+                 "premium": u.premium, "groups": list(u.groups)}
+                for u in DEMO_USERS
+            ],
+        )
+
+
+def describe(state: StackState) -> str:
+    return json.dumps(state.as_dict(), indent=2, sort_keys=True)

@@ -1,0 +1,226 @@
+"""``vidgate dev``: the whole product on loopback, in one command.
+
+Starts the AWS emulator (its own process), bootstraps it, starts the local
+CloudFront edge and the web app (threads of this process), writes
+``<state-dir>/dev-stack.json`` (the contract in DESIGN.md), prints the URLs
+and demo accounts, says "ready", and on SIGINT/SIGTERM stops everything it
+started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from app.local.bootstrap import Bootstrap, StackState
+from app.local.emulator import EMULATOR_ENV, Emulator
+from app.local.ports import LOOPBACK, PortBusyError, ensure_free
+
+log = logging.getLogger("vidgate.dev")
+
+
+@dataclass(frozen=True)
+class DevOptions:
+    port: int = 5000
+    aws_port: int = 5001
+    edge_port: int = 5002
+    state_dir: Path = Path(".vidgate")
+    key_algorithm: str = "ecdsa-p256"
+    url_ttl_seconds: int | None = None
+
+
+def check_ports(options: DevOptions) -> None:
+    """Fail at once, naming every busy port."""
+    busy: list[str] = []
+    wanted = {"web": options.port, "AWS emulator": options.aws_port, "edge": options.edge_port}
+    if len(set(wanted.values())) != len(wanted):
+        raise PortBusyError(options.port, "the web, emulator and edge ports must differ")
+    for what, port in wanted.items():
+        try:
+            ensure_free(port, what)
+        except PortBusyError as exc:
+            busy.append(str(exc))
+    if busy:
+        raise PortBusyError(options.port, "; ".join(busy))
+
+
+def _secret_key(state_dir: Path) -> str:
+    path = state_dir / "web-secret-key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def app_environment(state: StackState, *, endpoint: str, web_url: str, edge_url: str,
+                    secret_key: str, url_ttl_seconds: int | None) -> dict[str, str]:
+    """The environment the app reads (app.config), as the SAM template would set it."""
+    env = {
+        **EMULATOR_ENV,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": state.region,
+        "VIDGATE_USER_POOL_ID": state.user_pool_id,
+        "VIDGATE_CLIENT_ID": state.client_id,
+        "VIDGATE_JWKS_URL": state.jwks_url,
+        "VIDGATE_USERS_TABLE": state.tables["users"],
+        "VIDGATE_VIDEOS_TABLE": state.tables["videos"],
+        "VIDGATE_AUDIT_TABLE": state.tables["audit"],
+        "VIDGATE_SESSIONS_TABLE": state.tables["sessions"],
+        "VIDGATE_BUCKET": state.bucket,
+        "VIDGATE_CDN_URL": edge_url,
+        "VIDGATE_SIGNING_KEY_SECRET": state.signing_secret_id,
+        "VIDGATE_KEY_PAIR_ID": state.key_pair_id,
+        "VIDGATE_SECRET_KEY": secret_key,
+        "VIDGATE_BASE_URL": web_url,
+    }
+    if url_ttl_seconds is not None:
+        env["VIDGATE_URL_TTL_SECONDS"] = str(url_ttl_seconds)
+    return env
+
+
+def stack_document(state: StackState, *, endpoint: str, web_url: str, edge_url: str) -> dict[str, Any]:
+    """``dev-stack.json``: the DESIGN.md contract (keys may grow, never change)."""
+    return {
+        "region": state.region,
+        "aws_endpoint": endpoint,
+        "web_url": web_url,
+        "edge_url": edge_url,
+        "cognito": {
+            "user_pool_id": state.user_pool_id,
+            "client_id": state.client_id,
+            "issuer": state.issuer,
+            "jwks_url": state.jwks_url,
+        },
+        "tables": {k: state.tables[k] for k in ("users", "videos", "audit", "sessions")},
+        "bucket": state.bucket,
+        "signing": {
+            "key_pair_id": state.key_pair_id,
+            "algorithm": state.key_algorithm,
+            "public_key_pem": state.public_key_pem,
+            "secret_id": state.signing_secret_id,
+        },
+        "users": state.users,
+    }
+
+
+class DevStack:
+    """Everything ``vidgate dev`` runs; ``start()`` then ``stop()`` (also a context manager)."""
+
+    def __init__(self, options: DevOptions, *, say: Callable[[str], None] = print) -> None:
+        self.options = options
+        self.say = say
+        self.emulator: Emulator | None = None
+        self._stoppers: list[Callable[[], None]] = []
+        self.document: dict[str, Any] = {}
+        self.environment: dict[str, str] = {}
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.options.port}"
+
+    @property
+    def edge_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.options.edge_port}"
+
+    def start(self) -> DevStack:
+        opts = self.options
+        check_ports(opts)
+        state_dir = opts.state_dir.resolve()
+        state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.emulator = Emulator(opts.aws_port, log_path=str(state_dir / "emulator.log")).start()
+            self._stoppers.append(self.emulator.stop)
+            endpoint = self.emulator.endpoint
+            os.environ.update({**EMULATOR_ENV, "AWS_ENDPOINT_URL": endpoint})
+            self.say(f"AWS emulator on {endpoint}; bootstrapping (first run generates demo media)...")
+            session = boto3.Session(region_name=EMULATOR_ENV["AWS_REGION"])
+            state = Bootstrap(session, endpoint=endpoint, key_algorithm=opts.key_algorithm,
+                              media_dir=state_dir / "media").run()
+            self.environment = app_environment(
+                state, endpoint=endpoint, web_url=self.web_url, edge_url=self.edge_url,
+                secret_key=_secret_key(state_dir), url_ttl_seconds=opts.url_ttl_seconds,
+            )
+            os.environ.update(self.environment)
+            self._start_edge(session, state)
+            self._start_web()
+            self.document = stack_document(state, endpoint=endpoint, web_url=self.web_url,
+                                           edge_url=self.edge_url)
+            (state_dir / "dev-stack.json").write_text(json.dumps(self.document, indent=2) + "\n")
+            (state_dir / "dev.env").write_text(
+                "".join(f"{k}={v}\n" for k, v in sorted(self.environment.items()))
+            )
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_edge(self, session: boto3.Session, state: StackState) -> None:
+        from app.local.edge import EdgeApp, serve_edge
+
+        edge = EdgeApp(s3_client=session.client("s3"), bucket=state.bucket,
+                       trusted_keys={state.key_pair_id: state.public_key_pem.encode()})
+        handle = serve_edge(edge, self.options.edge_port)
+        self._stoppers.append(handle.stop)
+
+    def _start_web(self) -> None:
+        from app.local.webserver import serve_web
+
+        handle = serve_web(self.options.port)
+        self._stoppers.append(handle.stop)
+
+    def stop(self) -> None:
+        while self._stoppers:
+            stopper = self._stoppers.pop()
+            try:
+                stopper()
+            except Exception:  # noqa: BLE001 - keep stopping the rest
+                log.exception("while stopping the dev stack")
+
+    def __enter__(self) -> DevStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def banner(self) -> str:
+        doc = self.document
+        lines = [
+            "",
+            "vidgate dev stack",
+            f"  web app        {doc['web_url']}",
+            f"  CloudFront edge {doc['edge_url']}",
+            f"  AWS emulator   {doc['aws_endpoint']}",
+            f"  state          {self.options.state_dir.resolve() / 'dev-stack.json'}",
+            "  demo accounts:",
+        ]
+        for user in doc["users"]:
+            role = "admin" if "admin" in user["groups"] else ("premium" if user["premium"] else "free")
+            lines.append(f"    {user['username']:<6} {user['password']:<24} ({role})")
+        lines += ["", "ready"]
+        return "\n".join(lines)
+
+
+def run_dev(options: DevOptions) -> int:
+    """Run until SIGINT/SIGTERM; returns the process exit code."""
+    stopped = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    with DevStack(options) as stack:
+        print(stack.banner(), flush=True)
+        stopped.wait()
+        print("stopping...", flush=True)
+    return 0

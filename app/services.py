@@ -1,0 +1,88 @@
+"""The composition root shared by the Lambda handlers and the web app (STYLE.md #2).
+
+``Services`` builds each collaborator once per process, lazily, from validated
+:class:`~app.config.Settings`: boto3 clients, the token verifiers (with one
+JWKS cache), the stores and the CloudFront signer. Nothing here is built per
+request. Lambda handlers keep one module-level instance; the Flask app keeps
+one on ``app.extensions``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import boto3
+
+from app.auth import CognitoVerifier
+from app.catalog import VideoCatalog
+from app.config import Settings
+from app.dynamo import dynamodb_client
+from app.entitlements import EntitlementStore
+from app.errors import ConfigurationError
+from app.jwks import JwksCache
+from app.users import UserDirectory
+
+
+class Services:
+    """Process-wide collaborators, created on first use and then reused."""
+
+    def __init__(self, settings: Settings, *, session: boto3.Session | None = None) -> None:
+        self.settings = settings
+        self.session = session or boto3.Session(region_name=settings.region)
+
+    def _cognito_settings(self) -> Any:
+        if self.settings.cognito is None:
+            raise ConfigurationError("Cognito settings were not loaded (Need.COGNITO)")
+        return self.settings.cognito
+
+    @cached_property
+    def dynamodb(self) -> Any:
+        return dynamodb_client(self.session)
+
+    @cached_property
+    def jwks(self) -> JwksCache:
+        return JwksCache(self._cognito_settings().jwks_url)
+
+    def _verifier(self, token_use: str) -> CognitoVerifier:
+        cognito = self._cognito_settings()
+        return CognitoVerifier(
+            issuer=cognito.issuer,
+            client_id=cognito.client_id,
+            token_use=token_use,  # type: ignore[arg-type]
+            jwks=self.jwks,
+            leeway_seconds=cognito.leeway_seconds,
+        )
+
+    @cached_property
+    def access_verifier(self) -> CognitoVerifier:
+        """Verifies access tokens: the only tokens the HTTP API accepts."""
+        return self._verifier("access")
+
+    @cached_property
+    def id_verifier(self) -> CognitoVerifier:
+        return self._verifier("id")
+
+    @cached_property
+    def entitlements(self) -> EntitlementStore:
+        return EntitlementStore(self.dynamodb, self.settings.users_table, self.settings.audit_table)
+
+    @cached_property
+    def users(self) -> UserDirectory:
+        return UserDirectory(self.dynamodb, self.settings.users_table)
+
+    @cached_property
+    def catalog(self) -> VideoCatalog:
+        return VideoCatalog(self.dynamodb, self.settings.videos_table)
+
+    @cached_property
+    def cognito_idp(self) -> Any:
+        return self.session.client("cognito-idp")
+
+    @cached_property
+    def s3(self) -> Any:
+        return self.session.client("s3")
+
+    @cached_property
+    def secretsmanager(self) -> Any:
+        return self.session.client("secretsmanager")

@@ -1,0 +1,75 @@
+"""The config module names every missing or malformed variable in one error."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.config import URL_TTL_DEFAULT, Need, load_settings
+from app.errors import ConfigurationError
+
+ALL = frozenset(Need)
+GOOD = {
+    "AWS_REGION": "eu-west-1",
+    "VIDGATE_USER_POOL_ID": "eu-west-1_AbC123",
+    "VIDGATE_CLIENT_ID": "3abc",
+    "VIDGATE_USERS_TABLE": "users",
+    "VIDGATE_VIDEOS_TABLE": "videos",
+    "VIDGATE_AUDIT_TABLE": "audit",
+    "VIDGATE_SESSIONS_TABLE": "sessions",
+    "VIDGATE_BUCKET": "bucket",
+    "VIDGATE_CDN_URL": "https://d111111abcdef8.cloudfront.net/",
+    "VIDGATE_SIGNING_KEY_SECRET": "vidgate/key",
+    "VIDGATE_KEY_PAIR_ID": "K2JCJMDEHXQW5F",
+    "VIDGATE_SECRET_KEY": "x" * 40,
+}
+
+
+def test_a_complete_environment_loads_with_derived_issuer_and_jwks_url() -> None:
+    settings = load_settings(GOOD, ALL)
+    assert settings.cognito is not None
+    assert settings.cognito.issuer == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123"
+    assert settings.cognito.jwks_url == settings.cognito.issuer + "/.well-known/jwks.json"
+    assert settings.cdn_url == "https://d111111abcdef8.cloudfront.net"
+    assert settings.url_ttl_seconds == URL_TTL_DEFAULT
+
+
+def test_every_missing_variable_is_named_in_one_error() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({}, ALL)
+    message = str(caught.value)
+    for name in ("AWS_REGION", "VIDGATE_USER_POOL_ID", "VIDGATE_CLIENT_ID", "VIDGATE_USERS_TABLE",
+                 "VIDGATE_VIDEOS_TABLE", "VIDGATE_AUDIT_TABLE", "VIDGATE_SESSIONS_TABLE",
+                 "VIDGATE_BUCKET", "VIDGATE_CDN_URL", "VIDGATE_SIGNING_KEY_SECRET",
+                 "VIDGATE_KEY_PAIR_ID", "VIDGATE_SECRET_KEY"):
+        assert name in message
+
+
+def test_malformed_values_are_named_with_what_was_found() -> None:
+    env = {**GOOD, "VIDGATE_USER_POOL_ID": "not-a-pool", "VIDGATE_URL_TTL_SECONDS": "soon",
+           "VIDGATE_CDN_URL": "ftp://x", "VIDGATE_TOKEN_LEEWAY_SECONDS": "9999"}
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(env, ALL)
+    message = str(caught.value)
+    assert "'not-a-pool'" in message
+    assert "VIDGATE_URL_TTL_SECONDS must be a whole number, got 'soon'" in message
+    assert "VIDGATE_CDN_URL" in message
+    assert "VIDGATE_TOKEN_LEEWAY_SECONDS must be between 0 and 300" in message
+
+
+def test_url_lifetime_is_capped() -> None:
+    with pytest.raises(ConfigurationError, match="VIDGATE_URL_TTL_SECONDS"):
+        load_settings({**GOOD, "VIDGATE_URL_TTL_SECONDS": "86400"}, ALL)
+    assert load_settings({**GOOD, "VIDGATE_URL_TTL_SECONDS": "5"}, ALL).url_ttl_seconds == 5
+
+
+def test_a_handler_asks_only_for_what_it_needs() -> None:
+    env = {"AWS_REGION": "us-east-1", "VIDGATE_USERS_TABLE": "u", "VIDGATE_VIDEOS_TABLE": "v",
+           "VIDGATE_AUDIT_TABLE": "a"}
+    settings = load_settings(env, {Need.TABLES})
+    assert settings.users_table == "u"
+    assert settings.cognito is None
+
+
+def test_a_short_web_secret_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="at least 32"):
+        load_settings({**GOOD, "VIDGATE_SECRET_KEY": "short"}, ALL)

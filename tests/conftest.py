@@ -15,6 +15,7 @@ import pytest
 
 from app.local.emulator import EMULATOR_ENV, Emulator
 from app.local.ports import free_port
+from tests.stackproc import RunningStack, start_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -45,3 +46,11 @@ def aws_env(emulator: Emulator) -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="session")
 def boto_session(aws_env: dict[str, str]) -> boto3.Session:
     return boto3.Session(region_name=aws_env["AWS_REGION"])
+
+
+@pytest.fixture(scope="session")
+def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """``vidgate dev`` running as a child process for the whole session."""
+    stack = start_stack(tmp_path_factory.mktemp("dev-stack"))
+    yield stack
+    stack.stop()

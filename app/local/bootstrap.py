@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -36,10 +35,7 @@ from lambda_handlers.cognito_triggers import post_confirmation
 log = logging.getLogger("vidgate.bootstrap")
 
 PREFIX = "vidgate-local"
-POOL_NAME = f"{PREFIX}-pool"
-CLIENT_NAME = f"{PREFIX}-web"
 ADMIN_GROUP = "admin"
-SIGNING_SECRET = f"{PREFIX}/cloudfront-signing-key"
 POSTER_PREFIX = "posters/"
 PASSWORD_POLICY = {
     "MinimumLength": 12,
@@ -117,10 +113,11 @@ class Bootstrap:
         self.key_algorithm = key_algorithm
         self.media_dir = media_dir
         self.prefix = prefix
-        self.cognito = session.client("cognito-idp")
-        self.dynamodb = session.client("dynamodb")
-        self.s3 = session.client("s3")
-        self.secrets = session.client("secretsmanager")
+        # Local-stack code may name the emulator's endpoint; the app never does.
+        self.cognito = session.client("cognito-idp", endpoint_url=self.endpoint)
+        self.dynamodb = session.client("dynamodb", endpoint_url=self.endpoint)
+        self.s3 = session.client("s3", endpoint_url=self.endpoint)
+        self.secrets = session.client("secretsmanager", endpoint_url=self.endpoint)
 
     # -- Cognito ---------------------------------------------------------------
     def _user_pool(self) -> str:
@@ -316,7 +313,3 @@ class Bootstrap:
                 for u in DEMO_USERS
             ],
         )
-
-
-def describe(state: StackState) -> str:
-    return json.dumps(state.as_dict(), indent=2, sort_keys=True)

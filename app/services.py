@@ -21,6 +21,9 @@ from app.dynamo import dynamodb_client
 from app.entitlements import EntitlementStore
 from app.errors import ConfigurationError
 from app.jwks import JwksCache
+from app.keys import load_private_key_from_secret
+from app.playback import Playback
+from app.signing import UrlSigner
 from app.users import UserDirectory
 
 
@@ -86,3 +89,26 @@ class Services:
     @cached_property
     def secretsmanager(self) -> Any:
         return self.session.client("secretsmanager")
+
+    @cached_property
+    def signer(self) -> UrlSigner:
+        """The CloudFront signer; its private key is read from Secrets Manager once.
+
+        :raises SigningKeyUnavailableError: the secret cannot be read or parsed
+            (nothing is cached then: the next use tries again). Never a default key.
+        """
+        settings = self.settings
+        if not (settings.signing_secret_id and settings.key_pair_id and settings.cdn_url):
+            raise ConfigurationError("signing settings were not loaded (Need.SIGNING)")
+        key = load_private_key_from_secret(self.secretsmanager, settings.signing_secret_id)
+        return UrlSigner(settings.key_pair_id, key, base_url=settings.cdn_url)
+
+    @cached_property
+    def playback(self) -> Playback:
+        """The playback decision; building it loads the signing key (see :attr:`signer`)."""
+        return Playback(
+            self.entitlements,
+            self.catalog,
+            self.signer,
+            ttl_seconds=self.settings.url_ttl_seconds,
+        )

@@ -1,0 +1,514 @@
+"""The viewer API handler end to end: real Cognito tokens, DynamoDB, Secrets Manager, S3 and edge.
+
+Everything comes from the AWS emulator and the real modules: a user pool and
+app client with users signed in through ``USER_PASSWORD_AUTH``, tables from
+:func:`app.tables.create_tables`, an ECDSA key stored in Secrets Manager by
+:mod:`app.keys`, a private bucket, and the local CloudFront edge trusting the
+key's public half. Events are the AWS-shaped samples in ``tests/events``
+(HTTP API payload 2.0 and REST API 1.0), filled in per test. A URL the handler
+grants is fetched from the edge, and its bytes must be the object's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+import lambda_handlers.playback as playback_module
+from app.catalog import Video, VideoCatalog
+from app.config import Settings, load_settings
+from app.dynamo import CLIENT_CONFIG, dynamodb_client
+from app.entitlements import EntitlementStore
+from app.keys import generate_key_pair, store_private_key
+from app.local.edge import EdgeApp, EdgeServer, serve_edge
+from app.local.emulator import Emulator
+from app.local.ports import free_port
+from app.services import Services
+from app.tables import create_tables
+from app.users import UserDirectory
+from lambda_handlers.playback import NEEDS, ViewerApi, make_handler
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "tests" / "events"
+PASSWORD = "Corr3ct-Horse-Battery!"  # throwaway emulator users
+KEY_PAIR_ID = "KVIDGATETEST01"
+
+FREE = "free-clip"
+PREMIUM = "premium-zoom"
+PREMIUM_KEY = "videos/premium zoom/zoom + départ.mp4"
+OBJECTS = {
+    f"videos/{FREE}/clip.mp4": os.urandom(150_000),
+    PREMIUM_KEY: os.urandom(90_000),
+    "videos/premium-two/two.mp4": os.urandom(1000),
+    f"posters/{FREE}.jpg": b"\xff\xd8\xff poster bytes",
+}
+
+
+@dataclass
+class Account:
+    username: str
+    sub: str
+    access_token: str
+    id_token: str
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    settings: Settings
+    session: boto3.Session
+    edge: EdgeServer
+    accounts: dict[str, Account]
+    entitlements: EntitlementStore
+    handler: ViewerApi
+
+
+def _sign_in(
+    cognito: Any, pool_id: str, client_id: str, username: str, groups: tuple[str, ...] = ()
+) -> Account:
+    user = cognito.admin_create_user(
+        UserPoolId=pool_id,
+        Username=username,
+        UserAttributes=[
+            {"Name": "email", "Value": f"{username}@example.com"},
+            {"Name": "email_verified", "Value": "true"},
+        ],
+        MessageAction="SUPPRESS",
+    )["User"]
+    cognito.admin_set_user_password(
+        UserPoolId=pool_id, Username=username, Password=PASSWORD, Permanent=True
+    )
+    for group in groups:
+        cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=username, GroupName=group)
+    tokens = cognito.initiate_auth(
+        ClientId=client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": username, "PASSWORD": PASSWORD},
+    )["AuthenticationResult"]
+    sub = next(a["Value"] for a in user["Attributes"] if a["Name"] == "sub")
+    return Account(username, sub, tokens["AccessToken"], tokens["IdToken"])
+
+
+@pytest.fixture(scope="module")
+def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
+    prefix = f"pb{uuid.uuid4().hex[:10]}"
+    cognito: Any = boto_session.client("cognito-idp")
+    pool_id = cognito.create_user_pool(PoolName=f"{prefix}-pool")["UserPool"]["Id"]
+    client_id = cognito.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName=f"{prefix}-web",
+        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    cognito.create_group(UserPoolId=pool_id, GroupName="admin")
+    accounts = {
+        name: _sign_in(cognito, pool_id, client_id, name, ("admin",) if name == "alice" else ())
+        for name in ("alice", "bob", "erin", "dave")
+    }
+
+    tables = {logical: f"{prefix}-{logical}" for logical in ("users", "videos", "audit")}
+    dynamodb = dynamodb_client(boto_session)
+    create_tables(dynamodb, tables)
+    directory = UserDirectory(dynamodb, tables["users"])
+    entitlements = EntitlementStore(dynamodb, tables["users"], tables["audit"])
+    for account in accounts.values():
+        directory.create_on_signup(account.sub, account.username, f"{account.username}@example.com")
+    entitlements.set_premium(accounts["alice"].sub, True, None, actor="test")
+
+    s3: Any = boto_session.client("s3")
+    bucket = f"{prefix}-media"
+    s3.create_bucket(Bucket=bucket)
+    for key, data in OBJECTS.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="video/mp4")
+    catalog = VideoCatalog(dynamodb, tables["videos"])
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    for offset, (video_id, tier, key) in enumerate(
+        [
+            (FREE, "free", f"videos/{FREE}/clip.mp4"),
+            (PREMIUM, "premium", PREMIUM_KEY),
+            ("premium-two", "premium", "videos/premium-two/two.mp4"),
+        ]
+    ):
+        catalog.put(
+            Video(
+                video_id=video_id,
+                title=video_id.replace("-", " ").title(),
+                description=f"about {video_id}",
+                tier=tier,  # type: ignore[arg-type]
+                object_key=key,
+                content_type="video/mp4",
+                duration_seconds=12.5,
+                poster_key=f"posters/{FREE}.jpg" if video_id == FREE else None,
+                size_bytes=len(OBJECTS[key]),
+                created_at=created + timedelta(minutes=offset),
+            )
+        )
+
+    pair = generate_key_pair("ecdsa-p256")
+    secret_id = f"{prefix}/cloudfront-key"
+    store_private_key(boto_session.client("secretsmanager"), secret_id, pair.private_pem)
+    edge = serve_edge(
+        EdgeApp(
+            s3_client=boto_session.client("s3"),
+            bucket=bucket,
+            trusted_keys={KEY_PAIR_ID: pair.public_pem},
+        )
+    )
+    env = {
+        "AWS_REGION": "us-east-1",
+        "VIDGATE_USER_POOL_ID": pool_id,
+        "VIDGATE_CLIENT_ID": client_id,
+        "VIDGATE_JWKS_URL": f"{emulator.endpoint}/{pool_id}/.well-known/jwks.json",
+        "VIDGATE_USERS_TABLE": tables["users"],
+        "VIDGATE_VIDEOS_TABLE": tables["videos"],
+        "VIDGATE_AUDIT_TABLE": tables["audit"],
+        "VIDGATE_CDN_URL": edge.url,
+        "VIDGATE_SIGNING_KEY_SECRET": secret_id,
+        "VIDGATE_KEY_PAIR_ID": KEY_PAIR_ID,
+    }
+    settings = load_settings(env, NEEDS)
+    handler = make_handler(Services(settings, session=boto_session))
+    yield Stack(env, settings, boto_session, edge, accounts, entitlements, handler)
+    edge.stop()
+
+
+# --- events -----------------------------------------------------------------------
+
+
+def _fill(value: Any, video_id: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("VIDEO_ID", video_id)
+    if isinstance(value, list):
+        return [_fill(item, video_id) for item in value]
+    if isinstance(value, dict):
+        return {key: _fill(item, video_id) for key, item in value.items()}
+    return value
+
+
+def playback_event(version: str, video_id: str, token: str | None) -> dict[str, Any]:
+    """The AWS-shaped playback event of ``version`` ("1.0" or "2.0") for ``video_id``."""
+    name = "apigw-v2-playback.json" if version == "2.0" else "apigw-v1-playback.json"
+    event: dict[str, Any] = _fill(json.loads((EVENTS / name).read_text()), video_id)
+    return with_token(event, token)
+
+
+def with_token(event: dict[str, Any], token: str | None) -> dict[str, Any]:
+    for field in ("headers", "multiValueHeaders"):
+        headers = event.get(field)
+        if not headers:
+            continue
+        for name in [n for n in headers if n.lower() == "authorization"]:
+            if token is None:
+                del headers[name]
+            else:
+                headers[name] = f"Bearer {token}" if field == "headers" else [f"Bearer {token}"]
+    return event
+
+
+def me_event(token: str | None) -> dict[str, Any]:
+    return with_token(json.loads((EVENTS / "apigw-v1-me.json").read_text()), token)
+
+
+def list_event(query: str) -> dict[str, Any]:
+    event = json.loads((EVENTS / "apigw-v2-list-videos.json").read_text())
+    event["rawQueryString"] = query
+    event.pop("queryStringParameters")
+    return event
+
+
+def get_event(video_id: str) -> dict[str, Any]:
+    event = list_event("")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/api/videos/{video_id}"
+    return event
+
+
+def body(result: dict[str, Any]) -> Any:
+    return json.loads(result["body"])
+
+
+VERSIONS = pytest.mark.parametrize("version", ["2.0", "1.0"])
+
+
+# --- grants -----------------------------------------------------------------------
+
+
+@VERSIONS
+def test_a_free_video_is_granted_and_the_edge_serves_its_bytes(stack: Stack, version: str) -> None:
+    result = stack.handler(playback_event(version, FREE, stack.accounts["bob"].access_token))
+
+    assert result["statusCode"] == 200, result
+    grant = body(result)
+    assert set(grant) == {"url", "expires_at", "content_type"}
+    assert grant["content_type"] == "video/mp4"
+    assert grant["url"].startswith(f"{stack.edge.url}/videos/{FREE}/clip.mp4?")
+    fetched = requests.get(grant["url"], timeout=10)
+    assert fetched.status_code == 200
+    assert fetched.content == OBJECTS[f"videos/{FREE}/clip.mp4"]
+
+
+@VERSIONS
+def test_a_premium_video_is_granted_to_a_premium_user_and_plays_with_ranges(
+    stack: Stack, version: str
+) -> None:
+    result = stack.handler(playback_event(version, PREMIUM, stack.accounts["alice"].access_token))
+
+    assert result["statusCode"] == 200, result
+    url = body(result)["url"]
+    assert "/videos/premium%20zoom/zoom%20%2B%20d%C3%A9part.mp4?" in url
+    ranged = requests.get(url, headers={"Range": "bytes=1000-1999"}, timeout=10)
+    assert ranged.status_code == 206
+    assert ranged.content == OBJECTS[PREMIUM_KEY][1000:2000]
+
+
+def test_the_grant_expires_after_the_configured_lifetime(stack: Stack) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    result = stack.handler(playback_event("2.0", FREE, stack.accounts["bob"].access_token))
+    after = datetime.now(UTC)
+
+    expires_at = body(result)["expires_at"]
+    assert expires_at.endswith("Z")
+    expires = datetime.fromisoformat(expires_at)
+    ttl = timedelta(seconds=stack.settings.url_ttl_seconds)
+    assert before + ttl <= expires <= after + ttl
+    assert stack.settings.url_ttl_seconds == 300
+
+
+def test_a_granted_url_with_one_character_changed_is_refused_by_the_edge(stack: Stack) -> None:
+    url = body(stack.handler(playback_event("2.0", FREE, stack.accounts["bob"].access_token)))[
+        "url"
+    ]
+    tampered = url.replace("clip.mp4", "clip.mp5")
+
+    assert requests.get(tampered, timeout=10).status_code == 403
+
+
+# --- refusals ---------------------------------------------------------------------
+
+
+@VERSIONS
+@pytest.mark.parametrize(
+    "token",
+    ["none", "garbage", "id-token"],
+)
+def test_a_request_without_a_valid_access_token_is_401(
+    stack: Stack, version: str, token: str
+) -> None:
+    alice = stack.accounts["alice"]
+    value = {"none": None, "garbage": "not.a.jwt", "id-token": alice.id_token}[token]
+
+    result = stack.handler(playback_event(version, FREE, value))
+
+    assert result["statusCode"] == 401
+    assert body(result)["error"] == "unauthorized"
+
+
+@VERSIONS
+def test_a_free_user_asking_for_a_premium_video_is_403_premium_required(
+    stack: Stack, version: str
+) -> None:
+    result = stack.handler(playback_event(version, PREMIUM, stack.accounts["bob"].access_token))
+
+    assert result["statusCode"] == 403
+    assert body(result)["error"] == "premium_required"
+
+
+@VERSIONS
+def test_an_unknown_video_is_404(stack: Stack, version: str) -> None:
+    result = stack.handler(
+        playback_event(version, "no-such-video", stack.accounts["alice"].access_token)
+    )
+
+    assert result["statusCode"] == 404
+    assert body(result)["error"] == "not_found"
+
+
+def test_a_non_json_body_is_400(stack: Stack) -> None:
+    event = playback_event("2.0", FREE, stack.accounts["bob"].access_token)
+    event["body"] = "url please"
+
+    assert stack.handler(event)["statusCode"] == 400
+
+
+def test_a_wrong_method_on_the_playback_route_is_405(stack: Stack) -> None:
+    event = playback_event("1.0", FREE, stack.accounts["bob"].access_token)
+    event["httpMethod"] = "GET"
+
+    assert stack.handler(event)["statusCode"] == 405
+
+
+def test_premium_is_refused_at_exactly_its_end_and_granted_one_second_before(stack: Stack) -> None:
+    erin = stack.accounts["erin"]
+    until = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    stack.entitlements.set_premium(erin.sub, True, until, actor="test")
+    services = stack.handler.services
+    event = playback_event("2.0", PREMIUM, erin.access_token)
+
+    just_before = ViewerApi(services, clock=lambda: until - timedelta(seconds=1))
+    at_the_end = ViewerApi(services, clock=lambda: until)
+
+    assert just_before(event)["statusCode"] == 200
+    assert at_the_end(event)["statusCode"] == 403
+
+
+def test_a_revocation_takes_effect_on_the_next_grant(stack: Stack) -> None:
+    dave = stack.accounts["dave"]
+    granted = stack.entitlements.set_premium(dave.sub, True, None, actor="test")
+    event = playback_event("2.0", PREMIUM, dave.access_token)
+    assert stack.handler(event)["statusCode"] == 200
+
+    stack.entitlements.set_premium(
+        dave.sub, False, None, actor="test", expected_version=granted.version
+    )
+
+    result = stack.handler(event)
+    assert result["statusCode"] == 403
+    assert body(result)["error"] == "premium_required"
+
+
+# --- failing closed ---------------------------------------------------------------
+
+
+def test_dynamodb_down_is_503_and_no_url(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="vidgate")
+    services = Services(stack.settings, session=stack.session)
+    # Nothing listens on this port: every DynamoDB call fails to connect.
+    services.dynamodb = stack.session.client(
+        "dynamodb", endpoint_url=f"http://127.0.0.1:{free_port()}", config=CLIENT_CONFIG
+    )
+    handler = make_handler(services)
+
+    for version, video_id in (("2.0", PREMIUM), ("1.0", FREE)):
+        result = handler(playback_event(version, video_id, stack.accounts["alice"].access_token))
+        assert result["statusCode"] == 503
+        assert body(result) == {"error": "unavailable", "message": body(result)["message"]}
+        assert "url" not in result["body"]
+    assert "DynamoDB is unavailable" in caplog.text
+
+
+def test_a_missing_signing_secret_is_503_for_grants_while_the_catalog_still_answers(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="vidgate")
+    env = {**stack.env, "VIDGATE_SIGNING_KEY_SECRET": f"missing-{uuid.uuid4().hex}"}
+    handler = make_handler(Services(load_settings(env, NEEDS), session=stack.session))
+
+    result = handler(playback_event("2.0", FREE, stack.accounts["bob"].access_token))
+
+    assert result["statusCode"] == 503
+    assert body(result)["error"] == "unavailable"
+    assert "signing_key_unavailable" in caplog.text
+    assert handler(list_event(""))["statusCode"] == 200
+
+
+# --- catalog and me ---------------------------------------------------------------
+
+
+def test_the_catalog_pages_newest_first_with_a_public_poster_url(stack: Stack) -> None:
+    first = body(stack.handler(list_event("limit=2")))
+    assert [item["id"] for item in first["items"]] == ["premium-two", PREMIUM]
+    assert first["next_cursor"]
+
+    second = body(stack.handler(list_event(f"limit=2&cursor={first['next_cursor']}")))
+    assert [item["id"] for item in second["items"]] == [FREE]
+    assert second["next_cursor"] is None
+    item = second["items"][0]
+    assert set(item) == {"id", "title", "description", "tier", "duration_seconds", "poster_url"}
+    assert item["tier"] == "free"
+    poster = requests.get(item["poster_url"], timeout=10)
+    assert poster.status_code == 200
+    assert poster.content == OBJECTS[f"posters/{FREE}.jpg"]
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=ten", "cursor=garbage"])
+def test_a_bad_catalog_query_is_400(stack: Stack, query: str) -> None:
+    result = stack.handler(list_event(query))
+
+    assert result["statusCode"] == 400
+    assert body(result)["error"] == "bad_request"
+
+
+def test_one_video_is_served_by_id_and_an_unknown_one_is_404(stack: Stack) -> None:
+    found = stack.handler(get_event(PREMIUM))
+    assert found["statusCode"] == 200
+    assert body(found)["id"] == PREMIUM
+    assert body(found)["poster_url"] is None
+
+    assert stack.handler(get_event("nope"))["statusCode"] == 404
+
+
+def test_me_shows_the_user_with_the_email_from_their_record(stack: Stack) -> None:
+    alice = stack.accounts["alice"]
+
+    result = stack.handler(me_event(alice.access_token))
+
+    assert result["statusCode"] == 200
+    assert body(result) == {
+        "user_id": alice.sub,
+        "username": "alice",
+        "email": "alice@example.com",
+        "premium": True,
+        "premium_until": None,
+        "groups": ["admin"],
+    }
+
+
+def test_me_needs_an_access_token(stack: Stack) -> None:
+    assert stack.handler(me_event(None))["statusCode"] == 401
+    assert stack.handler(me_event(stack.accounts["bob"].id_token))["statusCode"] == 401
+
+
+# --- the default, environment-configured handler ------------------------------------
+
+
+def test_the_module_handler_builds_itself_once_from_the_environment(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(playback_module, "_default", None)
+    for name, value in stack.env.items():
+        monkeypatch.setenv(name, value)
+    event = playback_event("2.0", FREE, stack.accounts["bob"].access_token)
+
+    assert playback_module.handler(event, None)["statusCode"] == 200
+    built = playback_module._default
+    assert playback_module.handler(event, None)["statusCode"] == 200
+    assert playback_module._default is built
+
+
+def test_the_module_handler_answers_500_json_when_misconfigured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(playback_module, "_default", None)
+    monkeypatch.delenv("VIDGATE_USER_POOL_ID", raising=False)
+
+    result = playback_module.handler(list_event(""), None)
+
+    assert result["statusCode"] == 500
+    assert body(result) == {"error": "internal", "message": "internal error"}
+    assert playback_module._default is None
+
+
+def test_importing_the_handler_loads_neither_flask_nor_the_local_stack() -> None:
+    code = (
+        "import sys, lambda_handlers.playback;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug', 'moto')"
+        " or m.startswith('app.local') or m.startswith('app.web')];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

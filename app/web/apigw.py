@@ -43,25 +43,39 @@ _DROPPED_RESULT_HEADERS = frozenset({"content-length", "transfer-encoding", "con
 _PATH_SAFE = "/!$&'()*+,;=:@~-._"
 
 
-def build_event(http_request: Request, *, path_prefix: str = "") -> dict[str, Any]:
+def build_event(
+    http_request: Request,
+    *,
+    path_prefix: str = "",
+    path: str | None = None,
+    bearer_token: str | None = None,
+) -> dict[str, Any]:
     """The payload 2.0 event API Gateway would send for ``http_request``.
 
     ``path_prefix`` is put in front of the request's path (for an app mounted
-    where the API's own paths are shorter). At most :data:`app.api.MAX_BODY_BYTES`
-    + 1 bytes of the body are read: the handler refuses anything longer (413)
-    without the shim buffering it.
+    where the API's own paths are shorter); ``path`` replaces it (decoded, it
+    is percent-encoded here). With ``bearer_token`` the event carries
+    ``authorization: Bearer <token>`` instead of the request's own header and
+    no cookies: the web app calling the API on behalf of its session's user.
+    At most :data:`app.api.MAX_BODY_BYTES` + 1 bytes of the body are read: the
+    handler refuses anything longer (413) without the shim buffering it.
     """
-    path = path_prefix.rstrip("/") + http_request.path
+    if path is None:
+        path = path_prefix.rstrip("/") + http_request.path
     raw_path = quote(path, safe=_PATH_SAFE)
     raw_query = http_request.query_string.decode("utf-8", "replace")
     headers: dict[str, str] = {}
     for name, value in http_request.headers.items():
         key = name.lower()
-        if key == "cookie":
+        if key == "cookie" or (bearer_token is not None and key == "authorization"):
             continue
         headers[key] = f"{headers[key]},{value}" if key in headers else value
-    cookie_header = http_request.headers.get("Cookie", "")
-    cookies = [part.strip() for part in cookie_header.split(";") if part.strip()]
+    cookies: list[str] = []
+    if bearer_token is not None:
+        headers["authorization"] = f"Bearer {bearer_token}"
+    else:
+        cookie_header = http_request.headers.get("Cookie", "")
+        cookies = [part.strip() for part in cookie_header.split(";") if part.strip()]
     now = time.time()
     host = http_request.host
     event: dict[str, Any] = {
@@ -164,16 +178,37 @@ def to_response(result: Any) -> Response:
 
 
 def invoke_v2(
-    handler: Handler, http_request: Request, *, path_prefix: str = "", context: Any = None
+    handler: Handler,
+    http_request: Request,
+    *,
+    path_prefix: str = "",
+    path: str | None = None,
+    bearer_token: str | None = None,
+    context: Any = None,
 ) -> Response:
-    """Run ``handler`` on ``http_request`` as API Gateway (payload 2.0) would; never raises."""
-    event = build_event(http_request, path_prefix=path_prefix)
+    """Run ``handler`` on ``http_request`` as API Gateway (payload 2.0) would; never raises.
+
+    ``path_prefix``, ``path`` and ``bearer_token`` are those of :func:`build_event`.
+    """
+    event = build_event(http_request, path_prefix=path_prefix, path=path, bearer_token=bearer_token)
     try:
         result = handler(event, context)
     except Exception:
         log.exception(json.dumps({"event": "apigw_handler_raised", "path": event["rawPath"]}))
         return _bad_gateway("the handler raised")
     return to_response(result)
+
+
+def invoke_as(handler: Handler, http_request: Request, *, path: str, access_token: str) -> Response:
+    """Call ``handler`` at API ``path`` on behalf of a signed-in web session.
+
+    For the web app's own same-origin, CSRF-protected routes (e.g. the watch
+    page's grant renewal): the event carries the session's Cognito access
+    token as ``Authorization: Bearer``, so the handler judges it exactly as it
+    judges an API client, and none of the browser's cookies; the token never
+    reaches page JavaScript. The request's method, query and body are kept.
+    """
+    return invoke_v2(handler, http_request, path=path, bearer_token=access_token)
 
 
 def _pick(handlers: Mapping[str, Handler], path: str) -> Handler | None:

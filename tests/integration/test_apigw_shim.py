@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.api import MAX_BODY_BYTES, Router, json_response, parse_event
-from app.web.apigw import api_blueprint, build_event, mount_api, to_response
+from app.web.apigw import api_blueprint, build_event, invoke_as, mount_api, to_response
 from tests.integration.test_playback_handler import (  # the shared emulator stack
     FREE,
     OBJECTS,
@@ -250,7 +250,54 @@ def test_a_path_prefix_is_put_in_front_of_the_request_path() -> None:
     assert event["rawPath"] == "/api/videos/x"
 
 
+# --- calling the API on behalf of a web session ---------------------------------------
+
+
+def session_app(handler: Any, token: str) -> FlaskClient:
+    """A tiny web app whose session route calls the API handler with the session's token."""
+    app = Flask("session-test")
+
+    @app.post("/watch/<video_id>/grant")
+    def grant(video_id: str) -> Any:
+        from flask import request
+
+        return invoke_as(
+            handler, request, path=f"/api/videos/{video_id}/playback", access_token=token
+        )
+
+    return app.test_client()
+
+
+def test_a_session_route_sends_the_sessions_token_and_none_of_the_browsers_cookies() -> None:
+    recorder = Recorder()
+    client = session_app(recorder, "session-access-token")
+    client.set_cookie("vidgate_session", "secret-session-id")
+
+    client.post(
+        "/watch/zoom%20x/grant",
+        headers={"Authorization": "Bearer forged", "X-CSRF-Token": "t"},
+    )
+
+    (event,) = recorder.events
+    assert event["rawPath"] == "/api/videos/zoom%20x/playback"
+    assert event["headers"]["authorization"] == "Bearer session-access-token"
+    assert "cookies" not in event
+    assert "secret-session-id" not in json.dumps(event)
+    assert event["requestContext"]["http"]["method"] == "POST"
+
+
 # --- the real handler behind Flask ----------------------------------------------------
+
+
+def test_a_session_route_gets_the_handlers_grant_and_refusal(stack: Stack) -> None:  # noqa: F811
+    bob = session_app(stack.handler, stack.accounts["bob"].access_token)
+
+    granted = bob.post(f"/watch/{FREE}/grant")
+    refused = bob.post(f"/watch/{PREMIUM}/grant")
+
+    assert granted.status_code == 200
+    assert requests.get(granted.get_json()["url"], timeout=10).status_code == 200
+    assert (refused.status_code, refused.get_json()["error"]) == (403, "premium_required")
 
 
 def test_a_grant_through_flask_is_the_handlers_grant_and_the_edge_serves_it(stack: Stack) -> None:  # noqa: F811

@@ -22,6 +22,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -95,7 +96,7 @@ class Request:
     segments: tuple[str, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
-    cookies: Mapping[str, str] = field(default_factory=dict)
+    cookie_header: str = ""
     body: bytes = b""
     source_ip: str = ""
     request_id: str = ""
@@ -104,6 +105,11 @@ class Request:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+    @cached_property
+    def cookies(self) -> Mapping[str, str]:
+        """The request's cookies, parsed on first use (no route reads them on the hot path)."""
+        return _parse_cookies(self.cookie_header)
 
     def json_object(self, *, required: bool = False) -> dict[str, Any]:
         """The body as a JSON object; an empty body is ``{}`` unless ``required``.
@@ -235,7 +241,7 @@ def _path(value: str) -> str:
     return value
 
 
-def _cookie_header(header: str | None) -> dict[str, str]:
+def _parse_cookies(header: str) -> dict[str, str]:
     if not header:
         return {}
     jar: SimpleCookie = SimpleCookie()
@@ -267,7 +273,6 @@ def _parse_v2(event: Mapping[str, Any], max_body: int) -> Request:
         cookie_list = []
     if not isinstance(cookie_list, list) or not all(isinstance(c, str) for c in cookie_list):
         raise MalformedEventError("event field 'cookies' must be a list of strings")
-    cookies = _cookie_header("; ".join(cookie_list)) if cookie_list else {}
     return Request(
         method=method,
         path=unquote(raw_path),
@@ -275,7 +280,7 @@ def _parse_v2(event: Mapping[str, Any], max_body: int) -> Request:
         segments=segments,
         headers=headers,
         query=query,
-        cookies=cookies or _cookie_header(headers.get("cookie")),
+        cookie_header="; ".join(cookie_list) if cookie_list else headers.get("cookie", ""),
         body=_body(event, max_body),
         source_ip=_optional_str(http, "sourceIp", "requestContext.http"),
         request_id=_optional_str(context, "requestId", "requestContext"),
@@ -317,7 +322,7 @@ def _parse_v1(event: Mapping[str, Any], max_body: int) -> Request:
         segments=tuple(_segments(path)),
         headers=headers,
         query=query,
-        cookies=_cookie_header(headers.get("cookie")),
+        cookie_header=headers.get("cookie", ""),
         body=_body(event, max_body),
         source_ip=_optional_str(identity, "sourceIp", "requestContext.identity"),
         request_id=_optional_str(context, "requestId", "requestContext"),

@@ -59,6 +59,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
@@ -398,7 +399,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 def _http_date(value: Any) -> str | None:
     try:
-        return email.utils.format_datetime(value, usegmt=True)
+        return email.utils.format_datetime(value.astimezone(UTC), usegmt=True)
     except (TypeError, ValueError, AttributeError):
         return None
 

@@ -1,1 +1,321 @@
-"""The Flask web app."""
+"""The Flask web app: :func:`create_app` is its composition root.
+
+``create_app()`` with no arguments reads the environment (through
+:mod:`app.config`), builds :class:`~app.services.Services` once, and wires
+the server-side sessions, CSRF protection, security headers (a CSP without
+inline script or style), and the ONE error handler that turns every error
+into a friendly page — or ``{"error": code, "message": text}`` JSON for
+``/api`` paths and ``fetch()`` calls. It registers the sign-in blueprint and
+every other ``app/web/*_views.py`` module that defines ``blueprint`` (a
+:class:`flask.Blueprint`), in name order, so page modules plug in without
+editing this file. ``/`` falls back to a placeholder home page when no
+blueprint serves it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import pkgutil
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Request, current_app, redirect, render_template, request, url_for
+from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BuildError
+from werkzeug.wrappers import Response
+
+from app.config import Need, Settings, load_settings
+from app.errors import ConfigurationError, UnauthorizedError, VidgateError
+from app.services import Services
+from app.web import csrf, sessions
+from app.web.cognito_client import CLIENT_CONFIG, CognitoClient, HostedUi
+from app.web.sessions import SessionStore, WebContext, current_user, wants_json
+
+log = logging.getLogger("vidgate.web")
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "templates"
+STATIC = Path(__file__).resolve().parent / "static"
+NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.SIGNING, Need.MEDIA, Need.WEB})
+LOCAL_TRIGGERS_ENV = "VIDGATE_LOCAL_TRIGGERS"
+MAX_FORM_BYTES = 1024 * 1024
+
+HTTP_ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    429: "throttled",
+    500: "internal",
+    503: "unavailable",
+}
+TITLES = {
+    400: "Bad request",
+    401: "Please sign in",
+    403: "Not allowed",
+    404: "Page not found",
+    405: "Not allowed here",
+    409: "Conflict",
+    413: "Too large",
+    429: "Too many requests",
+    500: "Something went wrong",
+    503: "Temporarily unavailable",
+}
+FRIENDLY = {
+    400: "That request could not be understood.",
+    401: "Please sign in to continue.",
+    403: "You do not have access to this page.",
+    404: "We could not find that page.",
+    405: "That action is not allowed here.",
+    409: "Someone else changed this at the same time. Reload and try again.",
+    413: "That request is too large.",
+    429: "Too many requests. Please wait a moment and try again.",
+    500: "Something went wrong on our side. Please try again.",
+    503: "The service is temporarily unavailable. Please try again in a few minutes.",
+}
+
+
+class _NoCookieSession(SessionInterface):
+    """Turn off Flask's signed-cookie session: state lives server-side (app.web.sessions).
+
+    ``flask.session`` is then a read-only null session and ``flask.flash``
+    raises; use :func:`app.web.sessions.flash_message`.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        return None
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        return None
+
+
+def default_csp(settings: Settings) -> dict[str, list[str]]:
+    """The Content-Security-Policy, as directive -> sources (no inline script or style).
+
+    Other blueprints may add sources through ``app.config["VIDGATE_CSP"]``
+    before the first request (e.g. ``["media-src"].append(...)``).
+    """
+    cdn = [settings.cdn_url] if settings.cdn_url else []
+    hosted = [settings.cognito.domain] if settings.cognito and settings.cognito.domain else []
+    return {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", *cdn],
+        "media-src": ["'self'", "blob:", *cdn],
+        "connect-src": ["'self'", *cdn],
+        "worker-src": ["'self'", "blob:"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        # Browsers apply form-action to redirects after a POST too (sign-out -> hosted /logout).
+        "form-action": ["'self'", *hosted],
+        "frame-ancestors": ["'none'"],
+    }
+
+
+def _local_triggers_from_env() -> bool:
+    # The one flag app.config does not carry yet (see the module docstring of
+    # lambda_handlers.cognito_triggers): the local stack sets it because the
+    # emulator fires no Cognito triggers; in AWS, Cognito runs them.
+    return os.environ.get(LOCAL_TRIGGERS_ENV, "").strip() == "1"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    local_triggers: bool | None = None,
+) -> Flask:
+    """Build the web app.
+
+    :param settings: validated settings; read from ``os.environ`` when None.
+    :param services: the composition root to use; built from ``settings`` when None.
+    :param local_triggers: run the Cognito PostConfirmation handler in-process
+        after ConfirmSignUp / ConfirmForgotPassword (the emulator fires no
+        triggers); default from ``VIDGATE_LOCAL_TRIGGERS=1``.
+    :raises ConfigurationError: a missing or malformed setting.
+    """
+    if settings is None:
+        settings = load_settings(os.environ, NEEDS)
+    if settings.cognito is None:
+        raise ConfigurationError("the web app needs the Cognito settings (Need.COGNITO)")
+    if not settings.web_secret_key or not settings.sessions_table:
+        raise ConfigurationError("the web app needs VIDGATE_SECRET_KEY and VIDGATE_SESSIONS_TABLE")
+    if local_triggers is None:
+        local_triggers = _local_triggers_from_env()
+    services = services or Services(settings)
+    cognito_settings = settings.cognito
+
+    app = Flask(
+        __name__,
+        template_folder=str(TEMPLATES),
+        static_folder=str(STATIC),
+        static_url_path="/static",
+    )
+    app.config.update(
+        SECRET_KEY=settings.web_secret_key,
+        MAX_CONTENT_LENGTH=MAX_FORM_BYTES,
+        VIDGATE_CSP=default_csp(settings),
+        VIDGATE_ADMIN_URL="/admin",
+    )
+    app.session_interface = _NoCookieSession()
+
+    context = WebContext(
+        settings=settings,
+        services=services,
+        store=SessionStore(services.dynamodb, settings.sessions_table),
+        cognito=CognitoClient(
+            services.session.client("cognito-idp", config=CLIENT_CONFIG),
+            cognito_settings.client_id,
+            user_pool_id=cognito_settings.user_pool_id,
+        ),
+        hosted=(
+            HostedUi(cognito_settings.domain, cognito_settings.client_id)
+            if cognito_settings.domain
+            else None
+        ),
+        local_triggers=local_triggers,
+        secret_key=settings.web_secret_key.encode(),
+        base_url=settings.web_base_url,
+    )
+    app.extensions["vidgate.services"] = services
+    sessions.init_app(app, context)
+    csrf.init_app(app)
+    app.after_request(_security_headers)
+    app.register_error_handler(Exception, handle_error)
+    app.context_processor(_template_context)
+    app.jinja_env.globals["flashed_messages"] = sessions.flashed_messages
+
+    from app.web.auth_views import blueprint as auth_blueprint
+
+    app.register_blueprint(auth_blueprint)
+    for module in _view_modules():
+        blueprint = getattr(module, "blueprint", None)
+        if blueprint is not None:
+            app.register_blueprint(blueprint)
+    if not any(rule.rule == "/" for rule in app.url_map.iter_rules()):
+        app.add_url_rule("/", "home", _home)
+    return app
+
+
+def _view_modules() -> list[Any]:
+    """Every ``app/web/*_views.py`` except ours, imported in name order."""
+    names = sorted(
+        info.name
+        for info in pkgutil.iter_modules([str(Path(__file__).resolve().parent)])
+        if info.name.endswith("_views") and info.name != "auth_views"
+    )
+    return [importlib.import_module(f"{__name__}.{name}") for name in names]
+
+
+def _home() -> str:
+    return render_template("home.html")
+
+
+def _admin_url() -> str:
+    try:
+        return url_for("admin.index")
+    except BuildError:
+        return str(current_app.config.get("VIDGATE_ADMIN_URL", "/admin"))
+
+
+def _template_context() -> dict[str, Any]:
+    user = current_user()
+    return {
+        "current_user": user,
+        "is_admin": bool(user and user.is_admin),
+        "admin_url": _admin_url() if user and user.is_admin else None,
+        "hosted_ui": sessions.web().hosted is not None,
+    }
+
+
+def _security_headers(response: Response) -> Response:
+    directives = current_app.config["VIDGATE_CSP"]
+    response.headers["Content-Security-Policy"] = "; ".join(
+        f"{name} {' '.join(sources)}" for name, sources in directives.items()
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if sessions.secure_cookies():
+        response.headers["Strict-Transport-Security"] = "max-age=31536000"
+    if request.endpoint != "static" and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _describe(exc: BaseException) -> tuple[int, str, str]:
+    """(status, stable code, friendly sentence) for any exception."""
+    if isinstance(exc, HTTPException):
+        status = exc.code or 500
+        return (
+            status,
+            HTTP_ERROR_CODES.get(status, "http_error"),
+            FRIENDLY.get(status, FRIENDLY[400] if status < 500 else FRIENDLY[500]),
+        )
+    if isinstance(exc, VidgateError):
+        status = exc.status
+        friendly = getattr(exc, "friendly", None) or FRIENDLY.get(status, FRIENDLY[400])
+        return status, exc.code, str(friendly)
+    return 500, "internal", FRIENDLY[500]
+
+
+def handle_error(exc: Exception) -> Response:
+    """The one place errors become HTTP: a friendly page, or JSON for API/fetch callers.
+
+    Details go to the log only; the client gets a status, a stable code and a sentence.
+    """
+    status, code, friendly = _describe(exc)
+    if status >= 500:
+        if isinstance(exc, VidgateError | HTTPException):
+            log.warning(
+                json.dumps(
+                    {
+                        "event": "error",
+                        "status": status,
+                        "code": code,
+                        "detail": str(exc)[:300],
+                        "path": request.path,
+                    }
+                )
+            )
+        else:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+    headers: dict[str, str] = {}
+    if isinstance(exc, HTTPException):
+        allow = exc.get_response().headers.get("Allow")
+        if allow:
+            headers["Allow"] = allow
+    if wants_json():
+        response = current_app.response_class(
+            json.dumps({"error": code, "message": friendly}),
+            status=status,
+            mimetype="application/json",
+            headers=headers,
+        )
+        return response
+    if isinstance(exc, UnauthorizedError) and request.method == "GET":
+        target = request.full_path if request.query_string else request.path
+        return redirect(url_for("auth.sign_in", next=target))
+    try:
+        body = render_template(
+            "error.html",
+            status=status,
+            code=code,
+            title=TITLES.get(status, "Error"),
+            message=friendly,
+        )
+    except Exception:
+        log.exception("error page failed to render")
+        body = f"<!doctype html><title>Error</title><p>{FRIENDLY.get(status, FRIENDLY[500])}</p>"
+    return current_app.response_class(body, status=status, mimetype="text/html", headers=headers)

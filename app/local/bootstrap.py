@@ -265,7 +265,7 @@ class Bootstrap:
                 created_at = catalog.get_any(demo.video_id).created_at
             except VideoNotFoundError:
                 # Stable, ordered creation times so the catalog order is the demo order.
-                created_at = datetime(2026, 1, 1, 0, 0, index, tzinfo=UTC).isoformat()
+                created_at = datetime(2026, 1, 1, 0, 0, index, tzinfo=UTC)
             catalog.put(Video(
                 video_id=demo.video_id,
                 title=demo.title,

@@ -1,0 +1,213 @@
+"""``vidgate dev`` as a new user meets it: one command, a ready stack, a clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from app.catalog import VideoCatalog
+from app.local.bootstrap import Bootstrap
+from app.local.ports import LOOPBACK, free_port
+from tests.stackproc import ROOT, RunningStack, start_stack
+
+CONTRACT_KEYS = {
+    "region",
+    "aws_endpoint",
+    "web_url",
+    "edge_url",
+    "cognito",
+    "tables",
+    "bucket",
+    "signing",
+    "users",
+}
+
+
+def _client(stack: RunningStack, service: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=stack.aws_endpoint,
+        region_name=stack.document["region"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106
+        config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+    )
+
+
+def test_dev_stack_json_follows_the_contract(dev_stack: RunningStack) -> None:
+    doc = dev_stack.document
+    assert CONTRACT_KEYS <= doc.keys()
+    assert {"user_pool_id", "client_id", "issuer", "jwks_url"} <= doc["cognito"].keys()
+    assert {"users", "videos", "audit"} <= doc["tables"].keys()
+    assert {"key_pair_id", "algorithm", "public_key_pem"} <= doc["signing"].keys()
+    assert doc["signing"]["algorithm"] == "ecdsa-p256"
+    assert doc["signing"]["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
+    for url in (doc["aws_endpoint"], doc["web_url"], doc["edge_url"]):
+        assert url.startswith(f"http://{LOOPBACK}:")
+    names = {u["username"]: u for u in doc["users"]}
+    assert names["alice"]["premium"] is True
+    assert names["bob"]["premium"] is False
+    assert names["carol"]["groups"] == ["admin"]
+    assert "ready" in dev_stack.output
+
+
+def test_alice_can_sign_in_with_user_password_auth(dev_stack: RunningStack) -> None:
+    alice = dev_stack.user("alice")
+    result = _client(dev_stack, "cognito-idp").initiate_auth(
+        ClientId=dev_stack.document["cognito"]["client_id"],
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "alice", "PASSWORD": alice["password"]},
+    )
+    assert result["AuthenticationResult"]["AccessToken"].count(".") == 2
+
+
+def test_tables_exist_and_the_bucket_blocks_public_access(dev_stack: RunningStack) -> None:
+    ddb = _client(dev_stack, "dynamodb")
+    for table in dev_stack.document["tables"].values():
+        assert ddb.describe_table(TableName=table)["Table"]["TableStatus"] == "ACTIVE"
+    block = _client(dev_stack, "s3").get_public_access_block(Bucket=dev_stack.document["bucket"])
+    assert all(block["PublicAccessBlockConfiguration"].values())
+    assert len(block["PublicAccessBlockConfiguration"]) == 4
+
+
+def test_the_catalog_lists_the_demo_videos(dev_stack: RunningStack) -> None:
+    catalog = VideoCatalog(_client(dev_stack, "dynamodb"), dev_stack.document["tables"]["videos"])
+    videos, _ = catalog.list(limit=10, cursor=None)
+    tiers = sorted(v.tier for v in videos)
+    assert len(videos) >= 3
+    assert tiers.count("free") >= 1 and tiers.count("premium") >= 2
+    s3 = _client(dev_stack, "s3")
+    for video in videos:
+        head = s3.head_object(Bucket=dev_stack.document["bucket"], Key=video.object_key)
+        assert head["ContentType"] == "video/mp4"
+        assert 10 <= video.duration_seconds <= 30
+
+
+def test_an_unsigned_request_straight_to_the_bucket_gets_nothing(dev_stack: RunningStack) -> None:
+    import requests
+
+    catalog = VideoCatalog(_client(dev_stack, "dynamodb"), dev_stack.document["tables"]["videos"])
+    video = catalog.list(limit=1, cursor=None)[0][0]
+    url = f"{dev_stack.aws_endpoint}/{dev_stack.document['bucket']}/{video.object_key}"
+    response = requests.get(url, timeout=10)
+    assert response.status_code == 403
+    assert len(response.content) < 1000
+
+
+def _snapshot(stack: RunningStack) -> dict[str, Any]:
+    doc = stack.document
+    ddb = _client(stack, "dynamodb")
+    cognito = _client(stack, "cognito-idp")
+    items = {}
+    for logical, table in doc["tables"].items():
+        scanned = ddb.scan(TableName=table)["Items"]  # test-only inspection of a tiny table
+        items[logical] = sorted(json.dumps(i, sort_keys=True) for i in scanned)
+    pool = doc["cognito"]["user_pool_id"]
+    return {
+        "pools": sorted(p["Id"] for p in cognito.list_user_pools(MaxResults=60)["UserPools"]),
+        "clients": sorted(
+            c["ClientId"]
+            for c in cognito.list_user_pool_clients(UserPoolId=pool, MaxResults=60)[
+                "UserPoolClients"
+            ]
+        ),
+        "users": sorted(u["Username"] for u in cognito.list_users(UserPoolId=pool)["Users"]),
+        "groups": sorted(g["GroupName"] for g in cognito.list_groups(UserPoolId=pool)["Groups"]),
+        "items": items,
+        "objects": sorted(
+            (o["Key"], o["ETag"])
+            for o in _client(stack, "s3").list_objects_v2(Bucket=doc["bucket"])["Contents"]
+        ),
+        "tables": sorted(ddb.list_tables()["TableNames"]),
+        "secrets": sorted(
+            s["Name"] for s in _client(stack, "secretsmanager").list_secrets()["SecretList"]
+        ),
+    }
+
+
+def test_bootstrap_run_again_leaves_the_same_state(dev_stack: RunningStack) -> None:
+    before = _snapshot(dev_stack)
+    session = boto3.Session(
+        region_name=dev_stack.document["region"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )  # noqa: S106
+    state = Bootstrap(
+        session, endpoint=dev_stack.aws_endpoint, media_dir=dev_stack.state_dir / "media"
+    ).run()
+    after = _snapshot(dev_stack)
+    assert after == before
+    assert state.key_pair_id == dev_stack.document["signing"]["key_pair_id"]
+    assert state.user_pool_id == dev_stack.document["cognito"]["user_pool_id"]
+
+
+def test_a_busy_port_fails_at_once_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(  # noqa: S603
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "dev",
+                "--port",
+                str(free_port()),
+                "--aws-port",
+                str(port),
+                "--edge-port",
+                str(free_port()),
+                "--state-dir",
+                str(tmp_path),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"port {port} (AWS emulator) is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_everything_the_stack_started(tmp_path: Path, sig: int) -> None:
+    stack = start_stack(tmp_path / "stack")
+    children = _children(stack.process.pid)
+    assert children, "the emulator runs as a child process"
+    ports = [int(u.rsplit(":", 1)[1]) for u in (stack.web_url, stack.edge_url, stack.aws_endpoint)]
+    assert stack.stop(sig) == 0
+    for child in children:
+        assert (
+            not Path(f"/proc/{child}").exists()
+            or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+        )
+    for port in ports:
+        with socket.socket() as probe:
+            probe.bind((LOOPBACK, port))  # free again: nothing left listening
+    assert os.environ.get("AWS_ENDPOINT_URL") != stack.aws_endpoint

@@ -82,6 +82,9 @@ def app_environment(state: StackState, *, endpoint: str, web_url: str, edge_url:
         "VIDGATE_KEY_PAIR_ID": state.key_pair_id,
         "VIDGATE_SECRET_KEY": secret_key,
         "VIDGATE_BASE_URL": web_url,
+        # The emulator fires no Cognito triggers: the web app runs the same
+        # PostConfirmation handler itself after ConfirmSignUp.
+        "VIDGATE_LOCAL_TRIGGERS": "1",
     }
     if url_ttl_seconds is not None:
         env["VIDGATE_URL_TTL_SECONDS"] = str(url_ttl_seconds)

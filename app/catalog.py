@@ -1,0 +1,383 @@
+"""The video catalog, in DynamoDB.
+
+Published videos carry ``catalog="published"``, so the sparse
+``catalog-index`` lists exactly them, newest first (``sort_key`` is
+``created_at#video_id``). Video metadata changes rarely, so :meth:`VideoCatalog.get`
+(on the playback path) keeps what it read in memory for a few seconds: a grant
+then costs one DynamoDB round trip, the entitlement, which is always read
+fresh. A change made through this catalog invalidates its own cache at once;
+other processes see it within ``cache_seconds``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import ClientError
+
+from app.dynamo import (
+    Item,
+    b,
+    check_limit,
+    decode_cursor,
+    error_code,
+    format_time,
+    get_bool,
+    get_n,
+    get_s,
+    get_time,
+    query_page,
+    s,
+    unavailable_on_errors,
+)
+from app.errors import BadRequestError, VideoNotFoundError
+from app.tables import VIDEOS_CATALOG_INDEX
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Tier = Literal["free", "premium"]
+TIERS: frozenset[str] = frozenset({"free", "premium"})
+PUBLISHED = "published"
+VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CACHE_MAX_ENTRIES = 1024
+_TEXT_MAX = 4096
+
+
+@dataclass(frozen=True)
+class Video:
+    """One video's metadata; the media itself sits in the private bucket at ``object_key``."""
+
+    video_id: str
+    title: str
+    description: str
+    tier: Tier
+    object_key: str
+    content_type: str
+    duration_seconds: float
+    poster_key: str | None
+    size_bytes: int
+    created_at: datetime
+    published: bool = True
+
+    @property
+    def sort_key(self) -> str:
+        return f"{format_time(self.created_at)}#{self.video_id}"
+
+    def to_public(self, poster_url: str | None) -> dict[str, Any]:
+        """The catalog item of the HTTP API (``GET /api/videos``)."""
+        return {
+            "id": self.video_id,
+            "title": self.title,
+            "description": self.description,
+            "tier": self.tier,
+            "duration_seconds": self.duration_seconds,
+            "poster_url": poster_url,
+        }
+
+
+VideoPage = tuple[list[Video], str | None]
+"""A page of videos and the cursor of the next page (None on the last)."""
+
+
+def is_video_id(video_id: object) -> bool:
+    return isinstance(video_id, str) and VIDEO_ID.match(video_id) is not None
+
+
+class VideoCatalog:
+    """Reads (with a short cache) and maintains the catalog."""
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        videos_table: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        cache_seconds: float = 30.0,
+    ) -> None:
+        self._client = client
+        self._table = videos_table
+        self._clock = clock
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Video]] = {}
+        self._lock = threading.Lock()
+
+    # --- reading -------------------------------------------------------------------
+
+    def get(self, video_id: str) -> Video:
+        """A published video, from the cache when it is fresh enough.
+
+        :raises VideoNotFoundError: no published video has this id (or the id is malformed).
+        :raises DependencyUnavailableError: DynamoDB cannot be read.
+        """
+        if not is_video_id(video_id):
+            raise VideoNotFoundError("no such video")
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(video_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        video = self._read(video_id, consistent=False)
+        if video is None or not video.published:
+            self.invalidate(video_id)
+            raise VideoNotFoundError(f"no published video {video_id}")
+        if self._cache_seconds > 0:
+            with self._lock:
+                if len(self._cache) >= CACHE_MAX_ENTRIES:
+                    self._evict(now)
+                self._cache[video_id] = (now + self._cache_seconds, video)
+        return video
+
+    def get_any(self, video_id: str) -> Video:
+        """A video, published or not, read fresh (for admins).
+
+        :raises VideoNotFoundError: no video has this id.
+        """
+        if not is_video_id(video_id):
+            raise VideoNotFoundError("no such video")
+        video = self._read(video_id, consistent=True)
+        if video is None:
+            raise VideoNotFoundError(f"no video {video_id}")
+        return video
+
+    def list(self, limit: int, cursor: str | None) -> VideoPage:
+        """Published videos, newest first, ``limit`` (1..100) at a time.
+
+        :raises BadRequestError: bad limit, or a cursor not issued for this listing.
+        """
+        limit = check_limit(limit)
+        start = decode_cursor(
+            cursor,
+            key_types={"video_id": "S", "catalog": "S", "sort_key": "S"},
+            fixed={"catalog": PUBLISHED},
+        )
+        items, next_cursor = query_page(
+            self._client,
+            {
+                "TableName": self._table,
+                "IndexName": VIDEOS_CATALOG_INDEX,
+                "KeyConditionExpression": "#c = :c",
+                "ExpressionAttributeNames": {"#c": "catalog"},
+                "ExpressionAttributeValues": {":c": s(PUBLISHED)},
+                "ScanIndexForward": False,
+            },
+            limit=limit,
+            start_key=start,
+            key_attributes=("video_id", "catalog", "sort_key"),
+        )
+        return [_video_from_item(item) for item in items], next_cursor
+
+    # --- changing ------------------------------------------------------------------
+
+    def put(self, video: Video) -> Video:
+        """Create or replace ``video`` (published ones appear in the listing).
+
+        :raises BadRequestError: a field is malformed.
+        """
+        _check_video(video)
+        item: Item = {
+            "video_id": s(video.video_id),
+            "title": s(video.title),
+            "description": s(video.description),
+            "tier": s(video.tier),
+            "object_key": s(video.object_key),
+            "content_type": s(video.content_type),
+            "duration_seconds": {"N": _number_text(video.duration_seconds)},
+            "size_bytes": {"N": str(video.size_bytes)},
+            "created_at": s(format_time(video.created_at)),
+            "sort_key": s(video.sort_key),
+            "published": b(video.published),
+        }
+        if video.poster_key:
+            item["poster_key"] = s(video.poster_key)
+        if video.published:
+            item["catalog"] = s(PUBLISHED)
+        with unavailable_on_errors():
+            self._client.put_item(TableName=self._table, Item=item)
+        self.invalidate(video.video_id)
+        return _video_from_item(item)
+
+    def update(
+        self,
+        video_id: str,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        tier: str | None = None,
+    ) -> Video:
+        """Change the given fields of an existing video.
+
+        :raises VideoNotFoundError: no video has this id.
+        :raises BadRequestError: a new value is malformed.
+        """
+        sets: list[str] = []
+        names: dict[str, str] = {}
+        values: Item = {}
+        if title is not None:
+            sets.append("#t = :t")
+            names["#t"] = "title"
+            values[":t"] = s(_check_text(title, "title", required=True))
+        if description is not None:
+            sets.append("#d = :d")
+            names["#d"] = "description"
+            values[":d"] = s(_check_text(description, "description", required=False))
+        if tier is not None:
+            sets.append("#tier = :tier")
+            names["#tier"] = "tier"
+            values[":tier"] = s(_check_tier(tier))
+        if not sets:
+            return self.get_any(video_id)
+        return self._update(video_id, "SET " + ", ".join(sets), names, values)
+
+    def publish(self, video_id: str) -> Video:
+        """Show a video in the catalog again. :raises VideoNotFoundError:"""
+        return self._update(
+            video_id,
+            "SET #pub = :true, #c = :c",
+            {"#pub": "published", "#c": "catalog"},
+            {":true": b(True), ":c": s(PUBLISHED)},
+        )
+
+    def unpublish(self, video_id: str) -> Video:
+        """Hide a video: out of the listing, not playable, still in the table.
+
+        :raises VideoNotFoundError: no video has this id.
+        """
+        return self._update(
+            video_id,
+            "SET #pub = :false REMOVE #c",
+            {"#pub": "published", "#c": "catalog"},
+            {":false": b(False)},
+        )
+
+    def remove(self, video_id: str) -> None:
+        """Delete a video's metadata. :raises VideoNotFoundError: no video has this id."""
+        if not is_video_id(video_id):
+            raise VideoNotFoundError("no such video")
+        with unavailable_on_errors():
+            response = self._client.delete_item(
+                TableName=self._table, Key={"video_id": s(video_id)}, ReturnValues="ALL_OLD"
+            )
+        self.invalidate(video_id)
+        if not response.get("Attributes"):
+            raise VideoNotFoundError(f"no video {video_id}")
+
+    def invalidate(self, video_id: str) -> None:
+        """Forget the cached copy of one video (this process only)."""
+        with self._lock:
+            self._cache.pop(video_id, None)
+
+    # --- internals -----------------------------------------------------------------
+
+    def _read(self, video_id: str, *, consistent: bool) -> Video | None:
+        with unavailable_on_errors():
+            response = self._client.get_item(
+                TableName=self._table, Key={"video_id": s(video_id)}, ConsistentRead=consistent
+            )
+        item = response.get("Item")
+        return _video_from_item(item) if item else None
+
+    def _update(self, video_id: str, expression: str, names: dict[str, str], values: Item) -> Video:
+        if not is_video_id(video_id):
+            raise VideoNotFoundError("no such video")
+        try:
+            with unavailable_on_errors():
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key={"video_id": s(video_id)},
+                    UpdateExpression=expression,
+                    ConditionExpression="attribute_exists(#id)",
+                    ExpressionAttributeNames={**names, "#id": "video_id"},
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise VideoNotFoundError(f"no video {video_id}") from exc
+            raise
+        finally:
+            self.invalidate(video_id)
+        return _video_from_item(response["Attributes"])
+
+    def _evict(self, now: float) -> None:
+        """Drop expired entries, then the oldest ones, so the cache stays bounded."""
+        for key in [key for key, (expires, _) in self._cache.items() if expires <= now]:
+            del self._cache[key]
+        while len(self._cache) >= CACHE_MAX_ENTRIES:
+            del self._cache[next(iter(self._cache))]
+
+
+def _check_video(video: Video) -> None:
+    if not is_video_id(video.video_id):
+        raise BadRequestError("video id must be 1-64 of A-Z a-z 0-9 _ -")
+    _check_text(video.title, "title", required=True)
+    _check_text(video.description, "description", required=False)
+    _check_tier(video.tier)
+    _check_text(video.object_key, "object_key", required=True)
+    _check_text(video.content_type, "content_type", required=True)
+    if video.poster_key is not None:
+        _check_text(video.poster_key, "poster_key", required=False)
+    duration = video.duration_seconds
+    if (
+        isinstance(duration, bool)
+        or not isinstance(duration, int | float)
+        or not math.isfinite(duration)
+        or duration < 0
+    ):
+        raise BadRequestError("duration_seconds must be a number >= 0")
+    size = video.size_bytes
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise BadRequestError("size_bytes must be a whole number >= 0")
+    created = video.created_at
+    if not isinstance(created, datetime) or created.tzinfo is None:
+        raise BadRequestError("created_at must be a timezone-aware datetime")
+    if not isinstance(video.published, bool):
+        raise BadRequestError("published must be true or false")
+
+
+def _check_text(value: object, what: str, *, required: bool) -> str:
+    if not isinstance(value, str) or len(value) > _TEXT_MAX or (required and not value.strip()):
+        raise BadRequestError(f"{what} must be {'a non-empty' if required else 'a'} string")
+    return value
+
+
+def _check_tier(tier: object) -> str:
+    if tier not in TIERS:
+        raise BadRequestError(f"tier must be one of {sorted(TIERS)}")
+    return str(tier)
+
+
+def _number_text(value: float) -> str:
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+def _number(item: Mapping[str, Any], name: str) -> float:
+    text = item.get(name, {}).get("N", "0")
+    return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
+def _video_from_item(item: Mapping[str, Any]) -> Video:
+    tier = get_s(item, "tier", "premium")
+    return Video(
+        video_id=get_s(item, "video_id") or "",
+        title=get_s(item, "title") or "",
+        description=get_s(item, "description") or "",
+        # An unknown tier is treated as premium: fail closed.
+        tier="free" if tier == "free" else "premium",
+        object_key=get_s(item, "object_key") or "",
+        content_type=get_s(item, "content_type") or "",
+        duration_seconds=_number(item, "duration_seconds"),
+        poster_key=get_s(item, "poster_key"),
+        size_bytes=get_n(item, "size_bytes"),
+        created_at=get_time(item, "created_at") or datetime.min.replace(tzinfo=UTC),
+        published=get_bool(item, "published") and get_s(item, "catalog") == PUBLISHED,
+    )

@@ -1,0 +1,433 @@
+"""Premium entitlements and their audit trail, in DynamoDB.
+
+A user's premium state lives on the user item (``users`` table) with a
+version number. :meth:`EntitlementStore.get` is on the hot path of every
+playback grant: one strongly consistent GetItem of the few attributes it
+needs, built by hand on the low-level client. A change is one
+TransactWriteItems: the user item is updated only if its version is still
+the one the caller saw, and the audit record is written in the same
+transaction, so there is never a change without its record or a record
+without its change. A lost race is reported, never retried silently.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import ClientError
+
+from app.dynamo import (
+    Item,
+    b,
+    check_limit,
+    decode_cursor,
+    error_code,
+    format_time,
+    get_bool,
+    get_n,
+    get_s,
+    get_time,
+    n,
+    query_page,
+    s,
+    unavailable_on_errors,
+    utc_now,
+)
+from app.errors import (
+    BadRequestError,
+    DependencyUnavailableError,
+    UserNotFoundError,
+    VersionConflictError,
+)
+from app.tables import AUDIT_ALL_INDEX
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+AuditAction = Literal["grant", "revoke", "update"]
+
+_USER_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+_ACTOR_MAX = 256
+
+# The hot-path read: only what an entitlement needs, names behind placeholders
+# so no attribute ever collides with a DynamoDB reserved word.
+_GET_NAMES = {
+    "#id": "user_id",
+    "#p": "premium",
+    "#pu": "premium_until",
+    "#v": "version",
+    "#ua": "updated_at",
+    "#ub": "updated_by",
+}
+_GET_PROJECTION = ", ".join(_GET_NAMES)
+
+_THROTTLED_REASONS = frozenset(
+    {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+)
+_CONFLICT_REASONS = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
+
+
+def validate_user_id(user_id: object) -> str:
+    """``user_id`` (a Cognito ``sub``) if it is a usable key, else BadRequestError."""
+    if not isinstance(user_id, str) or not _USER_ID.match(user_id):
+        raise BadRequestError("malformed user id")
+    return user_id
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    """A user's premium state at one version. No record means not premium, version 0."""
+
+    user_id: str
+    premium: bool
+    premium_until: datetime | None
+    version: int
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+    def is_active(self, now: datetime) -> bool:
+        """Premium, and not past ``premium_until`` (the end itself is already outside)."""
+        return self.premium and (self.premium_until is None or now < self.premium_until)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "premium": self.premium,
+            "premium_until": _iso_or_none(self.premium_until),
+            "version": self.version,
+            "updated_at": _iso_or_none(self.updated_at),
+            "updated_by": self.updated_by,
+        }
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One premium change: who, what, from which state to which, at which version."""
+
+    user_id: str
+    event_id: str
+    actor: str
+    action: AuditAction
+    premium_before: bool
+    premium_after: bool
+    until_before: datetime | None
+    until_after: datetime | None
+    version: int
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "event_id": self.event_id,
+            "actor": self.actor,
+            "action": self.action,
+            "premium_before": self.premium_before,
+            "premium_after": self.premium_after,
+            "until_before": _iso_or_none(self.until_before),
+            "until_after": _iso_or_none(self.until_after),
+            "version": self.version,
+            "at": format_time(self.at),
+        }
+
+
+def entitlement_from_item(user_id: str, item: Mapping[str, Any]) -> Entitlement:
+    """The entitlement part of a users-table item (shared with :mod:`app.users`)."""
+    return Entitlement(
+        user_id=user_id,
+        premium=get_bool(item, "premium"),
+        premium_until=get_time(item, "premium_until"),
+        version=get_n(item, "version"),
+        updated_at=get_time(item, "updated_at"),
+        updated_by=get_s(item, "updated_by"),
+    )
+
+
+class EntitlementStore:
+    """Reads and changes premium state; every change comes with its audit record."""
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        users_table: str,
+        audit_table: str,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._client = client
+        self._users = users_table
+        self._audit = audit_table
+        self._clock = clock
+
+    def get(self, user_id: str) -> Entitlement:
+        """The current entitlement, read fresh (one consistent GetItem).
+
+        A user without a record is simply not premium (version 0).
+
+        :raises DependencyUnavailableError: DynamoDB cannot be read (fail closed).
+        """
+        found = self._read(validate_user_id(user_id))
+        return found or Entitlement(user_id=user_id, premium=False, premium_until=None, version=0)
+
+    def set_premium(
+        self,
+        user_id: str,
+        premium: bool,
+        until: datetime | None,
+        *,
+        actor: str,
+        expected_version: int | None = None,
+    ) -> Entitlement:
+        """Grant (``premium=True``, optionally ``until`` an aware future moment) or revoke.
+
+        The change and its audit record are written in one transaction,
+        conditioned on the version being ``expected_version`` (or, when None,
+        the version read just before). Revoking clears ``premium_until``.
+
+        :raises BadRequestError: bad arguments (naive or past ``until``, ``until`` on revoke).
+        :raises UserNotFoundError: there is no user record.
+        :raises VersionConflictError: someone else changed it first; ``.current`` is their state.
+        :raises DependencyUnavailableError: DynamoDB cannot be reached.
+        """
+        validate_user_id(user_id)
+        if not isinstance(premium, bool):
+            raise BadRequestError("premium must be true or false")
+        if not isinstance(actor, str) or not 0 < len(actor) <= _ACTOR_MAX:
+            raise BadRequestError("actor must be a non-empty string")
+        if expected_version is not None and (
+            isinstance(expected_version, bool)
+            or not isinstance(expected_version, int)
+            or expected_version < 0
+        ):
+            raise BadRequestError("expected version must be a whole number >= 0")
+        now = self._clock()
+        until = _check_until(premium, until, now)
+
+        # The state we change from: needed for the audit record, and it lets a
+        # stale expected_version fail before any write.
+        current = self._read(user_id)
+        if current is None:
+            raise UserNotFoundError(f"no user {user_id}")
+        expected = current.version if expected_version is None else expected_version
+        if current.version != expected:
+            raise VersionConflictError(
+                f"user {user_id} is at version {current.version}, not {expected}",
+                expected=expected,
+                current=current,
+            )
+
+        new_version = expected + 1
+        token = uuid.uuid4().hex
+        event_id = f"{now.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}#{token}"
+        stamp = format_time(now)
+        values: Item = {
+            ":p": b(premium),
+            ":v": n(new_version),
+            ":expected": n(expected),
+            ":now": s(stamp),
+            ":actor": s(actor),
+        }
+        if until is None:
+            update = "SET #p = :p, #v = :v, #ua = :now, #ub = :actor REMOVE #pu"
+        else:
+            update = "SET #p = :p, #pu = :until, #v = :v, #ua = :now, #ub = :actor"
+            values[":until"] = s(format_time(until))
+        if expected == 0:
+            # Items written without a version (by hand, by older code) count as version 0.
+            condition = "attribute_exists(#id) AND (attribute_not_exists(#v) OR #v = :expected)"
+        else:
+            condition = "attribute_exists(#id) AND #v = :expected"
+        audit_item: Item = {
+            "user_id": s(user_id),
+            "event_id": s(event_id),
+            "entity": s("audit"),
+            "actor": s(actor),
+            "action": s(_action(current.premium, premium)),
+            "premium_before": b(current.premium),
+            "premium_after": b(premium),
+            "version": n(new_version),
+            "at": s(stamp),
+        }
+        if current.premium_until is not None:
+            audit_item["until_before"] = s(format_time(current.premium_until))
+        if until is not None:
+            audit_item["until_after"] = s(format_time(until))
+
+        try:
+            with unavailable_on_errors():
+                self._client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Update": {
+                                "TableName": self._users,
+                                "Key": {"user_id": s(user_id)},
+                                "UpdateExpression": update,
+                                "ConditionExpression": condition,
+                                "ExpressionAttributeNames": {
+                                    "#id": "user_id",
+                                    "#p": "premium",
+                                    "#pu": "premium_until",
+                                    "#v": "version",
+                                    "#ua": "updated_at",
+                                    "#ub": "updated_by",
+                                },
+                                "ExpressionAttributeValues": values,
+                            }
+                        },
+                        {
+                            "Put": {
+                                "TableName": self._audit,
+                                "Item": audit_item,
+                                "ConditionExpression": "attribute_not_exists(event_id)",
+                            }
+                        },
+                    ],
+                    # Makes botocore's own retries of this call idempotent: a retry
+                    # of a write that did land must not look like a lost race.
+                    ClientRequestToken=token,
+                )
+        except ClientError as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise
+            self._raise_for_cancellation(exc, user_id, expected)
+        return Entitlement(
+            user_id=user_id,
+            premium=premium,
+            premium_until=until,
+            version=new_version,
+            updated_at=_parse(stamp),
+            updated_by=actor,
+        )
+
+    def list_audit(
+        self, user_id: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[AuditRecord], str | None]:
+        """Audit records newest first: one user's, or everyone's (``user_id=None``).
+
+        :raises BadRequestError: bad ``limit`` (1..100) or a cursor not issued for this listing.
+        """
+        limit = check_limit(limit)
+        request: dict[str, Any]
+        if user_id is None:
+            start = decode_cursor(
+                cursor,
+                key_types={"user_id": "S", "event_id": "S", "entity": "S"},
+                fixed={"entity": "audit"},
+            )
+            request = {
+                "TableName": self._audit,
+                "IndexName": AUDIT_ALL_INDEX,
+                "KeyConditionExpression": "#e = :e",
+                "ExpressionAttributeNames": {"#e": "entity"},
+                "ExpressionAttributeValues": {":e": s("audit")},
+                "ScanIndexForward": False,
+            }
+            key_attributes: tuple[str, ...] = ("user_id", "event_id", "entity")
+        else:
+            validate_user_id(user_id)
+            start = decode_cursor(
+                cursor,
+                key_types={"user_id": "S", "event_id": "S"},
+                fixed={"user_id": user_id},
+            )
+            request = {
+                "TableName": self._audit,
+                "KeyConditionExpression": "#u = :u",
+                "ExpressionAttributeNames": {"#u": "user_id"},
+                "ExpressionAttributeValues": {":u": s(user_id)},
+                "ScanIndexForward": False,
+                "ConsistentRead": True,
+            }
+            key_attributes = ("user_id", "event_id")
+        items, next_cursor = query_page(
+            self._client, request, limit=limit, start_key=start, key_attributes=key_attributes
+        )
+        return [_audit_from_item(item) for item in items], next_cursor
+
+    # --- internals -----------------------------------------------------------------
+
+    def _read(self, user_id: str) -> Entitlement | None:
+        with unavailable_on_errors():
+            response = self._client.get_item(
+                TableName=self._users,
+                Key={"user_id": {"S": user_id}},
+                ConsistentRead=True,
+                ProjectionExpression=_GET_PROJECTION,
+                ExpressionAttributeNames=_GET_NAMES,
+            )
+        item = response.get("Item")
+        if not item:
+            return None
+        return entitlement_from_item(user_id, item)
+
+    def _raise_for_cancellation(self, exc: ClientError, user_id: str, expected: int) -> None:
+        reasons = [
+            str(reason.get("Code", "None"))
+            for reason in exc.response.get("CancellationReasons", [])
+        ]
+        if _THROTTLED_REASONS.intersection(reasons):
+            raise DependencyUnavailableError("DynamoDB is throttling premium changes") from exc
+        # reasons[0] is the user item's update. Anything but a failed version
+        # check or a concurrent transaction on it is not a race: let it surface.
+        if reasons and reasons[0] not in _CONFLICT_REASONS and "TransactionConflict" not in reasons:
+            raise exc
+        current = self._read(user_id)
+        if current is None:
+            raise UserNotFoundError(f"no user {user_id}") from exc
+        raise VersionConflictError(
+            f"user {user_id} changed concurrently (now version {current.version})",
+            expected=expected,
+            current=current,
+        ) from exc
+
+
+def _check_until(premium: bool, until: datetime | None, now: datetime) -> datetime | None:
+    if until is None:
+        return None
+    if not isinstance(until, datetime):
+        raise BadRequestError("until must be a datetime")
+    if not premium:
+        raise BadRequestError("until only applies when granting premium")
+    if until.tzinfo is None or until.utcoffset() is None:
+        raise BadRequestError("until must carry a timezone (ISO-8601 with Z or an offset)")
+    # Stored to the second; the stored moment itself must still be in the future.
+    stored = until.astimezone(UTC).replace(microsecond=0)
+    if stored <= now:
+        raise BadRequestError("until must be in the future")
+    return stored
+
+
+def _action(before: bool, after: bool) -> AuditAction:
+    if after and not before:
+        return "grant"
+    if before and not after:
+        return "revoke"
+    return "update"
+
+
+def _audit_from_item(item: Mapping[str, Any]) -> AuditRecord:
+    action = get_s(item, "action", "update")
+    return AuditRecord(
+        user_id=get_s(item, "user_id") or "",
+        event_id=get_s(item, "event_id") or "",
+        actor=get_s(item, "actor") or "",
+        action=action if action in ("grant", "revoke", "update") else "update",  # type: ignore[arg-type]
+        premium_before=get_bool(item, "premium_before"),
+        premium_after=get_bool(item, "premium_after"),
+        until_before=get_time(item, "until_before"),
+        until_after=get_time(item, "until_after"),
+        version=get_n(item, "version"),
+        at=get_time(item, "at") or datetime.min.replace(tzinfo=UTC),
+    )
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return format_time(moment) if moment is not None else None
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp).astimezone(UTC)

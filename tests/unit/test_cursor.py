@@ -1,0 +1,90 @@
+"""Paging cursors and limits: opaque on the way out, strictly checked on the way in."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.dynamo import check_limit, decode_cursor, encode_cursor
+from app.errors import BadRequestError
+
+AUDIT_KEY = {"user_id": "S", "event_id": "S", "entity": "S"}
+key_values = st.text(min_size=1, max_size=200)
+
+
+def _raw(obj: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+
+@given(user_id=key_values, event_id=key_values)
+def test_a_cursor_decodes_back_to_the_key_it_was_made_from(user_id: str, event_id: str) -> None:
+    key = {"user_id": {"S": user_id}, "event_id": {"S": event_id}, "entity": {"S": "audit"}}
+    cursor = encode_cursor(key)
+    assert cursor is not None
+    assert set(cursor) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert decode_cursor(cursor, key_types=AUDIT_KEY, fixed={"entity": "audit"}) == key
+
+
+def test_no_key_means_no_cursor_and_no_cursor_means_the_first_page() -> None:
+    assert encode_cursor(None) is None
+    assert encode_cursor({}) is None
+    assert decode_cursor(None, key_types=AUDIT_KEY) is None
+
+
+def test_number_keys_are_accepted_when_the_listing_expects_them() -> None:
+    key = {"n": {"N": "-12.5"}}
+    assert decode_cursor(encode_cursor(key), key_types={"n": "N"}) == key
+    with pytest.raises(BadRequestError):
+        decode_cursor(_raw({"n": {"N": "12e400"}}), key_types={"n": "N"})
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "",
+        "%%%",
+        "A" * 5000,
+        base64.urlsafe_b64encode(b"\x00\x01\x02").decode(),
+        _raw([]),
+        _raw("text"),
+        _raw({"user_id": {"S": "u"}, "event_id": {"S": "e"}}),  # a key missing
+        _raw({"user_id": {"S": "u"}, "event_id": {"S": "e"}, "entity": {"S": "audit"}, "x": 1}),
+        _raw({"user_id": {"N": "1"}, "event_id": {"S": "e"}, "entity": {"S": "audit"}}),
+        _raw({"user_id": {"S": ""}, "event_id": {"S": "e"}, "entity": {"S": "audit"}}),
+        _raw({"user_id": {"S": 7}, "event_id": {"S": "e"}, "entity": {"S": "audit"}}),
+        _raw({"user_id": "u", "event_id": {"S": "e"}, "entity": {"S": "audit"}}),
+        _raw({"user_id": {"S": "u", "N": "1"}, "event_id": {"S": "e"}, "entity": {"S": "audit"}}),
+        _raw({"user_id": {"S": "u"}, "event_id": {"S": "e"}, "entity": {"S": "user"}}),
+    ],
+)
+def test_anything_but_a_cursor_issued_for_this_listing_is_a_bad_request(cursor: str) -> None:
+    with pytest.raises(BadRequestError):
+        decode_cursor(cursor, key_types=AUDIT_KEY, fixed={"entity": "audit"})
+
+
+@given(st.text(max_size=300))
+def test_decoding_arbitrary_text_either_works_or_is_a_bad_request(text: str) -> None:
+    with contextlib.suppress(BadRequestError):
+        decode_cursor(text, key_types=AUDIT_KEY)
+
+
+@given(st.binary(max_size=300))
+def test_decoding_arbitrary_bytes_either_works_or_is_a_bad_request(raw: bytes) -> None:
+    with contextlib.suppress(BadRequestError):
+        decode_cursor(base64.urlsafe_b64encode(raw).decode(), key_types=AUDIT_KEY)
+
+
+@pytest.mark.parametrize("limit", [1, 50, 100])
+def test_limits_from_1_to_100_are_accepted(limit: int) -> None:
+    assert check_limit(limit) == limit
+
+
+@pytest.mark.parametrize("limit", [0, 101, -5, True, 1.0, "5", None])
+def test_other_limits_are_bad_requests(limit: object) -> None:
+    with pytest.raises(BadRequestError):
+        check_limit(limit)

@@ -16,7 +16,6 @@ lookup.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import json
@@ -228,20 +227,30 @@ class _Parsed:
     signature: bytes
 
 
+_B64URL_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_TO_STANDARD_B64: Final = bytes.maketrans(b"-_", b"+/")
+# Unused low bits of the last character when a segment's length is 2 or 3 mod 4.
+_UNUSED_BITS: Final = {2: 0b1111, 3: 0b11}
+
+
 def _b64url_decode(segment: str, what: str) -> bytes:
-    """Strict base64url: correct padding if any, canonical trailing bits."""
+    """Strict base64url of a segment that already passed the shape check.
+
+    Padding, if present, must be exactly right, and the unused bits of the
+    last character must be zero, so each byte string has one encoding.
+    """
     data = segment.rstrip("=")
     padding = len(segment) - len(data)
-    if len(data) % 4 == 1 or (padding and (len(data) + padding) % 4):
+    rem = len(data) % 4
+    if rem == 1 or (padding and rem + padding != 4):
         raise MalformedTokenError(f"the {what} is not valid base64url")
-    try:
-        raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-    except (binascii.Error, ValueError):
-        raise MalformedTokenError(f"the {what} is not valid base64url") from None
-    # Non-zero unused bits would give one byte string several encodings.
-    if base64.urlsafe_b64encode(raw).rstrip(b"=") != data.encode("ascii"):
+    if rem and _B64URL_ALPHABET.index(data[-1]) & _UNUSED_BITS[rem]:
         raise MalformedTokenError(f"the {what} is not canonical base64url")
-    return raw
+    standard = data.encode("ascii").translate(_TO_STANDARD_B64) + b"=" * (-rem % 4)
+    try:
+        return binascii.a2b_base64(standard, strict_mode=True)
+    except binascii.Error:
+        raise MalformedTokenError(f"the {what} is not valid base64url") from None
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -255,12 +264,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# Strict JSON: duplicate keys and NaN/Infinity are errors. Built once; decode() is thread-safe.
+_JSON = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+
+
 def _json_object(segment: str, what: str) -> dict[str, Any]:
     raw = _b64url_decode(segment, what)
     try:
-        value = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_reject_constant
-        )
+        value = _JSON.decode(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedTokenError(f"the {what} is not strict UTF-8 JSON") from None
     if not isinstance(value, dict):
@@ -369,9 +380,6 @@ class _ClaimsCache:
         with self._lock:
             self._entries.pop(digest, None)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
 
 # --------------------------------------------------------------------------- verifier
 
@@ -436,11 +444,15 @@ class CognitoVerifier:
     def verify(self, token: str) -> Principal:
         """The principal of a valid token.
 
-        Order: size and shape → strict JSON and claim types → header policy
-        (no ``crit``, no key headers, ``alg`` exactly RS256 — checked before
-        the key lookup so junk never causes a JWKS fetch — and a ``kid``) →
-        key by ``kid`` (whose JWK ``alg``, if any, must be RS256) → signature →
-        claims. A token is expired iff ``now >= exp + leeway``.
+        Tokens over ``max_token_bytes`` (8 KiB by default; Cognito's are
+        about 1 KiB) are refused before anything else is done with them.
+        Then the claims cache: a hit costs a sha256 and a dict lookup, and
+        ``exp`` is still enforced. Otherwise: shape → strict JSON and claim
+        types → header policy (no ``crit``, no key headers, ``alg`` exactly
+        RS256 — checked before the key lookup so junk never causes a JWKS
+        fetch — and a ``kid``) → key by ``kid`` (whose JWK ``alg``, if any,
+        must be RS256) → signature → claims. A token is expired iff
+        ``now >= exp + leeway``.
 
         :raises AuthError: a subclass naming the reason (401).
         :raises JwksUnavailableError: the JWKS was never loaded and cannot be (503).

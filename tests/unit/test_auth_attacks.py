@@ -148,6 +148,12 @@ def _padded_three() -> str:
     return _join(header + "===", payload, signature)
 
 
+def _wrong_padding() -> str:
+    header, payload, _ = _parts(mint(access()))
+    assert len(header) % 4 == 3  # needs exactly one "="
+    return resign(_join(header + "==", payload, "x"))
+
+
 def _replace_first_sig_char(char: str) -> str:
     header, payload, signature = _parts(mint(access()))
     return _join(header, payload, char + signature[1:])
@@ -509,6 +515,7 @@ ATTACKS = [
         id="url-encoded-dot",
     ),
     pytest.param(Attack(_padded_three, MalformedTokenError), id="three-padding-characters"),
+    pytest.param(Attack(_wrong_padding, MalformedTokenError), id="wrong-padding-count"),
     pytest.param(Attack(lambda: "", MalformedTokenError), id="empty-string"),
     pytest.param(Attack(lambda: "..", MalformedTokenError), id="only-dots"),
     pytest.param(Attack(lambda: mint(access()).encode(), MalformedTokenError), id="bytes-not-str"),

@@ -80,6 +80,7 @@ from app.signing import (
     cloudfront_b64decode,
     load_public_key,
     path_to_object_key,
+    public_key_pem,
 )
 
 logger = logging.getLogger("vidgate.edge")
@@ -460,8 +461,9 @@ class EdgeApp:
             )
         self._s3 = s3_client
         self._bucket = bucket
+        # A PEM round trip validates key objects too (RSA-2048 / P-256 public keys only).
         self._keys: dict[str, PublicKey] = {
-            key_id: key if not isinstance(key, bytes | str) else load_public_key(key)
+            key_id: load_public_key(key if isinstance(key, bytes | str) else public_key_pem(key))
             for key_id, key in trusted_keys.items()
         }
         self._public_prefixes = tuple(public_prefixes)

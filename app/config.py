@@ -66,19 +66,39 @@ class Settings:
 VARIABLES: dict[str, tuple[Need, bool, str]] = {
     "VIDGATE_USER_POOL_ID": (Need.COGNITO, True, "Cognito user pool id, e.g. us-east-1_AbC123"),
     "VIDGATE_CLIENT_ID": (Need.COGNITO, True, "Cognito app client id (no secret)"),
-    "VIDGATE_COGNITO_ISSUER": (Need.COGNITO, False, "token issuer; default derived from the pool id"),
+    "VIDGATE_COGNITO_ISSUER": (
+        Need.COGNITO,
+        False,
+        "token issuer; default derived from the pool id",
+    ),
     "VIDGATE_JWKS_URL": (Need.COGNITO, False, "JWKS URL; default <issuer>/.well-known/jwks.json"),
     "VIDGATE_COGNITO_DOMAIN": (Need.COGNITO, False, "hosted UI domain; when set, sign-in uses it"),
-    "VIDGATE_TOKEN_LEEWAY_SECONDS": (Need.COGNITO, False, "clock leeway for exp/nbf/iat (0-300, default 5)"),
+    "VIDGATE_TOKEN_LEEWAY_SECONDS": (
+        Need.COGNITO,
+        False,
+        "clock leeway for exp/nbf/iat (0-300, default 5)",
+    ),
     "VIDGATE_USERS_TABLE": (Need.TABLES, True, "DynamoDB table of users and entitlements"),
     "VIDGATE_VIDEOS_TABLE": (Need.TABLES, True, "DynamoDB table of the video catalog"),
     "VIDGATE_AUDIT_TABLE": (Need.TABLES, True, "DynamoDB table of the premium audit trail"),
     "VIDGATE_SESSIONS_TABLE": (Need.SESSIONS, True, "DynamoDB table of web sessions (TTL)"),
     "VIDGATE_BUCKET": (Need.MEDIA, True, "private S3 bucket holding the videos"),
-    "VIDGATE_CDN_URL": (Need.SIGNING, True, "CloudFront distribution base URL (https://dxxx.cloudfront.net)"),
-    "VIDGATE_SIGNING_KEY_SECRET": (Need.SIGNING, True, "Secrets Manager id of the CloudFront private key"),
+    "VIDGATE_CDN_URL": (
+        Need.SIGNING,
+        True,
+        "CloudFront distribution base URL (https://dxxx.cloudfront.net)",
+    ),
+    "VIDGATE_SIGNING_KEY_SECRET": (
+        Need.SIGNING,
+        True,
+        "Secrets Manager id of the CloudFront private key",
+    ),
     "VIDGATE_KEY_PAIR_ID": (Need.SIGNING, True, "CloudFront public key id (Key-Pair-Id)"),
-    "VIDGATE_URL_TTL_SECONDS": (Need.SIGNING, False, f"signed URL lifetime (default {URL_TTL_DEFAULT}, max {URL_TTL_MAX})"),
+    "VIDGATE_URL_TTL_SECONDS": (
+        Need.SIGNING,
+        False,
+        f"signed URL lifetime (default {URL_TTL_DEFAULT}, max {URL_TTL_MAX})",
+    ),
     "VIDGATE_SECRET_KEY": (Need.WEB, True, "secret for the web app's CSRF tokens (32+ chars)"),
     "VIDGATE_BASE_URL": (Need.WEB, False, "public base URL of the web app (hosted-UI callback)"),
 }
@@ -173,9 +193,7 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         problems.append(f"VIDGATE_BASE_URL must be an http(s) URL, got {base_url!r}")
 
     if problems:
-        raise ConfigurationError(
-            "vidgate is misconfigured:\n  - " + "\n  - ".join(problems)
-        )
+        raise ConfigurationError("vidgate is misconfigured:\n  - " + "\n  - ".join(problems))
     return Settings(
         region=region,
         cognito=cognito,

@@ -31,8 +31,9 @@ def _directory() -> UserDirectory:
     return UserDirectory(dynamodb_client(), settings.users_table)
 
 
-def post_confirmation(event: dict[str, Any], context: object = None,
-                      *, directory: UserDirectory | None = None) -> dict[str, Any]:
+def post_confirmation(
+    event: dict[str, Any], context: object = None, *, directory: UserDirectory | None = None
+) -> dict[str, Any]:
     """Create the user record on first confirmation; idempotent (retries are safe)."""
     if not isinstance(event, dict):
         raise TypeError("a Cognito trigger event is a JSON object")

@@ -67,12 +67,27 @@ def start_stack(state_dir: Path, *extra_args: str, timeout: float = 240) -> Runn
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "VIDGATE_"))}
     env["PYTHONUNBUFFERED"] = "1"
     args = [
-        sys.executable, "-m", "app.cli", "dev",
-        "--port", str(free_port()), "--aws-port", str(free_port()),
-        "--edge-port", str(free_port()), "--state-dir", str(state_dir), *extra_args,
+        sys.executable,
+        "-m",
+        "app.cli",
+        "dev",
+        "--port",
+        str(free_port()),
+        "--aws-port",
+        str(free_port()),
+        "--edge-port",
+        str(free_port()),
+        "--state-dir",
+        str(state_dir),
+        *extra_args,
     ]
-    process = subprocess.Popen(  # noqa: S603
-        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    process = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert process.stdout is not None
     lines: list[str] = []

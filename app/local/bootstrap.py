@@ -11,6 +11,7 @@ leaves the same state.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 from dataclasses import asdict, dataclass, field
@@ -59,7 +60,9 @@ class DemoUser:
 DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("alice", "alice@example.com", "Alice-Premium-2026!", premium=True),
     DemoUser("bob", "bob@example.com", "Bob-Free-Viewer-2026!", premium=False),
-    DemoUser("carol", "carol@example.com", "Carol-Admin-2026!", premium=False, groups=(ADMIN_GROUP,)),
+    DemoUser(
+        "carol", "carol@example.com", "Carol-Admin-2026!", premium=False, groups=(ADMIN_GROUP,)
+    ),
 )
 
 # Object keys deliberately include a space, a plus and non-ASCII for one video,
@@ -105,8 +108,15 @@ def key_pair_id_for(public_pem: bytes) -> str:
 class Bootstrap:
     """Builds the local stack's AWS resources through the emulator (any boto3 endpoint)."""
 
-    def __init__(self, session: boto3.Session, *, endpoint: str, key_algorithm: str = "ecdsa-p256",
-                 media_dir: Path, prefix: str = PREFIX) -> None:
+    def __init__(
+        self,
+        session: boto3.Session,
+        *,
+        endpoint: str,
+        key_algorithm: str = "ecdsa-p256",
+        media_dir: Path,
+        prefix: str = PREFIX,
+    ) -> None:
         self.session = session
         self.endpoint = endpoint.rstrip("/")
         self.region = session.region_name or "us-east-1"
@@ -114,10 +124,10 @@ class Bootstrap:
         self.media_dir = media_dir
         self.prefix = prefix
         # Local-stack code may name the emulator's endpoint; the app never does.
-        self.cognito = session.client("cognito-idp", endpoint_url=self.endpoint)
-        self.dynamodb = session.client("dynamodb", endpoint_url=self.endpoint)
-        self.s3 = session.client("s3", endpoint_url=self.endpoint)
-        self.secrets = session.client("secretsmanager", endpoint_url=self.endpoint)
+        self.cognito: Any = session.client("cognito-idp", endpoint_url=self.endpoint)
+        self.dynamodb: Any = session.client("dynamodb", endpoint_url=self.endpoint)
+        self.s3: Any = session.client("s3", endpoint_url=self.endpoint)
+        self.secrets: Any = session.client("secretsmanager", endpoint_url=self.endpoint)
 
     # -- Cognito ---------------------------------------------------------------
     def _user_pool(self) -> str:
@@ -128,11 +138,12 @@ class Bootstrap:
                     return str(pool["Id"])
         created = self.cognito.create_user_pool(
             PoolName=name,
-            Policies={"PasswordPolicy": PASSWORD_POLICY},  # type: ignore[typeddict-item]
+            Policies={"PasswordPolicy": PASSWORD_POLICY},
             AliasAttributes=["email"],
             AutoVerifiedAttributes=["email"],
-            Schema=[{"Name": "email", "AttributeDataType": "String", "Required": True,
-                     "Mutable": True}],
+            Schema=[
+                {"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True}
+            ],
             AdminCreateUserConfig={"AllowAdminCreateUserOnly": False},
         )
         return str(created["UserPool"]["Id"])
@@ -149,38 +160,45 @@ class Bootstrap:
             UserPoolId=pool_id,
             ClientName=name,
             GenerateSecret=False,
-            ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH",
-                               "ALLOW_REFRESH_TOKEN_AUTH"],
+            ExplicitAuthFlows=[
+                "ALLOW_USER_PASSWORD_AUTH",
+                "ALLOW_USER_SRP_AUTH",
+                "ALLOW_REFRESH_TOKEN_AUTH",
+            ],
             EnableTokenRevocation=True,
             PreventUserExistenceErrors="ENABLED",
         )
         return str(created["UserPoolClient"]["ClientId"])
 
     def _group(self, pool_id: str) -> None:
-        try:
-            self.cognito.create_group(GroupName=ADMIN_GROUP, UserPoolId=pool_id,
-                                      Description="vidgate administrators")
-        except self.cognito.exceptions.GroupExistsException:
-            pass
+        with contextlib.suppress(self.cognito.exceptions.GroupExistsException):
+            self.cognito.create_group(
+                GroupName=ADMIN_GROUP, UserPoolId=pool_id, Description="vidgate administrators"
+            )
 
-    def _demo_user(self, pool_id: str, user: DemoUser, directory: UserDirectory,
-                   entitlements: EntitlementStore) -> None:
+    def _demo_user(
+        self, pool_id: str, user: DemoUser, directory: UserDirectory, entitlements: EntitlementStore
+    ) -> None:
         try:
             found = self.cognito.admin_get_user(UserPoolId=pool_id, Username=user.username)
         except self.cognito.exceptions.UserNotFoundException:
             self.cognito.admin_create_user(
                 UserPoolId=pool_id,
                 Username=user.username,
-                UserAttributes=[{"Name": "email", "Value": user.email},
-                                {"Name": "email_verified", "Value": "true"}],
+                UserAttributes=[
+                    {"Name": "email", "Value": user.email},
+                    {"Name": "email_verified", "Value": "true"},
+                ],
                 MessageAction="SUPPRESS",
             )
             found = self.cognito.admin_get_user(UserPoolId=pool_id, Username=user.username)
-        self.cognito.admin_set_user_password(UserPoolId=pool_id, Username=user.username,
-                                             Password=user.password, Permanent=True)
+        self.cognito.admin_set_user_password(
+            UserPoolId=pool_id, Username=user.username, Password=user.password, Permanent=True
+        )
         for group in user.groups:
-            self.cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=user.username,
-                                                 GroupName=group)
+            self.cognito.admin_add_user_to_group(
+                UserPoolId=pool_id, Username=user.username, GroupName=group
+            )
         attributes = {a["Name"]: a["Value"] for a in found["UserAttributes"]}
         # The same PostConfirmation handler Cognito runs in AWS creates the record.
         post_confirmation(
@@ -198,8 +216,13 @@ class Bootstrap:
         if user.premium:
             current = entitlements.get(attributes["sub"])
             if not current.premium:
-                entitlements.set_premium(attributes["sub"], True, None, actor="bootstrap",
-                                         expected_version=current.version)
+                entitlements.set_premium(
+                    attributes["sub"],
+                    True,
+                    None,
+                    actor="bootstrap",
+                    expected_version=current.version,
+                )
 
     # -- S3 and keys -------------------------------------------------------------
     def _bucket(self) -> str:
@@ -236,7 +259,7 @@ class Bootstrap:
             public_pem = key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
-        except Exception:  # noqa: BLE001 - missing, unreadable or other algorithm: make a new one
+        except Exception:
             pair = generate_key_pair(self.key_algorithm)  # type: ignore[arg-type]
             store_private_key(self.secrets, secret_id, pair.private_pem)
             public_pem = pair.public_pem
@@ -266,19 +289,21 @@ class Bootstrap:
             except VideoNotFoundError:
                 # Stable, ordered creation times so the catalog order is the demo order.
                 created_at = datetime(2026, 1, 1, 0, 0, index, tzinfo=UTC)
-            catalog.put(Video(
-                video_id=demo.video_id,
-                title=demo.title,
-                description=demo.description,
-                tier=demo.tier,
-                object_key=object_key,
-                content_type="video/mp4",
-                duration_seconds=round(files.duration_seconds, 3),
-                poster_key=poster_key,
-                size_bytes=size,
-                created_at=created_at,
-                published=True,
-            ))
+            catalog.put(
+                Video(
+                    video_id=demo.video_id,
+                    title=demo.title,
+                    description=demo.description,
+                    tier=demo.tier,
+                    object_key=object_key,
+                    content_type="video/mp4",
+                    duration_seconds=round(files.duration_seconds, 3),
+                    poster_key=poster_key,
+                    size_bytes=size,
+                    created_at=created_at,
+                    published=True,
+                )
+            )
 
     # -- all -------------------------------------------------------------------------
     def run(self) -> StackState:
@@ -308,8 +333,13 @@ class Bootstrap:
             public_key_pem=public_pem,
             signing_secret_id=f"{self.prefix}/cloudfront-signing-key",
             users=[
-                {"username": u.username, "email": u.email, "password": u.password,
-                 "premium": u.premium, "groups": list(u.groups)}
+                {
+                    "username": u.username,
+                    "email": u.email,
+                    "password": u.password,
+                    "premium": u.premium,
+                    "groups": list(u.groups),
+                }
                 for u in DEMO_USERS
             ],
         )

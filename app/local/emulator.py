@@ -23,7 +23,7 @@ from app.local.ports import LOOPBACK, ensure_free, wait_for_port
 # Credentials the emulator accepts; never real ones.
 EMULATOR_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - the emulator's fixed dummy secret
+    "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
@@ -63,7 +63,7 @@ class Emulator:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - only sets the death signal
+            preexec_fn=die_with_parent,
         )
         try:
             wait_for_port(self.port, timeout=timeout)
@@ -89,7 +89,10 @@ class Emulator:
         return self.start() if self.process is None else self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 

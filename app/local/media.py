@@ -11,6 +11,7 @@ import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class DemoVideo:
     video_id: str
     title: str
     description: str
-    tier: str
+    tier: Literal["free", "premium"]
     seconds: int
     pattern: str
     tone_hz: int
@@ -77,19 +78,43 @@ def _run(args: list[str]) -> None:
     )
 
 
-def encode_clip(out: Path, *, seconds: int, pattern: str = "testsrc2", tone_hz: int = 440,
-                size: str = "640x360") -> None:
+def encode_clip(
+    out: Path, *, seconds: int, pattern: str = "testsrc2", tone_hz: int = 440, size: str = "640x360"
+) -> None:
     """Encode a synthetic H.264/AAC MP4 with faststart (used for demos and tests)."""
     source = f"{pattern}=size={size}:rate=25:duration={seconds}"
     if pattern == "mandelbrot":
         source = f"mandelbrot=size={size}:rate=25,trim=duration={seconds}"
-    _run([
-        "-f", "lavfi", "-i", source,
-        "-f", "lavfi", "-i", f"sine=frequency={tone_hz}:duration={seconds}",
-        "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "main", "-pix_fmt", "yuv420p",
-        "-g", "50", "-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart", "-shortest",
-        str(out),
-    ])
+    _run(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            source,
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency={tone_hz}:duration={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "main",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "50",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            "-movflags",
+            "+faststart",
+            "-shortest",
+            str(out),
+        ]
+    )
 
 
 def make_poster(video: Path, out: Path, *, at_seconds: float = 1.0) -> None:
@@ -103,8 +128,19 @@ def probe_duration(path: Path) -> float:
     :raises ValueError: if ffmpeg finds no video stream (not a video file).
     """
     proc = subprocess.run(  # noqa: S603
-        [ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:v:0", "-c", "copy",
-         "-f", "null", "-"],
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-i",
+            str(path),
+            "-map",
+            "0:v:0",
+            "-c",
+            "copy",
+            "-f",
+            "null",
+            "-",
+        ],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,

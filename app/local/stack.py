@@ -62,8 +62,15 @@ def _secret_key(state_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def app_environment(state: StackState, *, endpoint: str, web_url: str, edge_url: str,
-                    secret_key: str, url_ttl_seconds: int | None) -> dict[str, str]:
+def app_environment(
+    state: StackState,
+    *,
+    endpoint: str,
+    web_url: str,
+    edge_url: str,
+    secret_key: str,
+    url_ttl_seconds: int | None,
+) -> dict[str, str]:
     """The environment the app reads (app.config), as the SAM template would set it."""
     env = {
         **EMULATOR_ENV,
@@ -91,7 +98,9 @@ def app_environment(state: StackState, *, endpoint: str, web_url: str, edge_url:
     return env
 
 
-def stack_document(state: StackState, *, endpoint: str, web_url: str, edge_url: str) -> dict[str, Any]:
+def stack_document(
+    state: StackState, *, endpoint: str, web_url: str, edge_url: str
+) -> dict[str, Any]:
     """``dev-stack.json``: the DESIGN.md contract (keys may grow, never change)."""
     return {
         "region": state.region,
@@ -141,23 +150,36 @@ class DevStack:
         state_dir = opts.state_dir.resolve()
         state_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self.emulator = Emulator(opts.aws_port, log_path=str(state_dir / "emulator.log")).start()
+            self.emulator = Emulator(
+                opts.aws_port, log_path=str(state_dir / "emulator.log")
+            ).start()
             self._stoppers.append(self.emulator.stop)
             endpoint = self.emulator.endpoint
             os.environ.update({**EMULATOR_ENV, "AWS_ENDPOINT_URL": endpoint})
-            self.say(f"AWS emulator on {endpoint}; bootstrapping (first run generates demo media)...")
+            self.say(
+                f"AWS emulator on {endpoint}; bootstrapping (first run generates demo media)..."
+            )
             session = boto3.Session(region_name=EMULATOR_ENV["AWS_REGION"])
-            state = Bootstrap(session, endpoint=endpoint, key_algorithm=opts.key_algorithm,
-                              media_dir=state_dir / "media").run()
+            state = Bootstrap(
+                session,
+                endpoint=endpoint,
+                key_algorithm=opts.key_algorithm,
+                media_dir=state_dir / "media",
+            ).run()
             self.environment = app_environment(
-                state, endpoint=endpoint, web_url=self.web_url, edge_url=self.edge_url,
-                secret_key=_secret_key(state_dir), url_ttl_seconds=opts.url_ttl_seconds,
+                state,
+                endpoint=endpoint,
+                web_url=self.web_url,
+                edge_url=self.edge_url,
+                secret_key=_secret_key(state_dir),
+                url_ttl_seconds=opts.url_ttl_seconds,
             )
             os.environ.update(self.environment)
             self._start_edge(session, state)
             self._start_web()
-            self.document = stack_document(state, endpoint=endpoint, web_url=self.web_url,
-                                           edge_url=self.edge_url)
+            self.document = stack_document(
+                state, endpoint=endpoint, web_url=self.web_url, edge_url=self.edge_url
+            )
             (state_dir / "dev-stack.json").write_text(json.dumps(self.document, indent=2) + "\n")
             (state_dir / "dev.env").write_text(
                 "".join(f"{k}={v}\n" for k, v in sorted(self.environment.items()))
@@ -170,8 +192,11 @@ class DevStack:
     def _start_edge(self, session: boto3.Session, state: StackState) -> None:
         from app.local.edge import EdgeApp, serve_edge
 
-        edge = EdgeApp(s3_client=session.client("s3"), bucket=state.bucket,
-                       trusted_keys={state.key_pair_id: state.public_key_pem.encode()})
+        edge = EdgeApp(
+            s3_client=session.client("s3"),
+            bucket=state.bucket,
+            trusted_keys={state.key_pair_id: state.public_key_pem.encode()},
+        )
         handle = serve_edge(edge, self.options.edge_port)
         self._stoppers.append(handle.stop)
 
@@ -186,7 +211,7 @@ class DevStack:
             stopper = self._stoppers.pop()
             try:
                 stopper()
-            except Exception:  # noqa: BLE001 - keep stopping the rest
+            except Exception:
                 log.exception("while stopping the dev stack")
 
     def __enter__(self) -> DevStack:
@@ -207,7 +232,9 @@ class DevStack:
             "  demo accounts:",
         ]
         for user in doc["users"]:
-            role = "admin" if "admin" in user["groups"] else ("premium" if user["premium"] else "free")
+            role = (
+                "admin" if "admin" in user["groups"] else ("premium" if user["premium"] else "free")
+            )
             lines.append(f"    {user['username']:<6} {user['password']:<24} ({role})")
         lines += ["", "ready"]
         return "\n".join(lines)

@@ -37,16 +37,31 @@ def test_every_missing_variable_is_named_in_one_error() -> None:
     with pytest.raises(ConfigurationError) as caught:
         load_settings({}, ALL)
     message = str(caught.value)
-    for name in ("AWS_REGION", "VIDGATE_USER_POOL_ID", "VIDGATE_CLIENT_ID", "VIDGATE_USERS_TABLE",
-                 "VIDGATE_VIDEOS_TABLE", "VIDGATE_AUDIT_TABLE", "VIDGATE_SESSIONS_TABLE",
-                 "VIDGATE_BUCKET", "VIDGATE_CDN_URL", "VIDGATE_SIGNING_KEY_SECRET",
-                 "VIDGATE_KEY_PAIR_ID", "VIDGATE_SECRET_KEY"):
+    for name in (
+        "AWS_REGION",
+        "VIDGATE_USER_POOL_ID",
+        "VIDGATE_CLIENT_ID",
+        "VIDGATE_USERS_TABLE",
+        "VIDGATE_VIDEOS_TABLE",
+        "VIDGATE_AUDIT_TABLE",
+        "VIDGATE_SESSIONS_TABLE",
+        "VIDGATE_BUCKET",
+        "VIDGATE_CDN_URL",
+        "VIDGATE_SIGNING_KEY_SECRET",
+        "VIDGATE_KEY_PAIR_ID",
+        "VIDGATE_SECRET_KEY",
+    ):
         assert name in message
 
 
 def test_malformed_values_are_named_with_what_was_found() -> None:
-    env = {**GOOD, "VIDGATE_USER_POOL_ID": "not-a-pool", "VIDGATE_URL_TTL_SECONDS": "soon",
-           "VIDGATE_CDN_URL": "ftp://x", "VIDGATE_TOKEN_LEEWAY_SECONDS": "9999"}
+    env = {
+        **GOOD,
+        "VIDGATE_USER_POOL_ID": "not-a-pool",
+        "VIDGATE_URL_TTL_SECONDS": "soon",
+        "VIDGATE_CDN_URL": "ftp://x",
+        "VIDGATE_TOKEN_LEEWAY_SECONDS": "9999",
+    }
     with pytest.raises(ConfigurationError) as caught:
         load_settings(env, ALL)
     message = str(caught.value)
@@ -63,8 +78,12 @@ def test_url_lifetime_is_capped() -> None:
 
 
 def test_a_handler_asks_only_for_what_it_needs() -> None:
-    env = {"AWS_REGION": "us-east-1", "VIDGATE_USERS_TABLE": "u", "VIDGATE_VIDEOS_TABLE": "v",
-           "VIDGATE_AUDIT_TABLE": "a"}
+    env = {
+        "AWS_REGION": "us-east-1",
+        "VIDGATE_USERS_TABLE": "u",
+        "VIDGATE_VIDEOS_TABLE": "v",
+        "VIDGATE_AUDIT_TABLE": "a",
+    }
     settings = load_settings(env, {Need.TABLES})
     assert settings.users_table == "u"
     assert settings.cognito is None

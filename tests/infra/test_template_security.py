@@ -1,0 +1,443 @@
+"""The security properties of infra/template.yaml, read from the template itself.
+
+No AWS account is reachable, so what AWS would enforce is proven on the
+template: who may read the bucket, what CloudFront serves without a
+signature, what each function's role allows, that the tables are exactly
+app/tables.py's and that each function gets exactly the environment
+app/config.py reads. Each test runs against the deployments that matter
+(``tests/infra/cfn.py`` SCENARIOS): OAI and OAC, a key rotation in progress,
+custom domains.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.config import VARIABLES, Need
+from app.tables import TABLES, cloudformation_properties
+from infra import render
+from tests.infra.cfn import ROOT, SCENARIOS, TEMPLATE, as_list, load, of_type, resolve
+
+RAW = load()
+DEPLOYMENTS = {name: resolve(RAW, overrides) for name, overrides in SCENARIOS.items()}
+ALL = pytest.mark.parametrize("deployment", sorted(DEPLOYMENTS))
+
+CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+PUBLIC_PATHS = {"posters/*"}
+"""Cache behaviors allowed to serve without a signature, and why: catalog posters."""
+
+STAR_RESOURCE_ACTIONS: dict[str, str] = {}
+"""IAM actions allowed on Resource "*", each with the reason it cannot name an ARN (none yet)."""
+
+# Function -> the file whose ``Need.*`` names say what it reads from the environment.
+FUNCTION_SOURCES = {
+    "PlaybackFunction": "lambda_handlers/playback.py",
+    "AdminFunction": "lambda_handlers/admin.py",
+    "TriggerFunction": "lambda_handlers/cognito_triggers.py",
+    "WebFunction": "app/web/__init__.py",
+}
+
+
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return as_list(document["Statement"])
+
+
+# --------------------------------------------------------------------------- S3
+
+
+@ALL
+def test_every_bucket_blocks_all_public_access(deployment: str) -> None:
+    buckets = of_type(DEPLOYMENTS[deployment], "AWS::S3::Bucket")
+    assert set(buckets) == {"VideoBucket", "LogBucket"}
+    for name, bucket in buckets.items():
+        block = bucket["Properties"]["PublicAccessBlockConfiguration"]
+        assert block == {
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        }, name
+
+
+@ALL
+def test_every_bucket_is_encrypted_owner_enforced_and_tls_only(deployment: str) -> None:
+    template = DEPLOYMENTS[deployment]
+    policies = {
+        p["Properties"]["Bucket"]["Ref"]: p["Properties"]["PolicyDocument"]
+        for p in of_type(template, "AWS::S3::BucketPolicy").values()
+    }
+    for name, bucket in of_type(template, "AWS::S3::Bucket").items():
+        props = bucket["Properties"]
+        rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+        assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+        denies = [s for s in _statements(policies[name]) if s["Effect"] == "Deny"]
+        assert any(
+            s["Principal"] == "*"
+            and s["Action"] == "s3:*"
+            and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in denies
+        ), f"{name} has no TLS-only statement"
+
+
+def _video_bucket_allows(deployment: str) -> list[dict[str, Any]]:
+    template = DEPLOYMENTS[deployment]
+    (policy,) = [
+        p for p in of_type(template, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": "VideoBucket"}
+    ]  # fmt: skip
+    return [
+        s for s in _statements(policy["Properties"]["PolicyDocument"]) if s["Effect"] == "Allow"
+    ]
+
+
+@pytest.mark.parametrize("deployment", ["oai", "rotating", "custom-domains"])
+def test_with_oai_the_bucket_policys_only_reader_is_the_origin_access_identity(
+    deployment: str,
+) -> None:
+    (allow,) = _video_bucket_allows(deployment)
+    assert allow["Principal"] == {
+        "AWS": {
+            "Fn::Sub": "arn:${AWS::Partition}:iam::cloudfront:user/"
+            "CloudFront Origin Access Identity ${OriginAccessIdentity}"
+        }
+    }
+    assert allow["Action"] == "s3:GetObject"
+    assert allow["Resource"] == {"Fn::Sub": "${VideoBucket.Arn}/*"}
+    template = DEPLOYMENTS[deployment]
+    assert "OriginAccessIdentity" in template["Resources"]
+    assert "OriginAccessControl" not in template["Resources"]
+    (origin,) = template["Resources"]["Distribution"]["Properties"]["DistributionConfig"]["Origins"]
+    assert origin["S3OriginConfig"]["OriginAccessIdentity"] == {
+        "Fn::Sub": "origin-access-identity/cloudfront/${OriginAccessIdentity}"
+    }
+    assert "OriginAccessControlId" not in origin
+
+
+def test_with_oac_the_only_reader_is_cloudfront_for_this_distribution_alone() -> None:
+    (allow,) = _video_bucket_allows("oac")
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert allow["Action"] == "s3:GetObject"
+    assert allow["Resource"] == {"Fn::Sub": "${VideoBucket.Arn}/*"}
+    # Without the SourceArn condition any distribution, in any account, could read the bucket.
+    assert allow["Condition"] == {
+        "StringEquals": {
+            "AWS:SourceArn": {
+                "Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}"
+                ":distribution/${Distribution}"
+            }
+        }
+    }
+    template = DEPLOYMENTS["oac"]
+    assert "OriginAccessIdentity" not in template["Resources"]
+    oac = template["Resources"]["OriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert oac["SigningBehavior"] == "always"
+    assert oac["SigningProtocol"] == "sigv4"
+    assert oac["OriginAccessControlOriginType"] == "s3"
+    (origin,) = template["Resources"]["Distribution"]["Properties"]["DistributionConfig"]["Origins"]
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["OriginAccessControl", "Id"]}
+    assert origin["S3OriginConfig"]["OriginAccessIdentity"] == ""
+
+
+# --------------------------------------------------------------------------- CloudFront
+
+
+def _behaviors(deployment: str) -> list[dict[str, Any]]:
+    config = DEPLOYMENTS[deployment]["Resources"]["Distribution"]["Properties"][
+        "DistributionConfig"
+    ]
+    return [config["DefaultCacheBehavior"], *config.get("CacheBehaviors", [])]
+
+
+@ALL
+def test_every_behavior_serving_videos_requires_the_trusted_key_group(deployment: str) -> None:
+    for behavior in _behaviors(deployment):
+        assert "TrustedSigners" not in behavior  # legacy account key pairs: never
+        if behavior.get("PathPattern") in PUBLIC_PATHS:
+            assert "TrustedKeyGroups" not in behavior
+            continue
+        assert behavior["TrustedKeyGroups"] == [{"Ref": "SigningKeyGroup"}], behavior
+    assert "PathPattern" not in _behaviors(deployment)[0]  # the default behavior is signed
+
+
+@ALL
+def test_every_behavior_is_https_only_for_viewers(deployment: str) -> None:
+    for behavior in _behaviors(deployment):
+        assert behavior["ViewerProtocolPolicy"] in ("redirect-to-https", "https-only")
+
+
+@ALL
+def test_videos_cache_without_query_strings_so_signed_urls_share_cached_ranges(
+    deployment: str,
+) -> None:
+    default = _behaviors(deployment)[0]
+    assert default["CachePolicyId"] == CACHING_OPTIMIZED
+    assert "ForwardedValues" not in default
+    assert set(default["AllowedMethods"]) <= {"GET", "HEAD", "OPTIONS"}
+
+
+@ALL
+def test_the_key_group_holds_exactly_the_filled_key_slots(deployment: str) -> None:
+    template = DEPLOYMENTS[deployment]
+    params = template["_parameters"]
+    slots = [s for s in "AB" if params[f"SigningPublicKey{s}"]]
+    items = template["Resources"]["SigningKeyGroup"]["Properties"]["KeyGroupConfig"]["Items"]
+    assert items == [{"Ref": f"SigningPublicKeyResource{s}"} for s in slots]
+    for slot in slots:
+        key = template["Resources"][f"SigningPublicKeyResource{slot}"]
+        assert key["Type"] == "AWS::CloudFront::PublicKey"
+        assert key["Properties"]["PublicKeyConfig"]["EncodedKey"] == {
+            "Ref": f"SigningPublicKey{slot}"
+        }
+
+
+@ALL
+def test_playback_signs_with_the_active_slots_key_and_secret_together(deployment: str) -> None:
+    template = DEPLOYMENTS[deployment]
+    active = template["_parameters"]["ActiveSigningKey"]
+    env = template["Resources"]["PlaybackFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["VIDGATE_KEY_PAIR_ID"] == {"Ref": f"SigningPublicKeyResource{active}"}
+    assert env["VIDGATE_SIGNING_KEY_SECRET"] == {"Ref": f"SigningKeySecretArn{active}"}
+
+
+@ALL
+def test_tls_is_at_least_1_2_whenever_the_template_chooses_the_certificate(
+    deployment: str,
+) -> None:
+    config = DEPLOYMENTS[deployment]["Resources"]["Distribution"]["Properties"][
+        "DistributionConfig"
+    ]
+    certificate = config["ViewerCertificate"]
+    if certificate.get("CloudFrontDefaultCertificate"):
+        assert deployment != "custom-domains"
+    else:
+        assert certificate["MinimumProtocolVersion"] == "TLSv1.2_2021"
+        assert certificate["SslSupportMethod"] == "sni-only"
+    assert config["HttpVersion"] == "http2and3"
+
+
+# --------------------------------------------------------------------------- IAM
+
+
+def _role_statements(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    result: dict[str, list[dict[str, Any]]] = {}
+    for name, role in of_type(template, "AWS::IAM::Role").items():
+        statements = []
+        for policy in role["Properties"].get("Policies", []):
+            statements += _statements(policy["PolicyDocument"])
+        result[name] = statements
+        assert not role["Properties"].get("ManagedPolicyArns"), f"{name}: managed policies grant *"
+    return result
+
+
+@ALL
+def test_no_iam_statement_uses_a_wildcard_where_an_arn_is_known(deployment: str) -> None:
+    for role, statements in _role_statements(DEPLOYMENTS[deployment]).items():
+        for statement in statements:
+            assert statement["Effect"] == "Allow"
+            actions = as_list(statement["Action"])
+            for action in actions:
+                _service, _, verb = action.partition(":")
+                assert verb and "*" not in verb, f"{role}: {action} is a wildcard action"
+            resources = as_list(statement["Resource"])
+            assert resources, f"{role}: {statement.get('Sid')} has no resource left"
+            for resource in resources:
+                if resource == "*":
+                    unexplained = [a for a in actions if a not in STAR_RESOURCE_ACTIONS]
+                    assert not unexplained, f"{role}: {unexplained} on Resource '*'"
+                    continue
+                # An ARN the template knows: an attribute, a reference or a built ARN.
+                assert isinstance(resource, dict), f"{role}: literal resource {resource!r}"
+                assert set(resource) <= {"Fn::GetAtt", "Fn::Sub", "Ref"}, resource
+                text = json.dumps(resource)
+                assert "*" not in text.replace(":*", ""), f"{role}: {resource}"
+
+
+SIGNING_ROLES = {"PlaybackRole", "WebRole"}
+"""Roles of code that signs URLs: the viewer API, and the web app, whose watch page renews
+grants through the same handler in-process (app.web.apigw.invoke_as)."""
+
+
+def test_only_the_roles_that_sign_may_read_the_signing_key_and_only_it() -> None:
+    template = DEPLOYMENTS["rotating"]
+    statements = _role_statements(template)
+    readers = {
+        role
+        for role, role_statements in statements.items()
+        for statement in role_statements
+        if any(a.startswith("secretsmanager:") for a in as_list(statement["Action"]))
+    }
+    assert readers == SIGNING_ROLES
+    for role in SIGNING_ROLES:
+        (statement,) = [
+            s for s in statements[role] if "secretsmanager:GetSecretValue" in as_list(s["Action"])
+        ]
+        assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"]
+        # During a rotation both slots' secrets, and nothing else.
+        assert statement["Resource"] == [
+            {"Ref": "SigningKeySecretArnA"},
+            {"Ref": "SigningKeySecretArnB"},
+        ]
+
+
+@ALL
+def test_each_function_has_its_own_role_and_a_log_group_with_retention(deployment: str) -> None:
+    template = DEPLOYMENTS[deployment]
+    roles = set()
+    for name, function in of_type(template, "AWS::Serverless::Function").items():
+        props = function["Properties"]
+        role = props["Role"]["Fn::GetAtt"][0]
+        assert role not in roles, f"{name} shares role {role}"
+        roles.add(role)
+        group = template["Resources"][props["LoggingConfig"]["LogGroup"]["Ref"]]
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        (log_statement,) = [
+            s for s in _role_statements(template)[role] if s["Sid"] == "WriteOwnLogs"
+        ]  # fmt: skip
+        assert log_statement["Resource"] == {
+            "Fn::GetAtt": [props["LoggingConfig"]["LogGroup"]["Ref"], "Arn"]
+        }
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def test_the_template_tables_are_exactly_app_tables_definitions() -> None:
+    tables = of_type(RAW, "AWS::DynamoDB::Table")
+    assert set(tables) == {render.TABLE_RESOURCES[logical] for logical in TABLES}
+    for logical in TABLES:
+        resource = tables[render.TABLE_RESOURCES[logical]]
+        assert resource["Properties"] == cloudformation_properties(logical, render.TABLE_NAME_REF)
+
+
+def test_the_generated_table_block_is_current() -> None:
+    text = TEMPLATE.read_text(encoding="utf-8")
+    assert render.render_template(text) == text, "run: python infra/render.py"
+
+
+def test_tables_are_on_demand_recoverable_encrypted_and_sessions_expire() -> None:
+    for name, table in of_type(RAW, "AWS::DynamoDB::Table").items():
+        props = table["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST", name
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert props["SSESpecification"]["SSEEnabled"] is True
+    sessions = RAW["Resources"]["SessionsTable"]["Properties"]
+    assert sessions["TimeToLiveSpecification"]["Enabled"] is True
+
+
+def test_render_refuses_a_template_without_markers() -> None:
+    with pytest.raises(render.TemplateLayoutError):
+        render.render_template("Resources: {}\n")
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def _needs_named_in(path: Path) -> set[Need]:
+    """The ``Need.X`` members a source file mentions (its ``load_settings`` needs)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        Need[node.attr]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "Need"
+        and node.attr in Need.__members__
+    }
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTION_SOURCES))
+@ALL
+def test_each_function_gets_exactly_the_variables_its_code_reads(
+    function: str, deployment: str
+) -> None:
+    source = ROOT / FUNCTION_SOURCES[function]
+    if not source.exists():
+        pytest.skip(f"{FUNCTION_SOURCES[function]} has not landed yet")
+    needs = _needs_named_in(source)
+    assert needs, f"{source} names no Need.*"
+    env = DEPLOYMENTS[deployment]["Resources"][function]["Properties"]["Environment"]["Variables"]
+    unknown = set(env) - set(VARIABLES)
+    assert not unknown, f"{function}: variables app/config.py does not read: {unknown}"
+    required = {name for name, (need, req, _) in VARIABLES.items() if need in needs and req}
+    assert required <= set(env), f"{function}: missing {required - set(env)}"
+    foreign = {name for name in env if VARIABLES[name][0] not in needs}
+    assert not foreign, f"{function}: gets variables of needs it does not have: {foreign}"
+
+
+def test_the_web_secret_key_is_generated_and_resolved_never_a_literal() -> None:
+    env = RAW["Resources"]["WebFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["VIDGATE_SECRET_KEY"] == {
+        "Fn::Sub": "{{resolve:secretsmanager:${WebSecretKey}:SecretString}}"
+    }
+    secret = RAW["Resources"]["WebSecretKey"]["Properties"]["GenerateSecretString"]
+    assert secret["PasswordLength"] >= 32
+
+
+# --------------------------------------------------------------------------- Cognito
+
+
+def test_the_user_pool_signs_in_by_email_with_a_strong_password_policy() -> None:
+    pool = RAW["Resources"]["UserPool"]["Properties"]
+    assert "email" in pool["AliasAttributes"]
+    policy = pool["Policies"]["PasswordPolicy"]
+    assert policy["MinimumLength"] >= 12
+    assert all(
+        policy[k]
+        for k in ("RequireLowercase", "RequireUppercase", "RequireNumbers", "RequireSymbols")
+    )
+    assert pool["LambdaConfig"]["PostConfirmation"] == {"Fn::GetAtt": ["TriggerFunction", "Arn"]}
+    permission = RAW["Resources"]["TriggerInvokePermission"]["Properties"]
+    assert permission["Principal"] == "cognito-idp.amazonaws.com"
+    assert permission["SourceArn"] == {"Fn::GetAtt": ["UserPool", "Arn"]}
+    assert permission["FunctionName"] == {"Fn::GetAtt": ["TriggerFunction", "Arn"]}
+    group = RAW["Resources"]["AdminGroup"]["Properties"]
+    assert group["GroupName"] == "admin"
+
+
+def test_the_app_client_is_public_uses_the_code_flow_and_can_revoke_tokens() -> None:
+    client = RAW["Resources"]["UserPoolClient"]["Properties"]
+    assert client["GenerateSecret"] is False
+    assert set(client["ExplicitAuthFlows"]) == {
+        "ALLOW_USER_PASSWORD_AUTH",
+        "ALLOW_USER_SRP_AUTH",
+        "ALLOW_REFRESH_TOKEN_AUTH",
+    }
+    assert client["AllowedOAuthFlows"] == ["code"]
+    assert client["CallbackURLs"] == {"Ref": "CallbackUrls"}
+    assert client["LogoutURLs"] == {"Ref": "LogoutUrls"}
+    assert client["EnableTokenRevocation"] is True
+    assert client["PreventUserExistenceErrors"] == "ENABLED"
+
+
+# --------------------------------------------------------------------------- Lambda code
+
+
+def test_no_lambda_handler_or_core_module_imports_flask_or_the_local_stack() -> None:
+    forbidden = re.compile(r"^(flask|werkzeug|jinja2|moto|app\.web|app\.local)(\.|$)")
+    files = sorted((ROOT / "lambda_handlers").glob("*.py")) + sorted((ROOT / "app").glob("*.py"))
+    operator_tools = {"cli.py", "keys_admin.py", "bench.py", "bench_imports.py"}
+    for path in files:
+        if path.name in operator_tools:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                assert not forbidden.match(name), f"{path.relative_to(ROOT)} imports {name}"
+
+
+def test_every_parameter_and_output_is_documented() -> None:
+    for section in ("Parameters", "Outputs"):
+        for name, body in RAW[section].items():
+            assert len(body.get("Description", "")) > 10, f"{section}.{name}"

@@ -788,3 +788,69 @@ def test_the_session_table_unreachable_gives_a_503_page(stack: Stack) -> None:
     assert response.status_code == 503
     assert "temporarily unavailable" in response.text
     assert cookie_value(client) is None
+
+
+# ------------------------------------------------------------------ helpers for other pages
+
+
+def test_the_helpers_other_blueprints_use_guard_pages_and_hand_out_a_fresh_access_token(
+    stack: Stack,
+) -> None:
+    from flask import Blueprint, jsonify
+
+    from app.web.sessions import (
+        admin_required,
+        current_user,
+        login_required,
+        session_access_token,
+    )
+
+    probe = Blueprint("probe", __name__)
+
+    @probe.post("/probe/token")
+    @login_required
+    def token() -> Any:
+        access = session_access_token()
+        principal = stack.services.access_verifier.verify(access)
+        user = current_user()
+        assert user is not None
+        return jsonify(username=principal.username, same_user=principal.user_id == user.user_id)
+
+    @probe.get("/probe/admin")
+    @admin_required
+    def admin_only() -> str:
+        return "admins only"
+
+    app = create_app(stack.settings, services=stack.services, local_triggers=True)
+    app.register_blueprint(probe)
+    admin, viewer = unique("yan"), unique("zoe")
+    make_user(stack, admin, groups=("admin",))
+    make_user(stack, viewer)
+    admin_client, viewer_client = app.test_client(), app.test_client()
+    sign_in(admin_client, admin)
+    sign_in(viewer_client, viewer)
+
+    anonymous = app.test_client()
+    assert anonymous.get("/probe/admin").status_code == 302
+    assert anonymous.post("/probe/token", json={}).status_code in (401, 403)
+    assert viewer_client.get("/probe/admin").status_code == 403
+    assert "You do not have access" in viewer_client.get("/probe/admin").text
+    assert admin_client.get("/probe/admin").text == "admins only"
+
+    page = viewer_client.get("/account").text
+    meta = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
+    assert meta
+    headers = {"X-CSRF-Token": meta.group(1), "Accept": "application/json"}
+    assert viewer_client.post("/probe/token", json={}).status_code == 403, "no CSRF header"
+    answer = viewer_client.post("/probe/token", json={}, headers=headers)
+    assert answer.status_code == 200
+    assert answer.get_json() == {"username": viewer, "same_user": True}
+
+    sid = cookie_value(viewer_client)
+    assert sid is not None
+    before = session_item(stack, sid)
+    assert before is not None
+    update_session(stack, sid, token_expires_at=int(time.time()) + 30)
+    assert viewer_client.post("/probe/token", json={}, headers=headers).status_code == 200
+    after = session_item(stack, sid)
+    assert after is not None and after["access_token"]["S"] != before["access_token"]["S"]

@@ -7,10 +7,10 @@ folder (``<repo>/.cache/dynamodb-local``, git-ignored) at a pinned version and
 run with Java 17+, in memory, on a free loopback port, telemetry off.
 
 DynamoDB Local has no option for the address it listens on (its Jetty server
-binds every interface). With a JDK, a few lines of Java started in
-source-file mode set the connector's host to 127.0.0.1 before the server
-starts; with only a JRE it falls back to ``java -jar`` and logs that the port
-is open on all interfaces.
+binds every interface). With a JDK, a few lines of Java (compiled once into
+the cache) set the connector's host to 127.0.0.1 before the server starts;
+with only a JRE it falls back to ``java -jar`` and logs that the port is open
+on all interfaces.
 """
 
 from __future__ import annotations
@@ -80,9 +80,38 @@ def find_java() -> str:
     return java
 
 
-def has_compiler(java: str) -> bool:
-    """True when ``java`` belongs to a JDK (source-file mode needs its compiler)."""
-    return (Path(os.path.realpath(java)).parent / "javac").exists()
+def find_javac(java: str) -> Path | None:
+    """The ``javac`` of the JDK ``java`` belongs to, or None for a bare JRE."""
+    javac = Path(os.path.realpath(java)).parent / "javac"
+    return javac if javac.exists() else None
+
+
+def build_launcher(javac: Path, engine: Path, cache_dir: Path) -> Path:
+    """Compile the loopback launcher once into ``cache_dir/launcher``; return that folder.
+
+    :raises DynamoDBLocalUnavailableError: the launcher does not compile against this jar.
+    """
+    folder = cache_dir / "launcher"
+    source = folder / f"{LAUNCHER_CLASS}.java"
+    compiled = folder / f"{LAUNCHER_CLASS}.class"
+    if compiled.exists() and source.exists() and source.read_text() == LAUNCHER_SOURCE:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    compiled.unlink(missing_ok=True)
+    source.write_text(LAUNCHER_SOURCE)
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [str(javac), "-cp", str(engine / "DynamoDBLocal.jar"), "-d", str(folder), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0 or not compiled.exists():
+        raise DynamoDBLocalUnavailableError(
+            f"the loopback launcher did not compile against {engine}:\n"
+            + _tail(result.stderr or result.stdout)
+        )
+    return folder
 
 
 def engine_dir(cache_dir: Path) -> Path | None:
@@ -170,10 +199,15 @@ def install(cache_dir: Path = DEFAULT_CACHE_DIR, *, timeout: float = 600.0) -> P
 def command(
     java: str, engine: Path, port: int, *, launcher: Path | None, max_heap: str = "1g"
 ) -> list[str]:
-    """The argv that runs DynamoDB Local from ``engine`` in memory on ``port``."""
+    """The argv that runs DynamoDB Local from ``engine`` in memory on ``port``.
+
+    ``launcher`` is the folder of the compiled loopback launcher, or None for
+    plain ``java -jar`` (all interfaces).
+    """
     argv = [java, f"-Xmx{max_heap}", f"-Djava.library.path={engine / 'DynamoDBLocal_lib'}"]
     if launcher is not None:
-        argv += ["-cp", str(engine / "DynamoDBLocal.jar"), str(launcher)]
+        classpath = os.pathsep.join([str(engine / "DynamoDBLocal.jar"), str(launcher)])
+        argv += ["-cp", classpath, LAUNCHER_CLASS]
     else:
         argv += ["-jar", str(engine / "DynamoDBLocal.jar")]
     return [*argv, "-inMemory", "-disableTelemetry", "-port", str(port)]
@@ -214,11 +248,11 @@ class DynamoDBLocal:
         """
         java = find_java()
         engine = install(self.cache_dir)
+        javac = find_javac(java)
         launcher = None
-        if has_compiler(java):
-            launcher = self.cache_dir / f"{LAUNCHER_CLASS}.java"
-            if not launcher.exists() or launcher.read_text() != LAUNCHER_SOURCE:
-                launcher.write_text(LAUNCHER_SOURCE)
+        if javac is not None:
+            with _install_lock(self.cache_dir):
+                launcher = build_launcher(javac, engine, self.cache_dir)
         else:
             log.warning(
                 "no JDK compiler next to %s: DynamoDB Local will listen on all interfaces", java

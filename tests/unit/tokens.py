@@ -23,6 +23,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from app.auth import CognitoVerifier, TokenUse
+from app.jwks import JwksCache
+
 REGION = "us-east-1"
 POOL_ID = "us-east-1_TestPool1"
 OTHER_POOL_ID = "us-east-1_OtherPool"
@@ -246,3 +249,28 @@ class FakeJwksEndpoint:
 
     def serve(self, *keys: RsaKey | dict[str, object]) -> None:
         self.body = jwks_document(*keys)
+
+
+def make_verifier(
+    keys: JwksCache | FakeJwksEndpoint,
+    token_use: TokenUse = "access",
+    *,
+    clock: Callable[[], float] | None = None,
+    **options: Any,
+) -> CognitoVerifier:
+    """A verifier for the test pool and client, at :data:`NOW` with :data:`LEEWAY`.
+
+    ``keys`` is a JwksCache, or a fake endpoint to put a fresh one in front of.
+    """
+    jwks = (
+        keys if isinstance(keys, JwksCache) else JwksCache(JWKS_URL, fetch=keys, clock=FakeClock(0))
+    )
+    return CognitoVerifier(
+        issuer=ISSUER,
+        client_id=CLIENT_ID,
+        token_use=token_use,
+        jwks=jwks,
+        leeway_seconds=LEEWAY,
+        clock=clock or FakeClock(NOW),
+        **options,
+    )

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 from types import TracebackType
+from typing import Any
 
 from app.local.ports import LOOPBACK, ensure_free, wait_for_port
 
@@ -97,21 +98,49 @@ class Emulator:
         self.stop()
 
 
+def _serialised_dynamodb(app: Any) -> Any:
+    """Run DynamoDB requests one at a time.
+
+    moto's DynamoDB backend takes no locks, so two concurrent conditional
+    writes can both pass their condition (two writers winning the same
+    version). Real DynamoDB serialises writes per item; one lock around
+    DynamoDB requests gives the emulator the same guarantee. Other services
+    stay concurrent (S3 bodies stream without holding the lock).
+    """
+    lock = threading.Lock()
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            with lock:
+                return list(app(environ, start_response))
+        return app(environ, start_response)
+
+    return wsgi
+
+
 def _serve(port: int) -> None:
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    class QuietHandler(MotoRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            """Per-request logging off: each emulated call already costs milliseconds."""
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
-    stopped = threading.Event()
+    app = _serialised_dynamodb(DomainDispatcherApplication(create_backend_app))
+    server = make_server(LOOPBACK, port, app, threaded=True, request_handler=QuietHandler)
 
     def _stop(signum: int, frame: object) -> None:
-        stopped.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    server.start()
-    stopped.wait()
-    server.stop()
+    server.serve_forever()
+    server.server_close()
 
 
 def main(argv: list[str] | None = None) -> None:

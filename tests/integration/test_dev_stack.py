@@ -209,5 +209,7 @@ def test_a_signal_stops_everything_the_stack_started(tmp_path: Path, sig: int) -
         )
     for port in ports:
         with socket.socket() as probe:
+            # SO_REUSEADDR ignores TIME_WAIT leftovers but still fails on a live listener.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((LOOPBACK, port))  # free again: nothing left listening
     assert os.environ.get("AWS_ENDPOINT_URL") != stack.aws_endpoint

@@ -14,7 +14,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-
 from app.entitlements import AuditRecord, Entitlement, EntitlementStore
 from app.errors import VersionConflictError
 from app.users import UserDirectory

@@ -60,6 +60,7 @@ class Settings:
     url_ttl_seconds: int = URL_TTL_DEFAULT
     web_secret_key: str = ""
     web_base_url: str = ""
+    local_triggers: bool = False
 
 
 # name -> (need, required, help). The README's configuration table mirrors this.
@@ -101,6 +102,11 @@ VARIABLES: dict[str, tuple[Need, bool, str]] = {
     ),
     "VIDGATE_SECRET_KEY": (Need.WEB, True, "secret for the web app's CSRF tokens (32+ chars)"),
     "VIDGATE_BASE_URL": (Need.WEB, False, "public base URL of the web app (hosted-UI callback)"),
+    "VIDGATE_LOCAL_TRIGGERS": (
+        Need.WEB,
+        False,
+        "1 = the web app runs the PostConfirmation handler itself (local emulator only)",
+    ),
 }
 
 
@@ -192,6 +198,10 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
     if base_url and not _http_url(base_url):
         problems.append(f"VIDGATE_BASE_URL must be an http(s) URL, got {base_url!r}")
 
+    local_triggers = get("VIDGATE_LOCAL_TRIGGERS")
+    if local_triggers not in ("", "0", "1"):
+        problems.append(f"VIDGATE_LOCAL_TRIGGERS must be 0 or 1, got {local_triggers!r}")
+
     if problems:
         raise ConfigurationError("vidgate is misconfigured:\n  - " + "\n  - ".join(problems))
     return Settings(
@@ -208,4 +218,5 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         url_ttl_seconds=ttl,
         web_secret_key=secret_key,
         web_base_url=base_url.rstrip("/"),
+        local_triggers=local_triggers == "1",
     )

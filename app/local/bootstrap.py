@@ -166,6 +166,7 @@ class Bootstrap:
                 "ALLOW_REFRESH_TOKEN_AUTH",
             ],
             EnableTokenRevocation=True,
+            ReadAttributes=["email", "email_verified"],
             PreventUserExistenceErrors="ENABLED",
         )
         return str(created["UserPoolClient"]["ClientId"])

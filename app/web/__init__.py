@@ -41,7 +41,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
 NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.SIGNING, Need.MEDIA, Need.WEB})
-LOCAL_TRIGGERS_ENV = "VIDGATE_LOCAL_TRIGGERS"
 MAX_FORM_BYTES = 1024 * 1024
 
 HTTP_ERROR_CODES = {
@@ -121,13 +120,6 @@ def default_csp(settings: Settings) -> dict[str, list[str]]:
     }
 
 
-def _local_triggers_from_env() -> bool:
-    # The one flag app.config does not carry yet (see the module docstring of
-    # lambda_handlers.cognito_triggers): the local stack sets it because the
-    # emulator fires no Cognito triggers; in AWS, Cognito runs them.
-    return os.environ.get(LOCAL_TRIGGERS_ENV, "").strip() == "1"
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -150,7 +142,9 @@ def create_app(
     if not settings.web_secret_key or not settings.sessions_table:
         raise ConfigurationError("the web app needs VIDGATE_SECRET_KEY and VIDGATE_SESSIONS_TABLE")
     if local_triggers is None:
-        local_triggers = _local_triggers_from_env()
+        # The local stack sets VIDGATE_LOCAL_TRIGGERS=1 because the emulator
+        # fires no Cognito triggers; in AWS, Cognito runs them.
+        local_triggers = settings.local_triggers
     services = services or Services(settings)
     cognito_settings = settings.cognito
 

@@ -97,12 +97,17 @@ class CreatedKey:
 
 
 def sam_overrides(parameters: dict[str, str]) -> str:
-    """``Name="value"`` pairs for ``sam deploy --parameter-overrides`` (quotes escaped)."""
+    """``Name="value"`` pairs for ``sam deploy --parameter-overrides``.
 
-    def quoted(value: str) -> str:
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    SAM reads a double-quoted value up to the next double quote, newlines
+    included, so a PEM passes whole. PEMs and ARNs hold no quote or backslash.
 
-    return " ".join(f"{name}={quoted(value)}" for name, value in parameters.items())
+    :raises ValueError: a value holds ``"`` or ``\\``, which SAM would not read back as is.
+    """
+    for name, value in parameters.items():
+        if '"' in value or "\\" in value:
+            raise ValueError(f"{name} holds a quote or backslash; pass it another way")
+    return " ".join(f'{name}="{value}"' for name, value in parameters.items())
 
 
 def _secret_exists(secrets_client: Any, secret_id: str) -> bool:

@@ -105,9 +105,11 @@ def test_labels_need_an_aware_time() -> None:
         key_label(datetime(2027, 1, 2))  # naive on purpose
 
 
-def test_parameter_overrides_are_quoted_for_sam() -> None:
-    key = CreatedKey("ecdsa-p256", "k1", "s", "arn:x", '-----BEGIN "odd"\\key-----\n')
+def test_parameter_overrides_quote_each_value_whole_for_sam() -> None:
+    key = CreatedKey("ecdsa-p256", "k1", "s", "arn:x", "-----BEGIN PUBLIC KEY-----\nAB+/=\n")
     text = sam_overrides(key.parameters("A"))
     assert text == (
-        'SigningPublicKeyA="-----BEGIN \\"odd\\"\\\\key-----\n" SigningKeySecretArnA="arn:x"'
+        'SigningPublicKeyA="-----BEGIN PUBLIC KEY-----\nAB+/=\n" SigningKeySecretArnA="arn:x"'
     )
+    with pytest.raises(ValueError):
+        sam_overrides({"Odd": 'a "quoted" value'})

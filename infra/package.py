@@ -71,7 +71,9 @@ FORBIDDEN_IN_HANDLERS = frozenset({"flask", "werkzeug", "jinja2", "moto", "authl
 """Top-level packages that must not be in ``handlers-<arch>.zip`` (STYLE.md #7)."""
 
 # app/ modules that are operator tools or adapters, not Lambda runtime code.
-_NOT_IN_LAMBDA = frozenset({"cli.py", "keys_admin.py", "bench.py", "bench_imports.py"})
+_NOT_IN_LAMBDA = frozenset(
+    {"cli.py", "admin_cli.py", "keys_admin.py", "bench.py", "bench_imports.py"}
+)
 _SKIP_PARTS = frozenset({"__pycache__", "tests", ".mypy_cache", ".pytest_cache"})
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)

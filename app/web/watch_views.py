@@ -1,0 +1,181 @@
+"""The viewer's pages: the catalog (``/``), the watch page, the upsell page, and the grant route.
+
+The catalog lists published videos a page at a time (``?limit=&cursor=``,
+the cursor being the catalog's own opaque one). The watch page is for
+signed-in users; whether it shows the player or the upsell page is decided
+here, on the server, before anything is rendered: a premium video for a user
+whose entitlement is not active gets a normal page explaining premium, never
+a player that would fail. The player (``static/player.js``) gets its signed
+URLs from ``POST /videos/<id>/grant``, a same-origin route protected by the
+session cookie and the ``X-CSRF-Token`` header (checked by
+:mod:`app.web.csrf` before any view runs): it calls the very playback Lambda
+handler the HTTP API uses, through :func:`app.web.apigw.invoke_as`, with the
+session's Cognito access token, and returns the handler's answer unchanged.
+The token stays on the server; page JavaScript only ever sees
+``{url, expires_at, content_type}`` or ``{error, message}``.
+
+One viewer API handler is built per app (it loads the CloudFront key once,
+at start) and kept on ``app.extensions[VIEWER_API_EXTENSION]``; a module that
+mounts ``/api`` may build it first, and this one then reuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, current_app, render_template, request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.wrappers import Response
+
+from app.catalog import Video
+from app.errors import BadRequestError
+from app.services import Services
+from app.signing import InvalidObjectKeyError, object_key_to_path
+from app.web.apigw import Handler, invoke_as
+from app.web.sessions import (
+    current_services,
+    current_user,
+    login_required,
+    session_access_token,
+    web,
+)
+from lambda_handlers.playback import make_handler
+
+log = logging.getLogger("vidgate.web.watch")
+
+blueprint = Blueprint("watch", __name__)
+
+VIEWER_API_EXTENSION = "vidgate.viewer_api"
+"""``app.extensions`` key of the viewer API handler (``lambda_handlers.playback``)."""
+SERVICES_EXTENSION = "vidgate.services"
+DEFAULT_PAGE_SIZE = 12
+MAX_PAGE_SIZE = 50
+
+
+class BadPageLinkError(BadRequestError):
+    """The catalog's ``limit`` or ``cursor`` is not one we issued: a friendly 400 page."""
+
+    friendly = (
+        "That page link is not valid (it may be out of date). "
+        "Start again from the first page of videos."
+    )
+
+
+# --------------------------------------------------------------------------- setup
+
+
+@blueprint.record_once
+def _build_viewer_api(state: BlueprintSetupState) -> None:
+    """One viewer API handler per app, warmed now (the signing key is read at start)."""
+    app = state.app
+    if VIEWER_API_EXTENSION not in app.extensions:
+        services: Services = app.extensions[SERVICES_EXTENSION]
+        app.extensions[VIEWER_API_EXTENSION] = make_handler(services)
+
+
+def viewer_api() -> Handler:
+    """This app's viewer API handler (the same code that runs in Lambda)."""
+    handler: Handler = current_app.extensions[VIEWER_API_EXTENSION]
+    return handler
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def poster_url(cdn_url: str, video: Video) -> str | None:
+    """The poster's URL on the CDN's public ``posters/`` path (no signature needed)."""
+    if not video.poster_key or not cdn_url:
+        return None
+    try:
+        return cdn_url.rstrip("/") + object_key_to_path(video.poster_key)
+    except InvalidObjectKeyError:
+        log.warning(json.dumps({"event": "bad_poster_key", "video": video.video_id}))
+        return None
+
+
+def format_duration(seconds: float) -> str:
+    """``75.4`` → ``"1:15"``; an hour or more → ``"1:02:03"``."""
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _card(video: Video, cdn_url: str) -> dict[str, Any]:
+    return {
+        **video.to_public(poster_url(cdn_url, video)),
+        "duration": format_duration(video.duration_seconds),
+    }
+
+
+def _page_size(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_PAGE_SIZE
+    if raw.isascii() and raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= MAX_PAGE_SIZE:
+        return int(raw)
+    raise BadPageLinkError(f"page size must be 1..{MAX_PAGE_SIZE}")
+
+
+def _now() -> datetime:
+    return datetime.fromtimestamp(web().clock(), UTC)
+
+
+# --------------------------------------------------------------------------- pages
+
+
+@blueprint.get("/")
+def catalog() -> str:
+    """Published videos, newest first, ``limit`` per page, following ``cursor``."""
+    limit = _page_size(request.args.get("limit"))
+    cursor = request.args.get("cursor") or None
+    services = current_services()
+    try:
+        videos, next_cursor = services.catalog.list(limit, cursor)
+    except BadRequestError as exc:
+        raise BadPageLinkError(str(exc)) from exc
+    cdn_url = services.settings.cdn_url
+    return render_template(
+        "catalog.html",
+        videos=[_card(video, cdn_url) for video in videos],
+        cursor=cursor,
+        next_cursor=next_cursor,
+        limit=limit,
+        custom_limit=limit != DEFAULT_PAGE_SIZE,
+    )
+
+
+@blueprint.get("/videos/<video_id>")
+@login_required
+def watch(video_id: str) -> str:
+    """The player, or the upsell page when the video is premium and the user is not.
+
+    :raises VideoNotFoundError: no published video has this id (a 404 page).
+    :raises DependencyUnavailableError: DynamoDB cannot be read (a 503 page; fail closed).
+    """
+    user = current_user()
+    assert user is not None  # login_required
+    services = current_services()
+    video = services.catalog.get(video_id)
+    card = _card(video, services.settings.cdn_url)
+    if video.tier != "free":  # like app.playback: anything but free needs an active entitlement
+        entitlement = services.entitlements.get(user.user_id)
+        if not entitlement.is_active(_now()):
+            lapsed = entitlement.premium_until if entitlement.premium else None
+            return render_template("upsell.html", video=card, lapsed_on=lapsed)
+    return render_template("watch.html", video=card)
+
+
+@blueprint.post("/videos/<video_id>/grant")
+@login_required
+def grant(video_id: str) -> Response:
+    """A fresh signed URL for the player, from the playback handler, answered unchanged.
+
+    CSRF (``X-CSRF-Token``) and the same-origin check ran before this view.
+    """
+    token = session_access_token()
+    return invoke_as(
+        viewer_api(), request, path=f"/api/videos/{video_id}/playback", access_token=token
+    )

@@ -1,13 +1,27 @@
 """The ``vidgate`` command line: ``dev`` runs the local stack; operator commands follow.
 
-Exit codes: 0 success, 1 a user error (one-line message), 2 usage.
+    vidgate dev [--port ...]                        the whole product on loopback
+    vidgate admin grant USER [--until DATE] [--as NAME]
+    vidgate admin revoke USER [--as NAME]
+    vidgate admin show USER
+    vidgate admin audit [USER] [--limit N] [--cursor C]
+    vidgate videos add FILE --title T --tier free|premium [--description D] [--id ID]
+    vidgate videos list [--limit N] [--cursor C]
+    vidgate videos remove ID [--keep-media]
+    vidgate keys create [--algorithm A] [--secret-prefix P] [--slot A|B]
+    vidgate keys rotate --current-slot A|B [--algorithm A] [--secret-prefix P]
+
+USER is a username, an e-mail or a user id. The operator commands read their
+configuration like the Lambda functions do (see :mod:`app.admin_cli`; every
+one takes ``--env-file``). Exit codes: 0 success, 1 a user error (one-line
+message on stderr), 2 usage, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from app.errors import ConfigurationError
@@ -27,20 +41,177 @@ def _port(value: str) -> int:
     return port
 
 
+def _page_size(value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 100:
+        raise argparse.ArgumentTypeError(f"a page size is 1 to 100, got {value!r}")
+    return int(value)
+
+
+def _part_size(value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or not 5 <= int(value) <= 5120:
+        raise argparse.ArgumentTypeError(f"a part size is 5 to 5120 MiB, got {value!r}")
+    return int(value)
+
+
+def _add_dev(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dev = sub.add_parser("dev", help="run the whole product on the embedded local stack")
+    dev.add_argument("--port", type=_port, default=5000, help="web app port (default 5000)")
+    dev.add_argument(
+        "--aws-port", type=_port, default=5001, help="AWS emulator port (default 5001)"
+    )
+    dev.add_argument(
+        "--edge-port", type=_port, default=5002, help="local CloudFront edge port (5002)"
+    )
+    dev.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".vidgate"),
+        help="folder for dev-stack.json and local state (default .vidgate)",
+    )
+    dev.add_argument(
+        "--key-algorithm",
+        choices=("ecdsa-p256", "rsa-2048"),
+        default="ecdsa-p256",
+        help="CloudFront signing key type (default ecdsa-p256)",
+    )
+    dev.add_argument(
+        "--url-ttl",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="signed URL lifetime (default 300)",
+    )
+
+
+def _operator_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="KEY=VALUE settings on top of the environment (default: .vidgate/dev.env "
+        "when it exists and no VIDGATE_* variable is set)",
+    )
+    return common
+
+
+def _add_admin(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    admin = sub.add_parser("admin", help="premium memberships and their audit trail")
+    actions = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
+    as_help = "name recorded in the audit (default: your AWS identity, else your OS user)"
+
+    grant = actions.add_parser("grant", parents=[common], help="make a user premium")
+    grant.add_argument("user", metavar="USER", help="username, e-mail or user id")
+    grant.add_argument(
+        "--until",
+        metavar="DATE",
+        help="end of the membership: YYYY-MM-DD (through that day, UTC) or an ISO-8601 "
+        "moment (no timezone = UTC); default: no end",
+    )
+    grant.add_argument("--as", dest="as_name", metavar="NAME", help=as_help)
+
+    revoke = actions.add_parser("revoke", parents=[common], help="end a user's premium now")
+    revoke.add_argument("user", metavar="USER", help="username, e-mail or user id")
+    revoke.add_argument("--as", dest="as_name", metavar="NAME", help=as_help)
+
+    show = actions.add_parser("show", parents=[common], help="a user's premium state")
+    show.add_argument("user", metavar="USER", help="username, e-mail or user id")
+
+    audit = actions.add_parser("audit", parents=[common], help="premium changes, newest first")
+    audit.add_argument("user", metavar="USER", nargs="?", help="only this user's changes")
+    audit.add_argument("--limit", type=_page_size, default=20, help="records per page (20)")
+    audit.add_argument("--cursor", help="the cursor printed after the previous page")
+
+
+def _add_videos(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    videos = sub.add_parser("videos", help="the video catalog")
+    actions = videos.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    add = actions.add_parser("add", parents=[common], help="upload a video and publish it")
+    add.add_argument("file", type=Path, metavar="FILE", help="the video file (MP4 plays best)")
+    add.add_argument("--title", required=True)
+    add.add_argument("--tier", required=True, choices=("free", "premium"))
+    add.add_argument("--description", default="")
+    add.add_argument(
+        "--id", dest="video_id", metavar="ID", help="video id (default: from the title)"
+    )
+    add.add_argument(
+        "--part-size",
+        type=_part_size,
+        default=8,
+        metavar="MIB",
+        help="multipart upload part size in MiB (default 8)",
+    )
+
+    listing = actions.add_parser("list", parents=[common], help="every video, published or not")
+    listing.add_argument("--limit", type=_page_size, default=50, help="videos per page (50)")
+    listing.add_argument("--cursor", help="the cursor printed after the previous page")
+
+    remove = actions.add_parser("remove", parents=[common], help="delete a video")
+    remove.add_argument("video_id", metavar="ID")
+    remove.add_argument(
+        "--keep-media", action="store_true", help="keep the video and poster objects in the bucket"
+    )
+
+
+def _add_keys(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    keys = sub.add_parser("keys", help="CloudFront signing keys (see docs/deploy.md)")
+    actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (
+        ("create", "make a key pair; its private half goes to a new secret"),
+        ("rotate", "make the next key and print the rotation plan"),
+    ):
+        parser = actions.add_parser(name, parents=[common], help=text)
+        parser.add_argument(
+            "--algorithm",
+            choices=("ecdsa-p256", "rsa-2048"),
+            default="ecdsa-p256",
+            help="key type (default ecdsa-p256)",
+        )
+        parser.add_argument(
+            "--secret-prefix",
+            default=None,
+            metavar="PREFIX",
+            help="Secrets Manager name prefix (default vidgate/cloudfront-signing-key)",
+        )
+        if name == "create":
+            parser.add_argument(
+                "--slot",
+                choices=("A", "B"),
+                default="A",
+                help="template key slot to print parameters for (default A)",
+            )
+        else:
+            parser.add_argument(
+                "--current-slot",
+                choices=("A", "B"),
+                required=True,
+                help="the slot whose key signs today (ActiveSigningKey)",
+            )
+            parser.add_argument(
+                "--url-ttl",
+                type=int,
+                default=None,
+                metavar="SECONDS",
+                help="signed URL lifetime (default VIDGATE_URL_TTL_SECONDS or 300)",
+            )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vidgate", description="vidgate: the premium-video gate")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    dev = sub.add_parser("dev", help="run the whole product on the embedded local stack")
-    dev.add_argument("--port", type=_port, default=5000, help="web app port (default 5000)")
-    dev.add_argument("--aws-port", type=_port, default=5001, help="AWS emulator port (default 5001)")
-    dev.add_argument("--edge-port", type=_port, default=5002, help="local CloudFront edge port (5002)")
-    dev.add_argument("--state-dir", type=Path, default=Path(".vidgate"),
-                     help="folder for dev-stack.json and local state (default .vidgate)")
-    dev.add_argument("--key-algorithm", choices=("ecdsa-p256", "rsa-2048"), default="ecdsa-p256",
-                     help="CloudFront signing key type (default ecdsa-p256)")
-    dev.add_argument("--url-ttl", type=int, default=None, metavar="SECONDS",
-                     help="signed URL lifetime (default 300)")
+    common = _operator_options()
+    _add_dev(sub)
+    _add_admin(sub, common)
+    _add_videos(sub, common)
+    _add_keys(sub, common)
     return parser
 
 
@@ -48,16 +219,98 @@ def _dev(args: argparse.Namespace) -> int:
     from app.local.ports import PortBusyError
     from app.local.stack import DevOptions, run_dev
 
-    options = DevOptions(port=args.port, aws_port=args.aws_port, edge_port=args.edge_port,
-                         state_dir=args.state_dir, key_algorithm=args.key_algorithm,
-                         url_ttl_seconds=args.url_ttl)
+    options = DevOptions(
+        port=args.port,
+        aws_port=args.aws_port,
+        edge_port=args.edge_port,
+        state_dir=args.state_dir,
+        key_algorithm=args.key_algorithm,
+        url_ttl_seconds=args.url_ttl,
+    )
     try:
         return run_dev(options)
     except PortBusyError as exc:
         raise UserError(str(exc)) from exc
 
 
-COMMANDS = {"dev": _dev}
+def _operator_command(args: argparse.Namespace) -> int:
+    """``admin``, ``videos`` and ``keys``: every refusal becomes a one-line UserError."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from app import admin_cli
+    from app.config import Need
+    from app.errors import VidgateError
+    from app.uploads import PublishError
+
+    needs: dict[str, set[Need]] = {
+        "admin": {Need.TABLES},
+        "videos": {Need.TABLES, Need.MEDIA},
+        "keys": set(),
+    }
+    try:
+        operator = admin_cli.Operator.load(needs[args.command], env_file=args.env_file)
+        run: Callable[[], int]
+        if args.command == "admin":
+            run = {
+                "grant": lambda: admin_cli.admin_grant(
+                    operator, args.user, args.until, args.as_name
+                ),
+                "revoke": lambda: admin_cli.admin_revoke(operator, args.user, args.as_name),
+                "show": lambda: admin_cli.admin_show(operator, args.user),
+                "audit": lambda: admin_cli.admin_audit(
+                    operator, args.user, args.limit, args.cursor
+                ),
+            }[args.action]
+        elif args.command == "videos":
+            run = {
+                "add": lambda: admin_cli.videos_add(
+                    operator,
+                    args.file,
+                    title=args.title,
+                    tier=args.tier,
+                    description=args.description,
+                    video_id=args.video_id,
+                    part_size_mib=args.part_size,
+                ),
+                "list": lambda: admin_cli.videos_list(operator, args.limit, args.cursor),
+                "remove": lambda: admin_cli.videos_remove(
+                    operator, args.video_id, keep_media=args.keep_media
+                ),
+            }[args.action]
+        else:
+            run = {
+                "create": lambda: admin_cli.keys_create(
+                    operator,
+                    algorithm=args.algorithm,
+                    secret_prefix=args.secret_prefix,
+                    slot=args.slot,
+                ),
+                "rotate": lambda: admin_cli.keys_rotate(
+                    operator,
+                    current_slot=args.current_slot,
+                    algorithm=args.algorithm,
+                    secret_prefix=args.secret_prefix,
+                    url_ttl_seconds=args.url_ttl,
+                ),
+            }[args.action]
+        return run()
+    except (admin_cli.OperatorError, PublishError, VidgateError, ConfigurationError) as exc:
+        raise UserError(admin_cli.one_line(exc)) from exc
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise UserError(
+            f"AWS refused {exc.operation_name}: {error.get('Code', '?')} {error.get('Message', '')}"
+        ) from exc
+    except BotoCoreError as exc:
+        raise UserError(admin_cli.one_line(exc)) from exc
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "dev": _dev,
+    "admin": _operator_command,
+    "videos": _operator_command,
+    "keys": _operator_command,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,438 @@
+"""The operator commands behind ``vidgate admin|videos|keys``: premium, the catalog, signing keys.
+
+Configuration is what the Lambda functions read (:mod:`app.config`), taken
+from the environment, so the same commands work against real AWS (with the
+operator's own credentials) and against the local stack. ``--env-file FILE``
+adds the ``KEY=VALUE`` lines of a file on top of the environment (the file
+wins); without it, ``.vidgate/dev.env`` (written by ``vidgate dev``) is used
+when it exists and no ``VIDGATE_*`` variable is set. The boto3 session is
+built from that merged mapping alone (credentials, region, endpoint), never
+by changing this process's environment.
+
+Every premium change names its operator in the audit trail: ``--as NAME``,
+else the AWS identity (STS GetCallerIdentity ARN), else the OS user. Each
+command prints what it did; refusals are :class:`OperatorError` (one line,
+exit code 1 in :mod:`app.cli`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from app.config import Need, Settings, load_settings
+from app.entitlements import AuditRecord, Entitlement
+from app.errors import ConfigurationError, UserNotFoundError, VersionConflictError
+from app.services import Services
+from app.users import UserRecord
+
+log = logging.getLogger("vidgate.admin_cli")
+
+DEFAULT_ENV_FILE = Path(".vidgate") / "dev.env"
+STS_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 1}, connect_timeout=3, read_timeout=5
+)
+# boto3 service name -> the suffix of its AWS_ENDPOINT_URL_<SERVICE> variable.
+_ENDPOINT_SUFFIX = {
+    "cognito-idp": "COGNITO_IDENTITY_PROVIDER",
+    "secretsmanager": "SECRETS_MANAGER",
+}
+
+Say = Callable[[str], None]
+
+
+class OperatorError(Exception):
+    """A command cannot do what was asked; the message is one line for the operator."""
+
+
+# --- configuration -------------------------------------------------------------------
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines (``#`` comments, blank lines, optional ``export`` and quotes).
+
+    :raises OperatorError: the file cannot be read or a line is not ``KEY=VALUE``.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise OperatorError(f"cannot read env file {path}: {exc.strerror or exc}") from exc
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not name.replace("_", "").isalnum():
+            raise OperatorError(f"{path}:{number}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
+
+
+def operator_environment(
+    env_file: Path | None, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment the commands read: ``environ`` plus the env file's values.
+
+    With ``env_file=None`` the default ``.vidgate/dev.env`` is used only when
+    it exists and ``environ`` has no ``VIDGATE_*`` variable (so a shell set up
+    for AWS is never overridden by a leftover local file).
+    """
+    base = dict(os.environ if environ is None else environ)
+    if env_file is None:
+        if any(name.startswith("VIDGATE_") for name in base) or not DEFAULT_ENV_FILE.is_file():
+            return base
+        env_file = DEFAULT_ENV_FILE
+    return {**base, **read_env_file(env_file)}
+
+
+class OperatorSession(boto3.Session):
+    """A boto3 session whose credentials, region and endpoint come from a mapping.
+
+    boto3 reads ``AWS_ENDPOINT_URL[_<SERVICE>]`` from the process environment
+    only; this session passes the mapping's endpoint to each client instead.
+    """
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        kwargs: dict[str, Any] = {
+            "region_name": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
+        }
+        if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+            kwargs["aws_access_key_id"] = env["AWS_ACCESS_KEY_ID"]
+            kwargs["aws_secret_access_key"] = env["AWS_SECRET_ACCESS_KEY"]
+            kwargs["aws_session_token"] = env.get("AWS_SESSION_TOKEN") or None
+        elif env.get("AWS_PROFILE"):
+            kwargs["profile_name"] = env["AWS_PROFILE"]
+        super().__init__(**kwargs)
+        self._env = dict(env)
+
+    def endpoint_for(self, service_name: str) -> str | None:
+        suffix = _ENDPOINT_SUFFIX.get(service_name, service_name.upper().replace("-", "_"))
+        return (
+            self._env.get(f"AWS_ENDPOINT_URL_{suffix}") or self._env.get("AWS_ENDPOINT_URL") or None
+        )
+
+    def client(self, service_name: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        if kwargs.get("endpoint_url") is None:
+            endpoint = self.endpoint_for(service_name)
+            if endpoint:
+                kwargs["endpoint_url"] = endpoint
+        return super().client(service_name, **kwargs)  # type: ignore[call-overload]
+
+
+def one_line(exc: BaseException) -> str:
+    """A multi-line message (``head:`` then ``- item`` lines) as one line."""
+    parts = [part.strip(" -") for part in str(exc).splitlines() if part.strip(" -")]
+    if len(parts) > 1 and parts[0].endswith(":"):
+        return f"{parts[0]} {'; '.join(parts[1:])}"
+    return "; ".join(parts)
+
+
+@dataclass
+class Operator:
+    """What a command works with: settings, services and where it prints."""
+
+    env: dict[str, str]
+    settings: Settings
+    services: Services
+    say: Say = print
+
+    @classmethod
+    def load(
+        cls,
+        needs: Iterable[Need],
+        *,
+        env_file: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        say: Say = print,
+    ) -> Operator:
+        """Settings for ``needs`` from the environment (and env file), and their services.
+
+        :raises OperatorError: a missing or malformed setting (all named, on one line).
+        """
+        env = operator_environment(env_file, environ)
+        try:
+            settings = load_settings(env, frozenset(needs))
+        except ConfigurationError as exc:
+            hint = (
+                ""
+                if env_file
+                else " (run inside the project after `vidgate dev`, or pass --env-file)"
+            )
+            raise OperatorError(one_line(exc) + hint) from exc
+        return cls(env, settings, Services(settings, session=OperatorSession(env)), say)
+
+    @cached_property
+    def identity(self) -> str | None:
+        """The caller's AWS identity ARN (STS GetCallerIdentity), or None if it cannot be read."""
+        try:
+            sts = self.services.session.client("sts", config=STS_CONFIG)
+            return str(sts.get_caller_identity()["Arn"])
+        except (ClientError, BotoCoreError, KeyError) as exc:
+            log.debug("no caller identity: %s", exc)
+            return None
+
+    def actor(self, explicit: str | None) -> str:
+        """Who the audit names: ``--as``, else the AWS identity, else the OS user."""
+        if explicit is not None:
+            name = explicit.strip()
+            if not name or len(name) > 256:
+                raise OperatorError("--as needs a name of 1 to 256 characters")
+            return name
+        if self.identity:
+            return self.identity
+        try:
+            return f"os:{getpass.getuser()}"
+        except (KeyError, OSError):
+            return "os:unknown"
+
+
+# --- formatting ------------------------------------------------------------------------
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "-"
+
+
+def premium_text(state: Entitlement, now: datetime) -> str:
+    """``premium until …`` / ``premium (no end date)`` / ``premium ended …`` / ``not premium``."""
+    if not state.premium:
+        return "not premium"
+    if state.premium_until is None:
+        return "premium (no end date)"
+    if state.is_active(now):
+        return f"premium until {_when(state.premium_until)}"
+    return f"premium ended {_when(state.premium_until)}"
+
+
+def describe_user(record: UserRecord, now: datetime) -> list[str]:
+    state = record.entitlement
+    return [
+        f"{record.username} <{record.email or '-'}>  id {record.user_id}",
+        f"  {premium_text(state, now)}",
+        f"  version {record.version}; last change {_when(record.updated_at)} "
+        f"by {record.updated_by or '-'}",
+    ]
+
+
+def describe_audit(record: AuditRecord, who: str) -> str:
+    def state(premium: bool, until: datetime | None) -> str:
+        if not premium:
+            return "free"
+        return f"premium until {_when(until)}" if until else "premium"
+
+    return (
+        f"{_when(record.at)}  {who:<20} {record.action:<6}  "
+        f"{state(record.premium_before, record.until_before)} -> "
+        f"{state(record.premium_after, record.until_after)}  "
+        f"by {record.actor}  (v{record.version})"
+    )
+
+
+# --- admin -------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _find(operator: Operator, identifier: str) -> UserRecord:
+    try:
+        return operator.services.users.find(identifier)
+    except UserNotFoundError:
+        raise OperatorError(f"no user matches {identifier!r} (id, username or e-mail)") from None
+
+
+def _change(
+    operator: Operator,
+    record: UserRecord,
+    premium: bool,
+    until: datetime | None,
+    actor: str,
+) -> Entitlement:
+    try:
+        return operator.services.entitlements.set_premium(
+            record.user_id, premium, until, actor=actor, expected_version=record.version
+        )
+    except VersionConflictError as exc:
+        raise OperatorError(
+            f"{record.username} was changed by someone else just now; nothing was written. "
+            "Check with `vidgate admin show` and run the command again"
+        ) from exc
+
+
+def admin_grant(
+    operator: Operator, identifier: str, until_text: str | None, as_name: str | None
+) -> int:
+    from lambda_handlers.admin import parse_until
+
+    until = parse_until(until_text, naive_is_utc=True)
+    actor = operator.actor(as_name)
+    record = _find(operator, identifier)
+    state = _change(operator, record, True, until, actor)
+    operator.say(
+        f"{record.username} is now {premium_text(state, _now())} "
+        f"(version {state.version}, by {actor})"
+    )
+    return 0
+
+
+def admin_revoke(operator: Operator, identifier: str, as_name: str | None) -> int:
+    actor = operator.actor(as_name)
+    record = _find(operator, identifier)
+    if not record.premium:
+        operator.say(f"{record.username} is not premium; nothing changed")
+        return 0
+    state = _change(operator, record, False, None, actor)
+    operator.say(f"{record.username} is no longer premium (version {state.version}, by {actor})")
+    return 0
+
+
+def admin_show(operator: Operator, identifier: str) -> int:
+    for line in describe_user(_find(operator, identifier), _now()):
+        operator.say(line)
+    return 0
+
+
+def admin_audit(operator: Operator, identifier: str | None, limit: int, cursor: str | None) -> int:
+    names: dict[str, str] = {}
+    user_id = None
+    if identifier is not None:
+        record = _find(operator, identifier)
+        user_id = record.user_id
+        names[user_id] = record.username
+    records, next_cursor = operator.services.entitlements.list_audit(user_id, limit, cursor)
+    if not records:
+        operator.say("no premium changes recorded")
+    for item in records:
+        if item.user_id not in names:
+            try:
+                names[item.user_id] = operator.services.users.get(item.user_id).username
+            except UserNotFoundError:
+                names[item.user_id] = item.user_id
+        operator.say(describe_audit(item, names[item.user_id]))
+    if next_cursor:
+        operator.say(f"more: --cursor {next_cursor}")
+    return 0
+
+
+# --- videos ------------------------------------------------------------------------------
+
+
+def videos_add(
+    operator: Operator,
+    path: Path,
+    *,
+    title: str,
+    tier: str,
+    description: str,
+    video_id: str | None,
+    part_size_mib: int,
+) -> int:
+    from app.uploads import MIB, VideoDetails, progress_bar, publish_video
+
+    video = publish_video(
+        path,
+        VideoDetails(title=title, tier=tier, description=description, video_id=video_id),
+        s3=operator.services.s3,
+        bucket=operator.settings.bucket,
+        catalog=operator.services.catalog,
+        progress=progress_bar,
+        part_size=part_size_mib * MIB,
+    )
+    operator.say(
+        f"added video {video.video_id}: {video.title!r} ({video.tier}, "
+        f"{video.duration_seconds:.1f} s, {video.size_bytes / MIB:.1f} MiB) "
+        f"at s3://{operator.settings.bucket}/{video.object_key}"
+    )
+    return 0
+
+
+def videos_list(operator: Operator, limit: int, cursor: str | None) -> int:
+    from app.uploads import list_all_videos
+
+    videos, next_cursor = list_all_videos(
+        operator.services.dynamodb, operator.settings.videos_table, limit, cursor
+    )
+    if not videos:
+        operator.say("no videos")
+    for video in videos:
+        state = "published" if video.published else "unpublished"
+        operator.say(
+            f"{video.video_id:<28} {video.tier:<8} {state:<11} "
+            f"{video.duration_seconds:>7.1f} s  {video.title}"
+        )
+    if next_cursor:
+        operator.say(f"more: --cursor {next_cursor}")
+    return 0
+
+
+def videos_remove(operator: Operator, video_id: str, *, keep_media: bool) -> int:
+    from app.errors import VideoNotFoundError
+    from app.uploads import remove_video
+
+    try:
+        video = remove_video(
+            video_id,
+            s3=operator.services.s3,
+            bucket=operator.settings.bucket,
+            catalog=operator.services.catalog,
+            keep_media=keep_media,
+        )
+    except VideoNotFoundError:
+        raise OperatorError(f"no video with id {video_id!r}") from None
+    media = "kept its media" if keep_media else "deleted its media"
+    operator.say(f"removed video {video.video_id} ({video.title!r}); {media}")
+    return 0
+
+
+# --- signing keys ----------------------------------------------------------------------
+
+
+def keys_create(operator: Operator, *, algorithm: str, secret_prefix: str | None, slot: str) -> int:
+    from app.keys_admin import DEFAULT_SECRET_PREFIX, create_signing_key
+
+    created = create_signing_key(
+        operator.services.secretsmanager,
+        secret_prefix=secret_prefix or DEFAULT_SECRET_PREFIX,
+        algorithm=algorithm,  # type: ignore[arg-type]  # argparse choices
+    )
+    operator.say(created.describe(slot))  # type: ignore[arg-type]
+    return 0
+
+
+def keys_rotate(
+    operator: Operator,
+    *,
+    current_slot: str,
+    algorithm: str,
+    secret_prefix: str | None,
+    url_ttl_seconds: int | None,
+) -> int:
+    from app.keys_admin import DEFAULT_SECRET_PREFIX, rotate_signing_key
+
+    plan = rotate_signing_key(
+        operator.services.secretsmanager,
+        current_slot=current_slot,  # type: ignore[arg-type]
+        secret_prefix=secret_prefix or DEFAULT_SECRET_PREFIX,
+        algorithm=algorithm,  # type: ignore[arg-type]
+        url_ttl_seconds=url_ttl_seconds or operator.settings.url_ttl_seconds,
+    )
+    operator.say(plan.render())
+    return 0

@@ -76,7 +76,7 @@ def table_resources() -> dict[str, dict[str, Any]]:
             "Type": "AWS::DynamoDB::Table",
             "DeletionPolicy": policy,
             "UpdateReplacePolicy": policy,
-            "Metadata": {"checkov": {"skip": _CHECKOV_SKIPS}},
+            "Metadata": {"checkov": {"skip": [dict(skip) for skip in _CHECKOV_SKIPS]}},
             "Properties": cloudformation_properties(logical, TABLE_NAME_REF),
         }
     return resources

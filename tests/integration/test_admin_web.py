@@ -100,14 +100,18 @@ def local_services(stack: RunningStack) -> tuple[dict[str, str], Services]:
     return env, Services(settings, session=OperatorSession(env))
 
 
-@pytest.fixture(scope="module")
-def local(dev_stack: RunningStack) -> Iterator[Local]:
-    env, services = local_services(dev_stack)
+def open_local(stack: RunningStack) -> Local:
+    env, services = local_services(stack)
     # Videos are read fresh here (no 30 s cache): the web app changes them in its own process.
     services.__dict__["catalog"] = VideoCatalog(
         services.dynamodb, services.settings.videos_table, cache_seconds=0
     )
-    handle = Local(dev_stack, env, services, make_playback_handler(services))
+    return Local(stack, env, services, make_playback_handler(services))
+
+
+@pytest.fixture(scope="module")
+def local(dev_stack: RunningStack) -> Iterator[Local]:
+    handle = open_local(dev_stack)
     yield handle
     handle.revoke_quietly("bob")
 

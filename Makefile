@@ -27,5 +27,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m app.local.bench $(ARGS)
 
+package: $(STAMP)  ## Lambda zips + deploy templates (arm64, x86_64) under build/lambda/
+	$(BIN)/python infra/package.py $(ARGS)
+
 clean:
 	rm -rf $(VENV) .vidgate .cache build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

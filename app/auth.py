@@ -27,9 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
-from cryptography.hazmat.primitives.hashes import SHA256
+from jwt.algorithms import RSAAlgorithm
 
 from app.errors import ConfigurationError, DependencyUnavailableError, UnauthorizedError
 
@@ -40,6 +38,8 @@ TokenUse = Literal["access", "id"]
 
 ALGORITHM: Final = "RS256"
 """The only signature algorithm accepted: Cognito user pools sign with RS256."""
+
+_RS256: Final = RSAAlgorithm(RSAAlgorithm.SHA256)
 
 DEFAULT_MAX_TOKEN_BYTES: Final = 8192
 """8 KiB. Cognito access tokens are ~1 KiB and id tokens grow with attributes
@@ -492,10 +492,10 @@ class CognitoVerifier:
             )
         if len(parsed.signature) != key.size_bytes:
             raise InvalidSignatureError("signature has the wrong length for the key")
-        try:
-            key.public_key.verify(parsed.signature, parsed.signing_input, PKCS1v15(), SHA256())
-        except InvalidSignature:
-            raise InvalidSignatureError("invalid signature") from None
+        # PyJWT's RS256 (RSASSA-PKCS1-v1_5 with SHA-256), with the algorithm
+        # pinned here, never taken from the token.
+        if not _RS256.verify(parsed.signing_input, key.public_key, parsed.signature):
+            raise InvalidSignatureError("invalid signature")
 
         principal, deadline = self._check_claims(parsed.payload)
         self._cache.put(digest, principal, deadline)

@@ -13,7 +13,6 @@ immediate retry on connection errors only.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import http.client
 import json
@@ -28,7 +27,9 @@ from functools import cache, partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from jwt.algorithms import RSAAlgorithm
+from jwt.exceptions import InvalidKeyError
 
 from app.auth import JwksUnavailableError, UnknownKeyIdError
 from app.errors import ConfigurationError
@@ -108,13 +109,6 @@ def _require_http_url(url: str) -> None:
         raise ConfigurationError(f"JWKS URL must be an absolute http(s) URL, got {url!r}")
 
 
-def _b64url_uint(value: object) -> int:
-    if not isinstance(value, str) or not value:
-        raise ValueError("not a base64url string")
-    raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    return int.from_bytes(raw, "big")
-
-
 def _parse_key(jwk: object) -> SigningKey | None:
     """The RSA signature key in ``jwk``, or None if it is unusable here."""
     if not isinstance(jwk, dict):
@@ -124,11 +118,14 @@ def _parse_key(jwk: object) -> SigningKey | None:
         return None
     if not isinstance(kid, str) or not kid or not (alg is None or isinstance(alg, str)):
         return None
+    if "d" in jwk or not isinstance(jwk.get("n"), str) or not isinstance(jwk.get("e"), str):
+        return None  # a private key has no place in a JWKS; n and e are required
     try:
-        public_key = RSAPublicNumbers(
-            _b64url_uint(jwk.get("e")), _b64url_uint(jwk.get("n"))
-        ).public_key()
-    except (ValueError, binascii.Error):
+        # PyJWT's JWK parser (RFC 7518 section 6.3) builds the cryptography key.
+        public_key = RSAAlgorithm.from_jwk({"kty": "RSA", "n": jwk["n"], "e": jwk["e"]})
+    except (InvalidKeyError, ValueError, binascii.Error):
+        return None
+    if not isinstance(public_key, RSAPublicKey):
         return None
     if public_key.key_size < MIN_RSA_BITS:
         return None

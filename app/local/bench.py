@@ -219,11 +219,26 @@ def run(rounds: int) -> list[str]:
     return lines
 
 
+def cold_imports() -> list[str]:
+    """Cold import of each Lambda handler (``python -X importtime``, a fresh process each)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from infra.package import cold_import_times
+
+    lines = ["cold import per Lambda handler (python -X importtime, fresh interpreter):"]
+    for name, seconds in cold_import_times().items():
+        lines.append(f"  {name:<24}{seconds * 1000:>8.0f} ms")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="vidgate benchmarks (printed, never asserted)")
     parser.add_argument("--rounds", type=int, default=300)
     args = parser.parse_args(argv)
     for line in run(args.rounds):
+        print(line, flush=True)
+    for line in cold_imports():
         print(line, flush=True)
 
 

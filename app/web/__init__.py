@@ -188,8 +188,15 @@ def create_app(
     app.context_processor(_template_context)
     app.jinja_env.globals["flashed_messages"] = sessions.flashed_messages
 
+    # The Lambda handlers answer /api locally through the API Gateway v2 shim,
+    # the same code as in AWS; one warmed handler per app.
+    from app.web.apigw import mount_api
     from app.web.auth_views import blueprint as auth_blueprint
+    from lambda_handlers.playback import make_handler as viewer_handler
 
+    viewer = viewer_handler(services)
+    app.extensions["vidgate.viewer_api"] = viewer
+    mount_api(app, viewer)
     app.register_blueprint(auth_blueprint)
     for module in _view_modules():
         blueprint = getattr(module, "blueprint", None)

@@ -192,11 +192,12 @@ def create_app(
     # the same code as in AWS; one warmed handler per app.
     from app.web.apigw import mount_api
     from app.web.auth_views import blueprint as auth_blueprint
+    from lambda_handlers.admin import make_handler as admin_handler
     from lambda_handlers.playback import make_handler as viewer_handler
 
     viewer = viewer_handler(services)
     app.extensions["vidgate.viewer_api"] = viewer
-    mount_api(app, viewer)
+    mount_api(app, {"/api": viewer, "/api/admin": admin_handler(services)})
     app.register_blueprint(auth_blueprint)
     for module in _view_modules():
         blueprint = getattr(module, "blueprint", None)

@@ -8,10 +8,8 @@ form was made from: if someone changed the user in between, nothing is
 written and the page comes back (409) with a conflict message and the
 current state, so the admin decides again on what is actually there.
 Revoking takes a confirmation step. The audit names the admin by username.
-
-The blueprint also mounts the admin API handler (:mod:`lambda_handlers.admin`)
-at ``/api/admin`` through the API Gateway shim, unless the app mounted it
-already, so the local stack answers the same routes as API Gateway does.
+(The admin JSON API, :mod:`lambda_handlers.admin`, is mounted at ``/api/admin``
+by :func:`app.web.create_app`.)
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
-from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response
 
 from app.entitlements import Entitlement
@@ -41,29 +38,6 @@ PAGE_SIZES = (10, 25, 50, 100)
 DEFAULT_PAGE_SIZE = 25
 RECENT_AUDIT = 10
 MAX_FIELD = 4096
-
-
-# --------------------------------------------------------------------------- the API mount
-
-
-def _mount_admin_api(state: BlueprintSetupState) -> None:
-    """Serve ``/api/admin/...`` with the admin Lambda handler, once per app.
-
-    The handler shares the app's :class:`~app.services.Services`. Skipped when
-    the app already routes ``/api/admin`` itself.
-    """
-    app = state.app
-    if any(rule.rule.startswith("/api/admin") for rule in app.url_map.iter_rules()):
-        return
-    from app.web.apigw import api_blueprint
-    from lambda_handlers.admin import make_handler
-
-    services = app.extensions["vidgate.services"]
-    handler = make_handler(services, warm=False)
-    app.register_blueprint(api_blueprint(handler, url_prefix="/api/admin", name="admin_api"))
-
-
-blueprint.record_once(_mount_admin_api)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -298,7 +298,9 @@ def test_videos_add_makes_a_generated_clip_playable_through_the_edge(
         assert media.content == clip.read_bytes()
         assert local.grant("bob", video_id)["status"] == 403
 
-        # The operator sees it in the catalog: the CLI list and the admin page.
+        # Viewers see it in the catalog; the operator in the CLI list and the admin page.
+        catalog = requests.get(f"{local.web}/api/videos?limit=100", timeout=10).json()
+        assert video_id in {item["id"] for item in catalog["items"]}
         code, out, _ = cli(capsys, "videos", "list", "--env-file", env_file)
         assert re.search(rf"^{video_id}\s+premium\s+published\s+2\.\d s\s+A tiny clip$", out, re.M)
         page = browser_for(local, "carol").get(f"{local.web}/admin/videos", timeout=10).text

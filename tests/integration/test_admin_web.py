@@ -1,17 +1,17 @@
 """The admin pages of the running local stack (``vidgate dev`` as a child process).
 
 carol (group ``admin``) and bob (a free viewer) sign in through the real
-sign-in form over HTTP; playback grants come from the viewer API handler
-built over the stack's own ``dev.env``, and granted URLs are fetched from the
-local CloudFront edge. The stack is shared with other test modules, so every
-test puts back what it changed (bob ends free, demo videos unchanged).
+sign-in form over HTTP; playback grants come from the stack's own ``/api``
+(a Cognito access token from InitiateAuth as the bearer), and granted URLs
+are fetched from the local CloudFront edge. Tests read and set state directly
+with the core stores, built over the stack's ``dev.env``. The stack is shared
+with other test modules, so every test puts back what it changed (bob ends
+free, demo videos unchanged).
 """
 
 from __future__ import annotations
 
-import json
 import re
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,15 +23,12 @@ import requests
 from flask import Flask
 
 from app.admin_cli import OperatorSession, read_env_file
-from app.catalog import VideoCatalog
 from app.config import load_settings
 from app.entitlements import EntitlementStore
 from app.services import Services
 from app.web.admin_views import blueprint as admin_blueprint
 from lambda_handlers.admin import AdminApi
 from lambda_handlers.playback import NEEDS as PLAYBACK_NEEDS
-from lambda_handlers.playback import ViewerApi
-from lambda_handlers.playback import make_handler as make_playback_handler
 from tests.stackproc import RunningStack
 
 pytestmark = pytest.mark.integration
@@ -50,7 +47,6 @@ class Local:
     stack: RunningStack
     env: dict[str, str]
     services: Services
-    playback: ViewerApi
 
     @property
     def web(self) -> str:
@@ -71,21 +67,13 @@ class Local:
         return str(result["AuthenticationResult"]["AccessToken"])
 
     def grant(self, username: str, video_id: str) -> dict[str, Any]:
-        """POST /api/videos/{id}/playback as ``username`` through the viewer handler."""
-        event = {
-            "version": "2.0",
-            "rawPath": f"/api/videos/{video_id}/playback",
-            "rawQueryString": "",
-            "headers": {"authorization": f"Bearer {self.access_token(username)}"},
-            "requestContext": {
-                "http": {"method": "POST", "path": f"/api/videos/{video_id}/playback"},
-                "requestId": uuid.uuid4().hex,
-                "stage": "$default",
-            },
-            "isBase64Encoded": False,
-        }
-        result = self.playback(event)
-        return {"status": result["statusCode"], **json.loads(result["body"])}
+        """POST /api/videos/{id}/playback as ``username`` (bearer access token)."""
+        answer = requests.post(
+            f"{self.web}/api/videos/{video_id}/playback",
+            headers={"Authorization": f"Bearer {self.access_token(username)}"},
+            timeout=10,
+        )
+        return {"status": answer.status_code, **answer.json()}
 
     def revoke_quietly(self, username: str) -> None:
         """Put ``username`` back to free (test clean-up)."""
@@ -103,11 +91,7 @@ def local_services(stack: RunningStack) -> tuple[dict[str, str], Services]:
 
 def open_local(stack: RunningStack) -> Local:
     env, services = local_services(stack)
-    # Videos are read fresh here (no 30 s cache): the web app changes them in its own process.
-    services.__dict__["catalog"] = VideoCatalog(
-        services.dynamodb, services.settings.videos_table, cache_seconds=0
-    )
-    return Local(stack, env, services, make_playback_handler(services))
+    return Local(stack, env, services)
 
 
 @pytest.fixture(scope="module")
@@ -483,12 +467,26 @@ def test_the_audit_pages_page_with_a_cursor(local: Local) -> None:
 
 @pytest.fixture
 def demo_free_restored(local: Local) -> Iterator[None]:
+    """Put the demo video back through the web app, so its own catalog cache forgets the edits."""
     before = local.services.catalog.get_any(DEMO_FREE)
     yield
-    catalog = local.services.catalog
-    catalog.update(DEMO_FREE, title=before.title, description=before.description, tier=before.tier)
+    carol = browser_for(local, "carol")
+    token = csrf_from(carol.get(f"{local.web}/admin/videos", timeout=10).text)
+    original = {"title": before.title, "description": before.description, "tier": before.tier}
+    carol.post(
+        f"{local.web}/admin/videos/{DEMO_FREE}", data={"csrf_token": token, **original}, timeout=10
+    )
     if before.published:
-        catalog.publish(DEMO_FREE)
+        carol.post(
+            f"{local.web}/admin/videos/{DEMO_FREE}/publish", data={"csrf_token": token}, timeout=10
+        )
+    after = local.services.catalog.get_any(DEMO_FREE)
+    assert (after.title, after.description, after.tier, after.published) == (
+        before.title,
+        before.description,
+        before.tier,
+        before.published,
+    )
 
 
 @pytest.mark.usefixtures("demo_free_restored")

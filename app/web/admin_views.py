@@ -43,7 +43,7 @@ MAX_FIELD = 4096
 # --------------------------------------------------------------------------- helpers
 
 
-@blueprint.app_template_filter("utc")
+@blueprint.app_template_filter("admin_utc")
 def _utc(moment: datetime | None) -> str:
     """``2026-12-01 18:00 UTC`` (or an em dash)."""
     if moment is None:
@@ -125,11 +125,10 @@ def _user_page(
     *,
     status: int = 200,
     error: str | None = None,
-    conflict: Entitlement | None = None,
     until_value: str = "",
 ) -> tuple[str, int]:
     services = current_services()
-    audit, more = services.entitlements.list_audit(record.user_id, RECENT_AUDIT, None)
+    audit, _ = services.entitlements.list_audit(record.user_id, RECENT_AUDIT, None)
     now = _now()
     return (
         render_template(
@@ -137,9 +136,7 @@ def _user_page(
             user=record,
             status=status_of(record, now),
             audit=audit,
-            more_audit=more is not None,
             error=error,
-            conflict=conflict,
             until_value=until_value,
             http_status=status,
             now=now,
@@ -167,7 +164,7 @@ def _change_premium(user_id: str, premium: bool, until_text: str) -> Response | 
         state = services.entitlements.set_premium(
             user_id, premium, until, actor=_actor(), expected_version=expected
         )
-    except VersionConflictError as exc:
+    except VersionConflictError:
         current = services.users.get(user_id)
         log.info(
             json.dumps(
@@ -183,7 +180,6 @@ def _change_premium(user_id: str, premium: bool, until_text: str) -> Response | 
             current,
             status=409,
             error=_conflict_message(current),
-            conflict=exc.current if isinstance(exc.current, Entitlement) else None,
         )
     except BadRequestError as exc:
         return _user_page(record, status=400, error=str(exc), until_value=until_text)

@@ -365,11 +365,7 @@ def videos_add(
 
 
 def videos_list(operator: Operator, limit: int, cursor: str | None) -> int:
-    from app.uploads import list_all_videos
-
-    videos, next_cursor = list_all_videos(
-        operator.services.dynamodb, operator.settings.videos_table, limit, cursor
-    )
+    videos, next_cursor = operator.services.catalog.list_all(limit, cursor)
     if not videos:
         operator.say("no videos")
     for video in videos:

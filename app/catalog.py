@@ -38,7 +38,7 @@ from app.dynamo import (
     unavailable_on_errors,
 )
 from app.errors import BadRequestError, VideoNotFoundError
-from app.tables import VIDEOS_CATALOG_INDEX
+from app.tables import VIDEOS_ALL_INDEX, VIDEOS_CATALOG_INDEX
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 Tier = Literal["free", "premium"]
 TIERS: frozenset[str] = frozenset({"free", "premium"})
 PUBLISHED = "published"
+VIDEO_ENTITY = "video"
 VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CACHE_MAX_ENTRIES = 1024
 _TEXT_MAX = 4096
@@ -174,6 +175,33 @@ class VideoCatalog:
         )
         return [_video_from_item(item) for item in items], next_cursor
 
+    def list_all(self, limit: int, cursor: str | None) -> VideoPage:
+        """Every video, published or not (for admins), newest first, via the all-index.
+
+        :raises BadRequestError: bad limit, or a cursor not issued for this listing.
+        """
+        limit = check_limit(limit)
+        start = decode_cursor(
+            cursor,
+            key_types={"video_id": "S", "entity": "S", "sort_key": "S"},
+            fixed={"entity": VIDEO_ENTITY},
+        )
+        items, next_cursor = query_page(
+            self._client,
+            {
+                "TableName": self._table,
+                "IndexName": VIDEOS_ALL_INDEX,
+                "KeyConditionExpression": "#e = :e",
+                "ExpressionAttributeNames": {"#e": "entity"},
+                "ExpressionAttributeValues": {":e": s(VIDEO_ENTITY)},
+                "ScanIndexForward": False,
+            },
+            limit=limit,
+            start_key=start,
+            key_attributes=("video_id", "entity", "sort_key"),
+        )
+        return [_video_from_item(item) for item in items], next_cursor
+
     # --- changing ------------------------------------------------------------------
 
     def put(self, video: Video) -> Video:
@@ -194,6 +222,7 @@ class VideoCatalog:
             "created_at": s(format_time(video.created_at)),
             "sort_key": s(video.sort_key),
             "published": b(video.published),
+            "entity": s(VIDEO_ENTITY),
         }
         if video.poster_key:
             item["poster_key"] = s(video.poster_key)

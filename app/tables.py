@@ -111,6 +111,7 @@ def _key_schema(hash_key: str, range_key: str | None) -> list[dict[str, str]]:
 USERS_USERNAME_INDEX = "username-index"
 USERS_EMAIL_INDEX = "email-index"
 VIDEOS_CATALOG_INDEX = "catalog-index"
+VIDEOS_ALL_INDEX = "all-index"
 AUDIT_ALL_INDEX = "all-index"
 
 TABLES: dict[str, TableSpec] = {
@@ -128,8 +129,13 @@ TABLES: dict[str, TableSpec] = {
         logical="videos",
         hash_key="video_id",
         range_key=None,
-        attribute_types={"video_id": "S", "catalog": "S", "sort_key": "S"},
-        indexes=(IndexSpec(VIDEOS_CATALOG_INDEX, "catalog", "sort_key"),),
+        attribute_types={"video_id": "S", "catalog": "S", "sort_key": "S", "entity": "S"},
+        # catalog-index is sparse (published videos only, for viewers);
+        # all-index holds every video, published or not (for admins).
+        indexes=(
+            IndexSpec(VIDEOS_CATALOG_INDEX, "catalog", "sort_key"),
+            IndexSpec(VIDEOS_ALL_INDEX, "entity", "sort_key"),
+        ),
     ),
     "audit": TableSpec(
         logical="audit",

@@ -16,8 +16,6 @@ uploaded are deleted again. ffmpeg comes in through ``probe``/``poster``
 arguments (by default :mod:`app.local.media`, imported only when used), so
 nothing here needs the local stack.
 
-:func:`list_all_videos` pages through every video, published or not, for the
-admin pages and ``vidgate videos list``.
 """
 
 from __future__ import annotations
@@ -36,8 +34,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.catalog import TIERS, VIDEO_ID, Video, VideoCatalog, VideoPage, _video_from_item
-from app.dynamo import check_limit, decode_cursor, encode_cursor, unavailable_on_errors
+from app.catalog import TIERS, VIDEO_ID, Video, VideoCatalog
 from app.errors import VideoNotFoundError
 from app.signing import InvalidObjectKeyError, object_key_to_path
 
@@ -389,34 +386,3 @@ def remove_video(
 
 
 # --- every video, published or not ---------------------------------------------------
-
-
-def list_all_videos(client: Any, videos_table: str, limit: int, cursor: str | None) -> VideoPage:
-    """Every video (published or not), ``limit`` (1..100) per page, newest first within a page.
-
-    The catalog's index holds only published videos, so this pages through the
-    table itself (a Scan: the catalog is small and this is for admins only).
-
-    :raises BadRequestError: bad limit or cursor.
-    :raises DependencyUnavailableError: DynamoDB cannot be read.
-    """
-    limit = check_limit(limit)
-    start = decode_cursor(cursor, key_types={"video_id": "S"})
-    items: list[dict[str, Any]] = []
-    last_key = start
-    while True:
-        request: dict[str, Any] = {"TableName": videos_table, "Limit": limit + 1 - len(items)}
-        if last_key:
-            request["ExclusiveStartKey"] = last_key
-        with unavailable_on_errors():
-            response = client.scan(**request)
-        items.extend(response.get("Items", []))
-        last_key = response.get("LastEvaluatedKey")
-        if len(items) > limit or not last_key:
-            break
-    next_cursor = None
-    if len(items) > limit:
-        items = items[:limit]
-        next_cursor = encode_cursor({"video_id": items[-1]["video_id"]})
-    videos = sorted((_video_from_item(item) for item in items), key=lambda v: v.sort_key)
-    return list(reversed(videos)), next_cursor

@@ -311,13 +311,8 @@ def user_audit(user_id: str) -> str:
 @blueprint.get("/videos")
 @admin_required
 def videos() -> str:
-    from app.uploads import list_all_videos
-
-    services = current_services()
     limit, cursor = _page_args()
-    items, next_cursor = list_all_videos(
-        services.dynamodb, services.settings.videos_table, limit, cursor
-    )
+    items, next_cursor = current_services().catalog.list_all(limit, cursor)
     return render_template(
         "admin/videos.html",
         videos=items,

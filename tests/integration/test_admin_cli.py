@@ -38,7 +38,6 @@ from app.uploads import (
     MIB,
     UploadFailedError,
     VideoDetails,
-    list_all_videos,
     publish_video,
     upload_file,
 )
@@ -319,9 +318,7 @@ def test_a_file_that_is_not_a_video_is_refused_with_one_line_and_exit_1(
 ) -> None:
     notes = tmp_path / "notes.mp4"
     notes.write_text("these are meeting notes, not a video\n")
-    before, _ = list_all_videos(
-        local.services.dynamodb, local.services.settings.videos_table, 100, None
-    )
+    before, _ = local.services.catalog.list_all(100, None)
 
     result = cli_process(
         "videos", "add", notes, "--title", "Notes", "--tier", "free", "--env-file", env_file
@@ -330,9 +327,7 @@ def test_a_file_that_is_not_a_video_is_refused_with_one_line_and_exit_1(
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr == "vidgate: notes.mp4 is not a video file (ffmpeg found no video in it)\n"
-    after, _ = list_all_videos(
-        local.services.dynamodb, local.services.settings.videos_table, 100, None
-    )
+    after, _ = local.services.catalog.list_all(100, None)
     assert after == before
 
 

@@ -397,6 +397,10 @@ def test_unpublishing_hides_a_video_from_viewers_but_not_from_admins(
         catalog.get("b")
     assert [v.video_id for v in catalog.list(10, None)[0]] == ["a"]
     assert catalog.get_any("b") == hidden
+    assert [v.video_id for v in catalog.list_all(10, None)[0]] == ["b", "a"]
+    first, cursor = catalog.list_all(1, None)
+    assert [v.video_id for v in first] == ["b"]
+    assert [v.video_id for v in catalog.list_all(1, cursor)[0]] == ["a"]
     catalog.publish("b")
     assert [v.video_id for v in catalog.list(10, None)[0]] == ["b", "a"]
 

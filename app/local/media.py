@@ -47,7 +47,7 @@ DEMO_VIDEOS: tuple[DemoVideo, ...] = (
     DemoVideo(
         "premium-mandelbrot",
         "Mandelbrot zoom (premium)",
-        "A premium journey into the set. Note the space and plus in its object key.",
+        "A premium journey into the Mandelbrot set.",
         "premium",
         24,
         "mandelbrot",

@@ -10,8 +10,9 @@ see the same noise:
   the grant makes + one raw CloudFront signature with the same key.
 
 It prints p50/p99, the ratio grant/floor (goal <= 1.3) and grants per second
-per core (from this process's CPU time) for ECDSA P-256 and RSA-2048 keys.
-Timings are printed, never asserted.
+per core (from this process's CPU time) for ECDSA P-256 and RSA-2048 keys,
+then the load test of :mod:`app.local.loadtest` (``--load-seconds``,
+``--load-clients``). Timings are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from app.config import load_settings
 from app.local.bootstrap import Bootstrap, StackState
 from app.local.emulator import EMULATOR_ENV, Emulator
+from app.local.loadtest import run_load
 from app.local.ports import free_port
 from app.local.stack import app_environment
 
@@ -235,10 +237,14 @@ def cold_imports() -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="vidgate benchmarks (printed, never asserted)")
     parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument("--load-seconds", type=float, default=30.0)
+    parser.add_argument("--load-clients", type=int, default=50)
     args = parser.parse_args(argv)
     for line in run(args.rounds):
         print(line, flush=True)
     for line in cold_imports():
+        print(line, flush=True)
+    for line in run_load(args.load_seconds, args.load_clients).lines():
         print(line, flush=True)
 
 

@@ -21,8 +21,10 @@ test: $(STAMP)  ## the whole suite: unit, integration (emulators), e2e (real bro
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check app lambda_handlers tests
+	$(BIN)/ruff check app lambda_handlers tests infra
+	$(BIN)/ruff format --check app lambda_handlers infra
 	$(BIN)/mypy
+	$(BIN)/mypy infra/package.py infra/render.py
 
 bench: $(STAMP)
 	$(BIN)/python -m app.local.bench $(ARGS)

@@ -26,20 +26,17 @@ import json
 import logging
 import os
 import re
-import threading
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from app.api import (
     InvalidBodyError,
+    LambdaEntry,
     Request,
     Response,
     Router,
     error_response,
-    internal_error_response,
     json_response,
-    payload_version,
-    to_result,
 )
 from app.auth import Principal, extract_bearer
 from app.config import Need, load_settings
@@ -264,26 +261,10 @@ def make_handler(services: Services, *, warm: bool = True) -> AdminApi:
     return api
 
 
-_default: AdminApi | None = None
-_default_lock = threading.Lock()
+def _build() -> AdminApi:
+    """The process-wide API: settings from the environment and Services, once."""
+    return make_handler(Services(load_settings(os.environ, NEEDS)))
 
 
-def _bootstrap() -> AdminApi:
-    """The process-wide handler: settings from the environment and Services, once."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                settings = load_settings(os.environ, NEEDS)
-                _default = make_handler(Services(settings))
-    return _default
-
-
-def handler(event: object, context: object = None) -> dict[str, Any]:
-    """The Lambda entry point (``lambda_handlers.admin.handler``)."""
-    try:
-        api = _bootstrap()
-    except Exception:
-        log.exception(json.dumps({"event": "bootstrap_failed"}))
-        return to_result(internal_error_response(), payload_version(event))
-    return api(event, context)
+handler = LambdaEntry(_build, log=log)
+"""The Lambda entry point (``lambda_handlers.admin.handler``)."""

@@ -32,13 +32,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.api import (
+    LambdaEntry,
     Request,
     Response,
     Router,
-    internal_error_response,
     json_response,
-    payload_version,
-    to_result,
 )
 from app.auth import Principal, extract_bearer
 from app.catalog import Video
@@ -204,28 +202,10 @@ def make_handler(services: Services, *, warm: bool = True) -> ViewerApi:
     return api
 
 
-_default: ViewerApi | None = None
-_default_lock = threading.Lock()
+def _build() -> ViewerApi:
+    """The process-wide API: settings from the environment and Services, once."""
+    return make_handler(Services(load_settings(os.environ, NEEDS)))
 
 
-def _bootstrap() -> ViewerApi:
-    """The process-wide handler: settings from the environment, Services, the key — once."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                settings = load_settings(os.environ, NEEDS)
-                _default = make_handler(Services(settings))
-    return _default
-
-
-def handler(event: object, context: object = None) -> dict[str, Any]:
-    """The Lambda entry point (``lambda_handlers.playback.handler``)."""
-    try:
-        api = _bootstrap()
-    except Exception:
-        # Misconfiguration (a ConfigurationError naming every bad variable) or an
-        # SDK that cannot start: the detail goes to the log, the client gets 500.
-        log.exception(json.dumps({"event": "bootstrap_failed"}))
-        return to_result(internal_error_response(), payload_version(event))
-    return api(event, context)
+handler = LambdaEntry(_build, log=log)
+"""The Lambda entry point (``lambda_handlers.playback.handler``)."""

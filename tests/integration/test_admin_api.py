@@ -519,7 +519,7 @@ def test_the_module_handler_builds_itself_from_the_environment(
 ) -> None:
     for name, value in stack.env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(admin_module, "_default", None)
+    monkeypatch.setattr(admin_module.handler, "api", None)
 
     result = admin_module.handler(
         event(
@@ -535,7 +535,7 @@ def test_the_module_handler_without_its_settings_answers_500_without_detail(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("VIDGATE_USERS_TABLE", raising=False)
-    monkeypatch.setattr(admin_module, "_default", None)
+    monkeypatch.setattr(admin_module.handler, "api", None)
 
     result = admin_module.handler(event("GET", "/api/admin/users", token=None))
 

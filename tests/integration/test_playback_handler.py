@@ -477,28 +477,28 @@ def test_me_needs_an_access_token(stack: Stack) -> None:
 def test_the_module_handler_builds_itself_once_from_the_environment(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(playback_module, "_default", None)
+    monkeypatch.setattr(playback_module.handler, "api", None)
     for name, value in stack.env.items():
         monkeypatch.setenv(name, value)
     event = playback_event("2.0", FREE, stack.accounts["bob"].access_token)
 
     assert playback_module.handler(event, None)["statusCode"] == 200
-    built = playback_module._default
+    built = playback_module.handler.api
     assert playback_module.handler(event, None)["statusCode"] == 200
-    assert playback_module._default is built
+    assert playback_module.handler.api is built
 
 
 def test_the_module_handler_answers_500_json_when_misconfigured(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(playback_module, "_default", None)
+    monkeypatch.setattr(playback_module.handler, "api", None)
     monkeypatch.delenv("VIDGATE_USER_POOL_ID", raising=False)
 
     result = playback_module.handler(list_event(""), None)
 
     assert result["statusCode"] == 500
     assert body(result) == {"error": "internal", "message": "internal error"}
-    assert playback_module._default is None
+    assert playback_module.handler.api is None
 
 
 def test_importing_the_handler_loads_neither_flask_nor_the_local_stack() -> None:

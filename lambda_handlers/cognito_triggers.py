@@ -41,8 +41,10 @@ def post_confirmation(
     if source not in _HANDLED:
         log.info(json.dumps({"event": "trigger_ignored", "trigger_source": source}))
         return event
-    request = event.get("request") or {}
-    attributes = request.get("userAttributes") or {}
+    request = event.get("request")
+    attributes = request.get("userAttributes") if isinstance(request, dict) else None
+    if not isinstance(attributes, dict):
+        raise TypeError("a PostConfirmation event carries request.userAttributes as an object")
     user_id = attributes.get("sub")
     username = event.get("userName")
     email = attributes.get("email", "")

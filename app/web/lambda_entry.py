@@ -8,13 +8,44 @@ phase: :func:`app.web.create_app` reads the environment through
 missing name in the log rather than failing each request. Only the web
 artifact (``web-<arch>.zip``) contains this module and Flask; the handler
 artifact has neither.
+
+apig-wsgi trusts the event's shape; an event that is not an API Gateway
+request (a misrouted invoke, a test event) gets a 400 JSON answer here
+instead of an exception out of the handler.
 """
 
 from __future__ import annotations
+
+import json
+import logging
+from typing import Any
 
 from apig_wsgi import make_lambda_handler
 
 from app.web import create_app
 
+log = logging.getLogger("vidgate.web.lambda")
+
 app = create_app()
-handler = make_lambda_handler(app)
+_wsgi = make_lambda_handler(app)
+
+_BAD_EVENT = {
+    "statusCode": 400,
+    "headers": {"Content-Type": "application/json"},
+    "body": json.dumps({"error": "bad_request", "message": "not an API Gateway request"}),
+    "isBase64Encoded": False,
+}
+
+
+def handler(event: Any, context: Any = None) -> dict[str, Any]:
+    """Answer one API Gateway event with the Flask app."""
+    if not isinstance(event, dict) or not isinstance(event.get("requestContext"), dict):
+        return dict(_BAD_EVENT)
+    try:
+        result: dict[str, Any] = _wsgi(event, context)
+    except (KeyError, TypeError, AttributeError, ValueError, UnicodeError) as exc:
+        # Raised while apig-wsgi reads a malformed event; the app itself turns
+        # its own errors into pages, so nothing of the request was served.
+        log.warning(json.dumps({"event": "malformed_event", "error": type(exc).__name__}))
+        return dict(_BAD_EVENT)
+    return result

@@ -153,52 +153,38 @@ class VideoCatalog:
 
         :raises BadRequestError: bad limit, or a cursor not issued for this listing.
         """
-        limit = check_limit(limit)
-        start = decode_cursor(
-            cursor,
-            key_types={"video_id": "S", "catalog": "S", "sort_key": "S"},
-            fixed={"catalog": PUBLISHED},
-        )
-        items, next_cursor = query_page(
-            self._client,
-            {
-                "TableName": self._table,
-                "IndexName": VIDEOS_CATALOG_INDEX,
-                "KeyConditionExpression": "#c = :c",
-                "ExpressionAttributeNames": {"#c": "catalog"},
-                "ExpressionAttributeValues": {":c": s(PUBLISHED)},
-                "ScanIndexForward": False,
-            },
-            limit=limit,
-            start_key=start,
-            key_attributes=("video_id", "catalog", "sort_key"),
-        )
-        return [_video_from_item(item) for item in items], next_cursor
+        return self._page(VIDEOS_CATALOG_INDEX, "catalog", PUBLISHED, limit, cursor)
 
     def list_all(self, limit: int, cursor: str | None) -> VideoPage:
         """Every video, published or not (for admins), newest first, via the all-index.
 
         :raises BadRequestError: bad limit, or a cursor not issued for this listing.
         """
+        return self._page(VIDEOS_ALL_INDEX, "entity", VIDEO_ENTITY, limit, cursor)
+
+    def _page(
+        self, index: str, partition: str, value: str, limit: int, cursor: str | None
+    ) -> VideoPage:
+        """One page of a Query on ``index`` (partition ``partition = value``), newest first."""
         limit = check_limit(limit)
         start = decode_cursor(
             cursor,
-            key_types={"video_id": "S", "entity": "S", "sort_key": "S"},
-            fixed={"entity": VIDEO_ENTITY},
+            key_types={"video_id": "S", partition: "S", "sort_key": "S"},
+            fixed={partition: value},
         )
         items, next_cursor = query_page(
             self._client,
             {
                 "TableName": self._table,
-                "IndexName": VIDEOS_ALL_INDEX,
-                "KeyConditionExpression": "#e = :e",
-                "ExpressionAttributeNames": {"#e": "entity"},
-                "ExpressionAttributeValues": {":e": s(VIDEO_ENTITY)},
+                "IndexName": index,
+                "KeyConditionExpression": "#p = :p",
+                "ExpressionAttributeNames": {"#p": partition},
+                "ExpressionAttributeValues": {":p": s(value)},
                 "ScanIndexForward": False,
             },
             limit=limit,
             start_key=start,
-            key_attributes=("video_id", "entity", "sort_key"),
+            key_attributes=("video_id", partition, "sort_key"),
         )
         return [_video_from_item(item) for item in items], next_cursor
 

@@ -28,8 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-from app.local.emulator import die_with_parent
 from app.local.ports import LOOPBACK, ensure_free, free_port
+from app.local.processes import die_with_parent, terminate
 
 log = logging.getLogger("vidgate.dynamodb_local")
 
@@ -312,14 +312,7 @@ class DynamoDBLocal:
     def stop(self) -> None:
         """Stop the engine (SIGTERM, then SIGKILL after 10 s); safe to call twice."""
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        terminate(proc)
 
     def __enter__(self) -> DynamoDBLocal:
         return self.start() if self.process is None else self

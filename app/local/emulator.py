@@ -9,7 +9,6 @@ there. ``python -m app.local.emulator --port N`` is the child's entry point.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import os
 import signal
@@ -20,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from app.local.ports import LOOPBACK, ensure_free, wait_for_port
+from app.local.processes import die_with_parent, terminate
 
 # Credentials the emulator accepts; never real ones.
 EMULATOR_ENV = {
@@ -28,15 +28,6 @@ EMULATOR_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
-
-
-def die_with_parent() -> None:
-    """In the child: ask Linux to SIGTERM us if the parent dies, so nothing is left behind."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class Emulator:
@@ -77,14 +68,7 @@ class Emulator:
 
     def stop(self) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        terminate(proc)
 
     def __enter__(self) -> Emulator:
         return self.start() if self.process is None else self

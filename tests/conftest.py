@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -54,3 +55,18 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack
     stack = start_stack(tmp_path_factory.mktemp("dev-stack"))
     yield stack
     stack.stop()
+
+
+DDB_TARGETS = ("emulator", "dynamodb-local")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say which DynamoDB targets the data-layer tests ran on (visible even with -q)."""
+    counts = dict.fromkeys(DDB_TARGETS, 0)
+    for report in terminalreporter.stats.get("passed", []):
+        for target in DDB_TARGETS:
+            if f"[{target}" in report.nodeid or f"-{target}]" in report.nodeid:
+                counts[target] += 1
+    if any(counts.values()):
+        ran = ", ".join(f"{target}: {n} passed" for target, n in counts.items())
+        terminalreporter.write_line(f"DynamoDB targets of the data-layer tests: {ran}")

@@ -31,20 +31,12 @@ from app.services import Services
 from app.tables import create_tables
 from app.users import UserDirectory
 from lambda_handlers.admin import NEEDS, AdminApi, make_handler, parse_if_match, parse_until
+from tests.cognito_accounts import Account, create_pool, sign_in
 
 pytestmark = pytest.mark.integration
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
-PASSWORD = "Corr3ct-Horse-Battery!"
 NAMES = ("carol", "bob", "dora", "erin", "frank")
-
-
-@dataclass
-class Account:
-    username: str
-    sub: str
-    access_token: str
-    id_token: str
 
 
 @dataclass
@@ -108,43 +100,14 @@ def event(
     return result
 
 
-def _sign_in(cognito: Any, pool_id: str, client_id: str, username: str, admin: bool) -> Account:
-    user = cognito.admin_create_user(
-        UserPoolId=pool_id,
-        Username=username,
-        UserAttributes=[
-            {"Name": "email", "Value": f"{username}@example.com"},
-            {"Name": "email_verified", "Value": "true"},
-        ],
-        MessageAction="SUPPRESS",
-    )["User"]
-    cognito.admin_set_user_password(
-        UserPoolId=pool_id, Username=username, Password=PASSWORD, Permanent=True
-    )
-    if admin:
-        cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=username, GroupName="admin")
-    tokens = cognito.initiate_auth(
-        ClientId=client_id,
-        AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": username, "PASSWORD": PASSWORD},
-    )["AuthenticationResult"]
-    sub = next(a["Value"] for a in user["Attributes"] if a["Name"] == "sub")
-    return Account(username, sub, tokens["AccessToken"], tokens["IdToken"])
-
-
 @pytest.fixture(scope="module")
 def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
     prefix = f"adm{uuid.uuid4().hex[:10]}"
     cognito: Any = boto_session.client("cognito-idp")
-    pool_id = cognito.create_user_pool(PoolName=f"{prefix}-pool")["UserPool"]["Id"]
-    client_id = cognito.create_user_pool_client(
-        UserPoolId=pool_id,
-        ClientName=f"{prefix}-web",
-        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-    )["UserPoolClient"]["ClientId"]
-    cognito.create_group(UserPoolId=pool_id, GroupName="admin")
+    pool_id, client_id = create_pool(cognito, prefix)
     accounts = {
-        name: _sign_in(cognito, pool_id, client_id, name, admin=name == "carol") for name in NAMES
+        name: sign_in(cognito, pool_id, client_id, name, ("admin",) if name == "carol" else ())
+        for name in NAMES
     }
     tables = {logical: f"{prefix}-{logical}" for logical in ("users", "videos", "audit")}
     dynamodb = dynamodb_client(boto_session)

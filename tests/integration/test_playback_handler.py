@@ -40,12 +40,12 @@ from app.services import Services
 from app.tables import create_tables
 from app.users import UserDirectory
 from lambda_handlers.playback import NEEDS, ViewerApi, make_handler
+from tests.cognito_accounts import Account, create_pool, sign_in
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "events"
-PASSWORD = "Corr3ct-Horse-Battery!"  # throwaway emulator users
 KEY_PAIR_ID = "KVIDGATETEST01"
 
 FREE = "free-clip"
@@ -60,14 +60,6 @@ OBJECTS = {
 
 
 @dataclass
-class Account:
-    username: str
-    sub: str
-    access_token: str
-    id_token: str
-
-
-@dataclass
 class Stack:
     env: dict[str, str]
     settings: Settings
@@ -78,45 +70,13 @@ class Stack:
     handler: ViewerApi
 
 
-def _sign_in(
-    cognito: Any, pool_id: str, client_id: str, username: str, groups: tuple[str, ...] = ()
-) -> Account:
-    user = cognito.admin_create_user(
-        UserPoolId=pool_id,
-        Username=username,
-        UserAttributes=[
-            {"Name": "email", "Value": f"{username}@example.com"},
-            {"Name": "email_verified", "Value": "true"},
-        ],
-        MessageAction="SUPPRESS",
-    )["User"]
-    cognito.admin_set_user_password(
-        UserPoolId=pool_id, Username=username, Password=PASSWORD, Permanent=True
-    )
-    for group in groups:
-        cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=username, GroupName=group)
-    tokens = cognito.initiate_auth(
-        ClientId=client_id,
-        AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": username, "PASSWORD": PASSWORD},
-    )["AuthenticationResult"]
-    sub = next(a["Value"] for a in user["Attributes"] if a["Name"] == "sub")
-    return Account(username, sub, tokens["AccessToken"], tokens["IdToken"])
-
-
 @pytest.fixture(scope="module")
 def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
     prefix = f"pb{uuid.uuid4().hex[:10]}"
     cognito: Any = boto_session.client("cognito-idp")
-    pool_id = cognito.create_user_pool(PoolName=f"{prefix}-pool")["UserPool"]["Id"]
-    client_id = cognito.create_user_pool_client(
-        UserPoolId=pool_id,
-        ClientName=f"{prefix}-web",
-        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-    )["UserPoolClient"]["ClientId"]
-    cognito.create_group(UserPoolId=pool_id, GroupName="admin")
+    pool_id, client_id = create_pool(cognito, prefix)
     accounts = {
-        name: _sign_in(cognito, pool_id, client_id, name, ("admin",) if name == "alice" else ())
+        name: sign_in(cognito, pool_id, client_id, name, ("admin",) if name == "alice" else ())
         for name in ("alice", "bob", "erin", "dave")
     }
 

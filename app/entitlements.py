@@ -54,9 +54,10 @@ AuditAction = Literal["grant", "revoke", "update"]
 _USER_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 _ACTOR_MAX = 256
 
-# The hot-path read: only what an entitlement needs, names behind placeholders
-# so no attribute ever collides with a DynamoDB reserved word.
-_GET_NAMES = {
+# What an entitlement is made of, names behind placeholders so no attribute
+# ever collides with a DynamoDB reserved word: the hot-path read projects
+# exactly these, and a premium change writes them.
+_NAMES = {
     "#id": "user_id",
     "#p": "premium",
     "#pu": "premium_until",
@@ -64,7 +65,7 @@ _GET_NAMES = {
     "#ua": "updated_at",
     "#ub": "updated_by",
 }
-_GET_PROJECTION = ", ".join(_GET_NAMES)
+_GET_PROJECTION = ", ".join(_NAMES)
 
 _THROTTLED_REASONS = frozenset(
     {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
@@ -267,14 +268,7 @@ class EntitlementStore:
                                 "Key": {"user_id": s(user_id)},
                                 "UpdateExpression": update,
                                 "ConditionExpression": condition,
-                                "ExpressionAttributeNames": {
-                                    "#id": "user_id",
-                                    "#p": "premium",
-                                    "#pu": "premium_until",
-                                    "#v": "version",
-                                    "#ua": "updated_at",
-                                    "#ub": "updated_by",
-                                },
+                                "ExpressionAttributeNames": _NAMES,
                                 "ExpressionAttributeValues": values,
                             }
                         },
@@ -357,7 +351,7 @@ class EntitlementStore:
                 Key={"user_id": {"S": user_id}},
                 ConsistentRead=True,
                 ProjectionExpression=_GET_PROJECTION,
-                ExpressionAttributeNames=_GET_NAMES,
+                ExpressionAttributeNames=_NAMES,
             )
         item = response.get("Item")
         if not item:

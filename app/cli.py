@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from app.errors import ConfigurationError
+from app.keys import DEFAULT_KEY_ALGORITHM, KEY_ALGORITHMS
 
 
 class UserError(Exception):
@@ -70,9 +71,9 @@ def _add_dev(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     dev.add_argument(
         "--key-algorithm",
-        choices=("ecdsa-p256", "rsa-2048"),
-        default="ecdsa-p256",
-        help="CloudFront signing key type (default ecdsa-p256)",
+        choices=KEY_ALGORITHMS,
+        default=DEFAULT_KEY_ALGORITHM,
+        help=f"CloudFront signing key type (default {DEFAULT_KEY_ALGORITHM})",
     )
     dev.add_argument(
         "--url-ttl",
@@ -171,9 +172,9 @@ def _add_keys(
         parser = actions.add_parser(name, parents=[common], help=text)
         parser.add_argument(
             "--algorithm",
-            choices=("ecdsa-p256", "rsa-2048"),
-            default="ecdsa-p256",
-            help="key type (default ecdsa-p256)",
+            choices=KEY_ALGORITHMS,
+            default=DEFAULT_KEY_ALGORITHM,
+            help=f"key type (default {DEFAULT_KEY_ALGORITHM})",
         )
         parser.add_argument(
             "--secret-prefix",

@@ -12,7 +12,7 @@ fallback key (DESIGN.md: fail closed).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.hazmat.primitives import serialization
@@ -22,6 +22,8 @@ from app.errors import ConfigurationError, DependencyUnavailableError
 from app.signing import RSA_KEY_BITS, PrivateKey, load_private_key, public_key_pem
 
 KeyAlgorithm = Literal["ecdsa-p256", "rsa-2048"]
+KEY_ALGORITHMS: tuple[KeyAlgorithm, ...] = get_args(KeyAlgorithm)
+DEFAULT_KEY_ALGORITHM: KeyAlgorithm = "ecdsa-p256"
 
 
 class SigningKeyUnavailableError(ConfigurationError, DependencyUnavailableError):

@@ -27,7 +27,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from app.catalog import Video, VideoCatalog
 from app.entitlements import EntitlementStore
 from app.errors import VideoNotFoundError
-from app.keys import generate_key_pair, load_private_key_from_secret, store_private_key
+from app.keys import (
+    DEFAULT_KEY_ALGORITHM,
+    KeyAlgorithm,
+    generate_key_pair,
+    load_private_key_from_secret,
+    store_private_key,
+)
 from app.local.media import DEMO_VIDEOS, ensure_demo_media
 from app.tables import create_tables
 from app.users import UserDirectory
@@ -113,7 +119,7 @@ class Bootstrap:
         session: boto3.Session,
         *,
         endpoint: str,
-        key_algorithm: str = "ecdsa-p256",
+        key_algorithm: KeyAlgorithm = DEFAULT_KEY_ALGORITHM,
         media_dir: Path,
         prefix: str = PREFIX,
     ) -> None:
@@ -261,7 +267,7 @@ class Bootstrap:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         except Exception:
-            pair = generate_key_pair(self.key_algorithm)  # type: ignore[arg-type]
+            pair = generate_key_pair(self.key_algorithm)
             store_private_key(self.secrets, secret_id, pair.private_pem)
             public_pem = pair.public_pem
         return key_pair_id_for(public_pem), public_pem.decode()

@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 
+from app.keys import DEFAULT_KEY_ALGORITHM, KeyAlgorithm
 from app.local.bootstrap import Bootstrap, StackState
 from app.local.emulator import EMULATOR_ENV, Emulator
 from app.local.ports import LOOPBACK, PortBusyError, ensure_free
@@ -35,7 +36,7 @@ class DevOptions:
     aws_port: int = 5001
     edge_port: int = 5002
     state_dir: Path = Path(".vidgate")
-    key_algorithm: str = "ecdsa-p256"
+    key_algorithm: KeyAlgorithm = DEFAULT_KEY_ALGORITHM
     url_ttl_seconds: int | None = None
 
 

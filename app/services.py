@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from app.auth import CognitoVerifier
 from app.catalog import VideoCatalog
@@ -25,6 +26,15 @@ from app.keys import load_private_key_from_secret
 from app.playback import Playback
 from app.signing import UrlSigner
 from app.users import UserDirectory
+
+COGNITO_CLIENT_CONFIG = Config(
+    # One retry only: a person is waiting, and the emulator answers operations
+    # it lacks with a retryable 500.
+    retries={"mode": "standard", "max_attempts": 2},
+    connect_timeout=3,
+    read_timeout=10,
+)
+"""botocore settings of the ``cognito-idp`` client."""
 
 
 class Services:
@@ -80,7 +90,8 @@ class Services:
 
     @cached_property
     def cognito_idp(self) -> Any:
-        return self.session.client("cognito-idp")
+        """Cognito user-pool calls (sign-in, sign-up, sign-out, lookups)."""
+        return self.session.client("cognito-idp", config=COGNITO_CLIENT_CONFIG)
 
     @cached_property
     def s3(self) -> Any:

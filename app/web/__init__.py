@@ -32,7 +32,7 @@ from app.config import Need, Settings, load_settings
 from app.errors import ConfigurationError, UnauthorizedError, VidgateError
 from app.services import Services
 from app.web import csrf, sessions
-from app.web.cognito_client import CLIENT_CONFIG, CognitoClient, HostedUi
+from app.web.cognito_client import CognitoClient, HostedUi
 from app.web.sessions import SessionStore, WebContext, current_user, wants_json
 
 log = logging.getLogger("vidgate.web")
@@ -167,7 +167,7 @@ def create_app(
         services=services,
         store=SessionStore(services.dynamodb, settings.sessions_table),
         cognito=CognitoClient(
-            services.session.client("cognito-idp", config=CLIENT_CONFIG),
+            services.cognito_idp,
             cognito_settings.client_id,
             user_pool_id=cognito_settings.user_pool_id,
         ),

@@ -28,21 +28,11 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc6749.errors import MismatchingStateException
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.errors import DependencyUnavailableError, VidgateError
 
 log = logging.getLogger("vidgate.web.cognito")
-
-CLIENT_CONFIG = Config(
-    # One retry only: a person is waiting, and the emulator answers operations
-    # it lacks with a retryable 500.
-    retries={"mode": "standard", "max_attempts": 2},
-    connect_timeout=3,
-    read_timeout=10,
-)
-"""botocore settings for the web app's ``cognito-idp`` client."""
 
 HOSTED_UI_SCOPE = "openid email profile"
 HTTP_TIMEOUT_SECONDS = 10.0
@@ -315,7 +305,7 @@ def _tokens(result: Mapping[str, Any], *, refresh_token: str | None = None) -> T
 class CognitoClient:
     """The user-pool API calls of the password flows, for one public app client.
 
-    :param client: a boto3 ``cognito-idp`` client (build it with :data:`CLIENT_CONFIG`).
+    :param client: a boto3 ``cognito-idp`` client (``Services.cognito_idp``).
     :param client_id: the app client (no secret: a public client).
     :param user_pool_id: needed only by :meth:`user_attributes` (local triggers).
     """

@@ -57,16 +57,25 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack
     stack.stop()
 
 
-DDB_TARGETS = ("emulator", "dynamodb-local")
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Tag each report of a data-layer test with the DynamoDB engine it ran on."""
+    outcome: Any = yield
+    callspec = getattr(item, "callspec", None)
+    target = callspec.params.get("ddb_target") if callspec is not None else None
+    if target is not None:
+        outcome.get_result().user_properties.append(("ddb_target", target))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Say which DynamoDB targets the data-layer tests ran on (visible even with -q)."""
-    counts = dict.fromkeys(DDB_TARGETS, 0)
+    """Say which DynamoDB engines the data-layer tests ran on (visible even with -q)."""
+    counts: dict[str, int] = {}
     for report in terminalreporter.stats.get("passed", []):
-        for target in DDB_TARGETS:
-            if f"[{target}" in report.nodeid or f"-{target}]" in report.nodeid:
-                counts[target] += 1
-    if any(counts.values()):
-        ran = ", ".join(f"{target}: {n} passed" for target, n in counts.items())
+        if report.when != "call":
+            continue
+        for name, target in report.user_properties:
+            if name == "ddb_target":
+                counts[target] = counts.get(target, 0) + 1
+    if counts:
+        ran = ", ".join(f"{target}: {n} passed" for target, n in sorted(counts.items()))
         terminalreporter.write_line(f"DynamoDB targets of the data-layer tests: {ran}")

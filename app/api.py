@@ -511,6 +511,18 @@ def _log_refusal(exc: VidgateError, request: Request | None) -> None:
     )
 
 
+def parse_limit(raw: str | None, default: int) -> int:
+    """A page size from a query parameter (1..100); absent or empty means ``default``.
+
+    :raises BadRequestError: not a whole number in range.
+    """
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= 100:
+        raise BadRequestError("limit must be a whole number from 1 to 100")
+    return int(raw)
+
+
 Handler = Callable[[object, object], dict[str, Any]]
 
 

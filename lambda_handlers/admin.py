@@ -37,6 +37,7 @@ from app.api import (
     Router,
     error_response,
     json_response,
+    parse_limit,
 )
 from app.auth import Principal, extract_bearer
 from app.config import Need, load_settings
@@ -130,18 +131,6 @@ def parse_if_match(value: str | None) -> int | None:
     return int(match.group(1))
 
 
-def parse_limit(raw: str | None, default: int = DEFAULT_PAGE_SIZE) -> int:
-    """A page size from a query parameter (1..100); absent means ``default``.
-
-    :raises BadRequestError: not a whole number in range.
-    """
-    if raw is None or raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= 100:
-        raise BadRequestError("limit must be a whole number from 1 to 100")
-    return int(raw)
-
-
 def premium_body(body: dict[str, Any]) -> tuple[bool, datetime | None]:
     """``premium`` and ``until`` of a PUT body.
 
@@ -203,7 +192,7 @@ class AdminApi:
 
     def list_users(self, request: Request) -> Response:
         self._admin(request)
-        limit = parse_limit(request.query.get("limit"))
+        limit = parse_limit(request.query.get("limit"), DEFAULT_PAGE_SIZE)
         cursor = request.query.get("cursor") or None
         prefix = request.query.get("email_prefix") or None
         users, next_cursor = self.services.users.list(limit, cursor, prefix)
@@ -244,7 +233,7 @@ class AdminApi:
 
     def list_audit(self, request: Request) -> Response:
         self._admin(request)
-        limit = parse_limit(request.query.get("limit"))
+        limit = parse_limit(request.query.get("limit"), DEFAULT_PAGE_SIZE)
         cursor = request.query.get("cursor") or None
         user_id = request.query.get("user_id") or None
         records, next_cursor = self.services.entitlements.list_audit(user_id, limit, cursor)

@@ -37,11 +37,12 @@ from app.api import (
     Response,
     Router,
     json_response,
+    parse_limit,
 )
 from app.auth import Principal, extract_bearer
 from app.catalog import Video
 from app.config import Need, load_settings
-from app.errors import BadRequestError, DependencyUnavailableError, UserNotFoundError
+from app.errors import DependencyUnavailableError, UserNotFoundError
 from app.playback import Grant, Playback, iso_utc
 from app.services import Services
 from app.signing import InvalidObjectKeyError, object_key_to_path
@@ -154,13 +155,7 @@ class ViewerApi:
         return response
 
     def list_videos(self, request: Request) -> Response:
-        raw_limit = request.query.get("limit", "")
-        if not raw_limit:
-            limit = DEFAULT_PAGE_SIZE
-        elif raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 4:
-            limit = int(raw_limit)
-        else:
-            raise BadRequestError("limit must be a whole number from 1 to 100")
+        limit = parse_limit(request.query.get("limit"), DEFAULT_PAGE_SIZE)
         cursor = request.query.get("cursor") or None
         videos, next_cursor = self.services.catalog.list(limit, cursor)
         items = [video.to_public(self._poster_url(video)) for video in videos]

@@ -23,12 +23,13 @@ from typing import Any
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from app.api import parse_limit
 from app.entitlements import Entitlement
 from app.errors import BadRequestError, UserNotFoundError, VersionConflictError
 from app.users import UserRecord
 from app.web.auth_views import safe_next
 from app.web.sessions import admin_required, current_services, current_user, flash_message
-from lambda_handlers.admin import parse_limit, parse_until
+from lambda_handlers.admin import parse_until
 
 log = logging.getLogger("vidgate.web.admin")
 

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 PYTEST_ARGS ?=
 
-.PHONY: dev test lint bench package clean
+.PHONY: dev test check lint bench package clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,11 +20,14 @@ dev: $(STAMP)  ## run the whole product on the embedded local stack
 test: $(STAMP)  ## the whole suite: unit, integration (emulators), e2e (real browser)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+check: lint $(STAMP)  ## the quick gate: lint, types, import contracts, unit tests (CI runs it first)
+	$(BIN)/python -m pytest tests/unit -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff, ruff format, mypy (strict on app, lambda_handlers, infra), import contracts
 	$(BIN)/ruff check app lambda_handlers tests infra
-	$(BIN)/ruff format --check app lambda_handlers infra
+	$(BIN)/ruff format --check app lambda_handlers infra tests
 	$(BIN)/mypy
-	$(BIN)/mypy infra/package.py infra/render.py
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python -m app.local.bench $(ARGS)

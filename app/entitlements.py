@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
@@ -425,3 +425,46 @@ def _iso_or_none(moment: datetime | None) -> str | None:
 
 def _parse(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp).astimezone(UTC)
+
+
+MAX_UNTIL_LENGTH = 64
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_until(value: object, *, naive_is_utc: bool = False) -> datetime | None:
+    """The end of a premium period from its text form; ``None``/``""`` means no end.
+
+    Accepted: an ISO-8601 moment with ``Z`` or an offset; a date ``YYYY-MM-DD``,
+    meaning through the end of that day (UTC), so the period ends at the next
+    midnight UTC. A moment without a timezone is refused unless
+    ``naive_is_utc`` (forms and the CLI say "UTC" next to the field).
+    Whether it lies in the future is the store's check.
+
+    :raises BadRequestError: not text, or not a date/moment of those forms.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequestError("until must be an ISO-8601 date or moment, or null")
+    text = value.strip()
+    if not text:
+        return None
+    if len(text) > MAX_UNTIL_LENGTH:
+        raise BadRequestError("until is too long")
+    if _DATE_ONLY.match(text):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise BadRequestError(f"until is not a valid date: {text!r}") from None
+        return datetime.combine(day, time(0), tzinfo=UTC) + timedelta(days=1)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequestError(
+            f"until must be an ISO-8601 date or moment (2026-12-01, 2026-12-01T18:00Z): {text!r}"
+        ) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        if not naive_is_utc:
+            raise BadRequestError("until must carry a timezone (Z or an offset such as +02:00)")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

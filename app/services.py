@@ -16,12 +16,12 @@ import boto3
 from botocore.config import Config
 
 from app.auth import CognitoVerifier
+from app.auth.jwks import JwksCache
 from app.catalog import VideoCatalog
 from app.config import Settings
 from app.dynamo import dynamodb_client
 from app.entitlements import EntitlementStore
 from app.errors import ConfigurationError
-from app.jwks import JwksCache
 from app.keys import load_private_key_from_secret
 from app.playback import Playback
 from app.signing import UrlSigner

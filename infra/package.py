@@ -68,24 +68,32 @@ PROVIDED_BY_LAMBDA = frozenset({"boto3", "botocore", "s3transfer", "jmespath"})
 """Distributions the Lambda Python runtime ships; never packaged."""
 
 FORBIDDEN_IN_HANDLERS = frozenset({"flask", "werkzeug", "jinja2", "moto", "authlib", "apig_wsgi"})
-"""Top-level packages that must not be in ``handlers-<arch>.zip`` (STYLE.md #7)."""
+"""Top-level packages that must never be in ``handlers-<arch>.zip``."""
 
-# app/ modules that are operator tools or adapters, not Lambda runtime code.
-_NOT_IN_LAMBDA = frozenset(
-    {"cli.py", "admin_cli.py", "keys_admin.py", "bench.py", "bench_imports.py"}
-)
+NOT_IN_HANDLERS: tuple[str, ...] = ("web", "local", "ops")
+"""``app/`` folders never in ``handlers-<arch>.zip``: Flask, the local stack, operator tools."""
+NOT_IN_WEB: tuple[str, ...] = ("local", "ops")
+"""``app/`` folders never in ``web-<arch>.zip``."""
 _SKIP_PARTS = frozenset({"__pycache__", "tests", ".mypy_cache", ".pytest_cache"})
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_HANDLER = re.compile(r"^\s+Handler:\s*([A-Za-z_][\w.]*)\.(\w+)\s*$", re.MULTILINE)
 
-HANDLER_MODULES: dict[str, str] = {
-    "playback": "lambda_handlers.playback",
-    "admin": "lambda_handlers.admin",
-    "cognito_triggers": "lambda_handlers.cognito_triggers",
-    "catalog": "lambda_handlers.catalog",
-    "web": "app.web.lambda_entry",
-}
-"""Entry modules whose cold import :func:`cold_import_times` measures (missing ones are skipped)."""
+
+def handler_modules(template: Path = TEMPLATE) -> dict[str, str]:
+    """Entry module of every function in the template, by its last name part (``playback``).
+
+    :raises PackagingError: a ``Handler`` names a module that does not exist in the tree.
+    """
+    modules: dict[str, str] = {}
+    for module, _function in _HANDLER.findall(template.read_text()):
+        if not (ROOT / (module.replace(".", "/") + ".py")).is_file():
+            raise PackagingError(f"{template.name}: Handler module {module} does not exist")
+        parts = module.split(".")  # app.web.lambda_entry is "web"; the others their own name
+        modules[parts[-2] if parts[-1] == "lambda_entry" else parts[-1]] = module
+    if not modules:
+        raise PackagingError(f"{template.name} names no Handler")
+    return modules
 
 
 BENCH_ENV: dict[str, str] = {
@@ -231,14 +239,15 @@ def _walk(base: Path, folder: Path) -> Iterator[tuple[Path, str]]:
 
 
 def source_files(kind: str, root: Path = ROOT) -> list[tuple[Path, str]]:
-    """(file, name in the zip) of vidgate's own code for ``kind``."""
-    files: list[tuple[Path, str]] = []
-    for path in sorted((root / "app").glob("*")):
-        if path.is_file() and path.name not in _NOT_IN_LAMBDA and path.suffix in (".py", ".typed"):
-            files.append((path, f"app/{path.name}"))
+    """(file, name in the zip) of vidgate's own code for ``kind``: by folder, never by file name."""
+    excluded = NOT_IN_WEB if kind == "web" else NOT_IN_HANDLERS
+    files = [
+        (path, name)
+        for path, name in _walk(root, root / "app")
+        if name.split("/")[1] not in excluded
+    ]
     files += list(_walk(root, root / "lambda_handlers"))
     if kind == "web":
-        files += [(path, name) for path, name in _walk(root, root / "app" / "web")]
         templates = root / "templates"
         if not templates.is_dir():
             raise PackagingError(f"{templates} is missing: the web app needs its templates")
@@ -360,16 +369,14 @@ def cold_import_times(
 
     Measured with ``python -X importtime`` on the source tree (``root`` first on
     the path), one new process per handler, so nothing is imported twice.
-    Handler modules that do not exist yet are left out. Import only: the
+    The handlers are those the template names (:func:`handler_modules`). Import only: the
     first-event bootstrap (settings, clients, the signing key) is not included.
     The environment is the current one plus :data:`BENCH_ENV` (and ``env``).
     """
     python = python or sys.executable
     run_env = {**os.environ, **BENCH_ENV, **(env or {})}
     times: dict[str, float] = {}
-    for name, module in HANDLER_MODULES.items():
-        if not (root / (module.replace(".", "/") + ".py")).exists():
-            continue
+    for name, module in handler_modules().items():
         times[name] = _import_time_us(python, module, [str(root)], run_env) / 1e6
     return times
 

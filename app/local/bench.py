@@ -54,8 +54,8 @@ class Case:
     """One key algorithm's handler, token and floor, built against the emulator."""
 
     def __init__(self, state: StackState, endpoint: str, *, cached: bool) -> None:
+        from app.http.viewer import NEEDS, make_handler
         from app.services import Services
-        from lambda_handlers.playback import NEEDS, make_handler
 
         env = app_environment(
             state,

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.catalog import Video, VideoCatalog
+from app.cognito_triggers import post_confirmation
 from app.entitlements import EntitlementStore
 from app.errors import VideoNotFoundError
 from app.keys import (
@@ -37,7 +38,6 @@ from app.keys import (
 from app.local.media import DEMO_VIDEOS, ensure_demo_media
 from app.tables import create_tables
 from app.users import UserDirectory
-from lambda_handlers.cognito_triggers import post_confirmation
 
 log = logging.getLogger("vidgate.bootstrap")
 
@@ -218,7 +218,7 @@ class Bootstrap:
                 "request": {"userAttributes": attributes},
                 "response": {},
             },
-            directory=directory,
+            directory,
         )
         if user.premium:
             current = entitlements.get(attributes["sub"])

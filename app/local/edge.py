@@ -746,12 +746,12 @@ class EdgeApp:
 
     @staticmethod
     def _if_range_holds(environ: dict[str, Any], head: Mapping[str, Any]) -> bool:
-        validator = environ.get("HTTP_IF_RANGE")
-        if validator is None:
+        raw = environ.get("HTTP_IF_RANGE")
+        if not isinstance(raw, str):
             return True
-        validator = validator.strip()
+        validator = raw.strip()
         if validator.startswith(('"', "W/")):
-            return validator == head.get("ETag") and not validator.startswith("W/")
+            return bool(validator == head.get("ETag")) and not validator.startswith("W/")
         return validator == _http_date(head.get("LastModified"))
 
     @staticmethod

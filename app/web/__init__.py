@@ -190,10 +190,10 @@ def create_app(
 
     # The Lambda handlers answer /api locally through the API Gateway v2 shim,
     # the same code as in AWS; one warmed handler per app.
+    from app.http.admin import make_handler as admin_handler
+    from app.http.viewer import make_handler as viewer_handler
     from app.web.apigw import mount_api
     from app.web.auth_views import blueprint as auth_blueprint
-    from lambda_handlers.admin import make_handler as admin_handler
-    from lambda_handlers.playback import make_handler as viewer_handler
 
     viewer = viewer_handler(services)
     app.extensions["vidgate.viewer_api"] = viewer

@@ -8,7 +8,7 @@ form was made from: if someone changed the user in between, nothing is
 written and the page comes back (409) with a conflict message and the
 current state, so the admin decides again on what is actually there.
 Revoking takes a confirmation step. The audit names the admin by username.
-(The admin JSON API, :mod:`lambda_handlers.admin`, is mounted at ``/api/admin``
+(The admin JSON API, :mod:`app.http.admin`, is mounted at ``/api/admin``
 by :func:`app.web.create_app`.)
 """
 
@@ -23,13 +23,12 @@ from typing import Any
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from app.api import parse_limit
-from app.entitlements import Entitlement
+from app.entitlements import Entitlement, parse_until
 from app.errors import BadRequestError, UserNotFoundError, VersionConflictError
+from app.http.params import parse_limit
 from app.users import UserRecord
 from app.web.auth_views import safe_next
 from app.web.sessions import admin_required, current_services, current_user, flash_message
-from lambda_handlers.admin import parse_until
 
 log = logging.getLogger("vidgate.web.admin")
 

@@ -30,7 +30,7 @@ from flask import Blueprint, Flask, request
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
-from app.api import MAX_BODY_BYTES
+from app.http.router import MAX_BODY_BYTES
 
 log = logging.getLogger("vidgate.web.apigw")
 
@@ -57,7 +57,7 @@ def build_event(
     is percent-encoded here). With ``bearer_token`` the event carries
     ``authorization: Bearer <token>`` instead of the request's own header and
     no cookies: the web app calling the API on behalf of its session's user.
-    At most :data:`app.api.MAX_BODY_BYTES` + 1 bytes of the body are read: the
+    At most :data:`app.http.router.MAX_BODY_BYTES` + 1 bytes of the body are read: the
     handler refuses anything longer (413) without the shim buffering it.
     """
     if path is None:

@@ -23,6 +23,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from app.auth import AuthError
+from app.cognito_triggers import post_confirmation
 from app.errors import DependencyUnavailableError, UserNotFoundError
 from app.web.cognito_client import (
     AlreadyConfirmedError,
@@ -54,7 +55,6 @@ from app.web.sessions import (
     start_signed_in_session,
     web,
 )
-from lambda_handlers.cognito_triggers import post_confirmation
 
 log = logging.getLogger("vidgate.web.auth")
 
@@ -139,7 +139,7 @@ def _run_local_trigger(source: str, username: str) -> None:
         "request": {"userAttributes": attributes},
         "response": {},
     }
-    post_confirmation(event, None, directory=ctx.services.users)
+    post_confirmation(event, ctx.services.users)
 
 
 def _ensure_user_record(auth: SignedIn) -> SignedIn:

@@ -372,7 +372,8 @@ def _set_session(session: WebSession | None, *, cookie: str | None = None) -> No
 
 def current_session() -> WebSession | None:
     """This request's session (signed in or anonymous), or None."""
-    return g.get("vidgate_session")
+    session: WebSession | None = g.get("vidgate_session")
+    return session
 
 
 def current_user() -> Principal | None:
@@ -381,7 +382,8 @@ def current_user() -> Principal | None:
     It comes from the session's id token, verified on this request; ``email``
     falls back to the user directory's when the token carries none.
     """
-    return g.get("principal")
+    principal: Principal | None = g.get("principal")
+    return principal
 
 
 def is_admin() -> bool:

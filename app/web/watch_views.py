@@ -32,6 +32,7 @@ from werkzeug.wrappers import Response
 
 from app.catalog import Video
 from app.errors import BadRequestError
+from app.http.viewer import make_handler
 from app.services import Services
 from app.signing import InvalidObjectKeyError, object_key_to_path
 from app.web.apigw import Handler, invoke_as
@@ -42,14 +43,13 @@ from app.web.sessions import (
     session_access_token,
     web,
 )
-from lambda_handlers.playback import make_handler
 
 log = logging.getLogger("vidgate.web.watch")
 
 blueprint = Blueprint("watch", __name__)
 
 VIEWER_API_EXTENSION = "vidgate.viewer_api"
-"""``app.extensions`` key of the viewer API handler (``lambda_handlers.playback``)."""
+"""``app.extensions`` key of the viewer API handler (``app.http.viewer``)."""
 SERVICES_EXTENSION = "vidgate.services"
 DEFAULT_PAGE_SIZE = 12
 MAX_PAGE_SIZE = 50

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.admin_cli import Operator, admin_grant, admin_revoke
 from app.config import Need
+from app.ops.admin_cli import Operator, admin_grant, admin_revoke
 from tests.stackproc import RunningStack
 
 if TYPE_CHECKING:

@@ -33,13 +33,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.auth.jwks import JwksCache, urllib_fetch
 from app.dynamo import client_config
-from app.jwks import JwksCache, urllib_fetch
+from app.http.viewer import SIGNER_RETRY_SECONDS, ViewerApi, make_handler
 from app.local import emulator as emulator_module
 from app.local.emulator import Emulator
 from app.local.ports import LOOPBACK, PortBusyError, free_port
 from app.web import create_app
-from lambda_handlers.playback import SIGNER_RETRY_SECONDS, ViewerApi, make_handler
 from tests.fuzz import FREE_VIDEO, PREMIUM_VIDEO, World, build_world, shared_world
 
 pytestmark = pytest.mark.integration

@@ -44,13 +44,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.api import MAX_BODY_BYTES
+from app.cognito_triggers import post_confirmation
 from app.errors import BadRequestError
+from app.http.admin import make_handler as make_admin_handler
+from app.http.router import MAX_BODY_BYTES
+from app.http.viewer import make_handler as make_viewer_handler
 from app.users import UserDirectory
 from app.web.apigw import to_response
-from lambda_handlers.admin import make_handler as make_admin_handler
-from lambda_handlers.cognito_triggers import post_confirmation
-from lambda_handlers.playback import make_handler as make_viewer_handler
 from tests.fuzz import FREE_VIDEO, PREMIUM_VIDEO, World, shared_world
 
 pytestmark = pytest.mark.integration
@@ -649,7 +649,7 @@ def test_a_malformed_confirmation_is_refused_cleanly_or_ignored_and_leaves_no_re
     sent = copy.deepcopy(event)
 
     try:
-        returned = post_confirmation(event, None, directory=directory)
+        returned = post_confirmation(event, directory)
     except (ValueError, TypeError, BadRequestError):
         assert not well_formed, event
         assert sub is None or _has_record(directory, sub) == existed, "a refusal left a record"
@@ -668,7 +668,7 @@ def test_a_malformed_confirmation_is_refused_cleanly_or_ignored_and_leaves_no_re
 @given(event=non_objects)
 def test_a_confirmation_that_is_not_an_object_is_a_type_error(event: object) -> None:
     with pytest.raises(TypeError):
-        post_confirmation(event, None, directory=_NeverCalled())  # type: ignore[arg-type]
+        post_confirmation(event, _NeverCalled())  # type: ignore[arg-type]
 
 
 class _NeverCalled(UserDirectory):
@@ -708,9 +708,9 @@ def test_a_well_formed_confirmation_creates_one_record_and_a_retry_keeps_it(
         "response": {},
     }
 
-    assert post_confirmation(copy.deepcopy(event), None, directory=directory) == event
+    assert post_confirmation(copy.deepcopy(event), directory) == event
     first = directory.get(sub)
-    assert post_confirmation(copy.deepcopy(event), None, directory=directory) == event
+    assert post_confirmation(copy.deepcopy(event), directory) == event
 
     assert directory.get(sub) == first
     assert (first.username, first.email, first.premium) == ("dora", "dora@example.com", False)

@@ -11,7 +11,7 @@ import pytest
 
 from app.errors import ConfigurationError
 from app.keys import load_private_key_from_secret
-from app.keys_admin import (
+from app.ops.keys_admin import (
     CreatedKey,
     SigningKeyExistsError,
     create_signing_key,

@@ -24,13 +24,14 @@ import pytest
 import lambda_handlers.admin as admin_module
 from app.config import load_settings
 from app.dynamo import dynamodb_client
-from app.entitlements import EntitlementStore
+from app.entitlements import EntitlementStore, parse_until
 from app.errors import BadRequestError
+from app.http.admin import NEEDS, AdminApi, make_handler
+from app.http.params import PreconditionRequiredError, parse_if_match
 from app.local.emulator import Emulator
 from app.services import Services
 from app.tables import create_tables
 from app.users import UserDirectory
-from lambda_handlers.admin import NEEDS, AdminApi, make_handler, parse_if_match, parse_until
 from tests.cognito_accounts import Account, create_pool, sign_in
 
 pytestmark = pytest.mark.integration
@@ -525,7 +526,7 @@ def test_if_match_names_a_version_quoted_weak_or_bare() -> None:
     assert parse_if_match('W/"7"') == 7
     assert parse_if_match("7") == 7
     assert parse_if_match("*") is None
-    with pytest.raises(admin_module.PreconditionRequiredError):
+    with pytest.raises(PreconditionRequiredError):
         parse_if_match(None)
     with pytest.raises(BadRequestError):
         parse_if_match('"seven"')

@@ -6,7 +6,7 @@ is added with ``videos add`` and played through the local CloudFront edge;
 uploads that fail half-way (a part refused, or Ctrl-C) leave no multipart
 upload behind. Most commands run in-process through :func:`app.cli.main`
 with ``--env-file`` (the stack's ``dev.env``); exit codes and the one-line
-messages are also checked on a real ``python -m app.cli`` process.
+messages are also checked on a real ``python -m app.ops.cli`` process.
 """
 
 from __future__ import annotations
@@ -27,20 +27,20 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from app.admin_cli import Operator, OperatorSession, operator_environment, read_env_file
 from app.catalog import VideoCatalog
-from app.cli import main
 from app.config import Need
 from app.errors import VideoNotFoundError
-from app.local.media import encode_clip
-from app.tables import create_tables
-from app.uploads import (
+from app.ops.admin_cli import Operator, OperatorSession, operator_environment, read_env_file
+from app.ops.cli import main
+from app.ops.media import encode_clip
+from app.ops.uploads import (
     MIB,
     UploadFailedError,
     VideoDetails,
     publish_video,
     upload_file,
 )
+from app.tables import create_tables
 from tests.integration.test_admin_web import (  # the shared dev-stack helpers
     Local,
     browser_for,
@@ -76,10 +76,10 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str
 
 
 def cli_process(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """``python -m app.cli ARGS`` as its own process, without AWS_*/VIDGATE_* variables."""
+    """``python -m app.ops.cli ARGS`` as its own process, without AWS_*/VIDGATE_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "VIDGATE_"))}
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *map(str, args)],
+        [sys.executable, "-m", "app.ops.cli", *map(str, args)],
         cwd=cwd,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,

@@ -22,13 +22,13 @@ import pytest
 import requests
 from flask import Flask
 
-from app.admin_cli import OperatorSession, read_env_file
 from app.config import load_settings
 from app.entitlements import EntitlementStore
+from app.http.admin import AdminApi
+from app.http.viewer import NEEDS as PLAYBACK_NEEDS
+from app.ops.admin_cli import OperatorSession, read_env_file
 from app.services import Services
 from app.web.admin_views import blueprint as admin_blueprint
-from lambda_handlers.admin import AdminApi
-from lambda_handlers.playback import NEEDS as PLAYBACK_NEEDS
 from tests.stackproc import RunningStack
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.api import MAX_BODY_BYTES, Router, json_response, parse_event
+from app.http.router import MAX_BODY_BYTES, Router, json_response, parse_event
 from app.web.apigw import api_blueprint, build_event, invoke_as, mount_api, to_response
 from tests.integration.test_playback_handler import (  # the shared emulator stack
     FREE,

@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from app.auth import CognitoVerifier, InvalidClientIdError, InvalidTokenUseError, TokenUse
-from app.jwks import JwksCache
+from app.auth.jwks import JwksCache
 from app.local.emulator import Emulator
 
 pytestmark = pytest.mark.integration

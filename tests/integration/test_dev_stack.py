@@ -34,7 +34,7 @@ CONTRACT_KEYS = {
 
 
 def _client(stack: RunningStack, service: str) -> Any:
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]  # the service name is a variable
         service,
         endpoint_url=stack.aws_endpoint,
         region_name=stack.document["region"],
@@ -160,7 +160,7 @@ def test_a_busy_port_fails_at_once_naming_it(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "app.cli",
+                "app.ops.cli",
                 "dev",
                 "--port",
                 str(free_port()),

@@ -32,6 +32,7 @@ from app.catalog import Video, VideoCatalog
 from app.config import Settings, load_settings
 from app.dynamo import CLIENT_CONFIG, dynamodb_client
 from app.entitlements import EntitlementStore
+from app.http.viewer import NEEDS, ViewerApi, make_handler
 from app.keys import generate_key_pair, store_private_key
 from app.local.edge import EdgeApp, EdgeServer, serve_edge
 from app.local.emulator import Emulator
@@ -39,7 +40,6 @@ from app.local.ports import free_port
 from app.services import Services
 from app.tables import create_tables
 from app.users import UserDirectory
-from lambda_handlers.playback import NEEDS, ViewerApi, make_handler
 from tests.cognito_accounts import Account, create_pool, sign_in
 
 pytestmark = pytest.mark.integration

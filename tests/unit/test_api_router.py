@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.api import (
+from app.errors import DependencyUnavailableError, PremiumRequiredError, UnauthorizedError
+from app.http.router import (
     MAX_BODY_BYTES,
     MalformedEventError,
     Request,
@@ -22,7 +23,6 @@ from app.api import (
     json_response,
     parse_event,
 )
-from app.errors import DependencyUnavailableError, PremiumRequiredError, UnauthorizedError
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 

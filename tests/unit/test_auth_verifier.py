@@ -22,8 +22,8 @@ from app.auth import (
     UnknownKeyIdError,
     extract_bearer,
 )
+from app.auth.jwks import JwksCache, SigningKey
 from app.errors import ConfigurationError, DependencyUnavailableError, UnauthorizedError
-from app.jwks import JwksCache, SigningKey
 from tests.unit.tokens import (
     CLIENT_ID,
     DROP,

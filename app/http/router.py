@@ -20,7 +20,6 @@ import binascii
 import json
 import logging
 import re
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -509,54 +508,3 @@ def _log_refusal(exc: VidgateError, request: Request | None) -> None:
             }
         ),
     )
-
-
-def parse_limit(raw: str | None, default: int) -> int:
-    """A page size from a query parameter (1..100); absent or empty means ``default``.
-
-    :raises BadRequestError: not a whole number in range.
-    """
-    if raw is None or raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= 100:
-        raise BadRequestError("limit must be a whole number from 1 to 100")
-    return int(raw)
-
-
-Handler = Callable[[object, object], dict[str, Any]]
-
-
-class LambdaEntry:
-    """A Lambda entry point that builds its API on the first event, once per process.
-
-    ``build`` reads the settings and makes the Services (clients, verifier,
-    key); it runs once per execution environment, under a lock. If it fails
-    (a ConfigurationError naming every bad variable, an SDK that cannot
-    start), the detail goes to the log, the client gets a 500 JSON error, and
-    the next event tries again.
-    """
-
-    def __init__(self, build: Callable[[], Handler], *, log: logging.Logger) -> None:
-        self._build = build
-        self._log = log
-        self._lock = threading.Lock()
-        self.api: Handler | None = None
-
-    def _get(self) -> Handler:
-        if self.api is None:
-            with self._lock:
-                if self.api is None:
-                    self.api = self._build()
-        return self.api
-
-    def reset(self) -> None:
-        """Forget the built API (tests; a new environment)."""
-        self.api = None
-
-    def __call__(self, event: object, context: object = None) -> dict[str, Any]:
-        try:
-            api = self._get()
-        except Exception:
-            self._log.exception(json.dumps({"event": "bootstrap_failed"}))
-            return to_result(internal_error_response(), payload_version(event))
-        return api(event, context)

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
 from jwt.exceptions import InvalidKeyError
 
-from app.auth import JwksUnavailableError, UnknownKeyIdError
+from app.auth.errors import JwksUnavailableError, UnknownKeyIdError
 from app.errors import ConfigurationError
 
 log = logging.getLogger(__name__)

@@ -262,13 +262,13 @@ def _choose_id(catalog: VideoCatalog, details: VideoDetails) -> str:
 
 
 def _default_probe(path: Path) -> float:
-    from app.local.media import probe_duration
+    from app.ops.media import probe_duration
 
     return probe_duration(path)
 
 
 def _default_poster(video: Path, out: Path, at_seconds: float) -> None:
-    from app.local.media import make_poster
+    from app.ops.media import make_poster
 
     make_poster(video, out, at_seconds=at_seconds)
 

@@ -1,4 +1,4 @@
-"""The ``vidgate`` command line: ``dev`` runs the local stack; operator commands follow.
+"""The ``vidgate`` command line: operator commands, and ``dev`` from the local stack.
 
     vidgate dev [--port ...]                        the whole product on loopback
     vidgate admin grant USER [--until DATE] [--as NAME]
@@ -12,7 +12,7 @@
     vidgate keys rotate --current-slot A|B [--algorithm A] [--secret-prefix P]
 
 USER is a username, an e-mail or a user id. The operator commands read their
-configuration like the Lambda functions do (see :mod:`app.admin_cli`; every
+configuration like the Lambda functions do (see :mod:`app.ops.admin_cli`; every
 one takes ``--env-file``). Exit codes: 0 success, 1 a user error (one-line
 message on stderr), 2 usage, 130 interrupted.
 """
@@ -22,24 +22,18 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from app.errors import ConfigurationError
 from app.keys import DEFAULT_KEY_ALGORITHM, KEY_ALGORITHMS
 
+COMMAND_GROUP = "vidgate.commands"
+"""Entry-point group of commands other packages add (``app.local.cli`` adds ``dev``)."""
+
 
 class UserError(Exception):
     """A mistake the operator can fix; printed as one line, exit code 1."""
-
-
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range: {port}")
-    return port
 
 
 def _page_size(value: str) -> int:
@@ -52,36 +46,6 @@ def _part_size(value: str) -> int:
     if not (value.isascii() and value.isdigit()) or not 5 <= int(value) <= 5120:
         raise argparse.ArgumentTypeError(f"a part size is 5 to 5120 MiB, got {value!r}")
     return int(value)
-
-
-def _add_dev(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    dev = sub.add_parser("dev", help="run the whole product on the embedded local stack")
-    dev.add_argument("--port", type=_port, default=5000, help="web app port (default 5000)")
-    dev.add_argument(
-        "--aws-port", type=_port, default=5001, help="AWS emulator port (default 5001)"
-    )
-    dev.add_argument(
-        "--edge-port", type=_port, default=5002, help="local CloudFront edge port (5002)"
-    )
-    dev.add_argument(
-        "--state-dir",
-        type=Path,
-        default=Path(".vidgate"),
-        help="folder for dev-stack.json and local state (default .vidgate)",
-    )
-    dev.add_argument(
-        "--key-algorithm",
-        choices=KEY_ALGORITHMS,
-        default=DEFAULT_KEY_ALGORITHM,
-        help=f"CloudFront signing key type (default {DEFAULT_KEY_ALGORITHM})",
-    )
-    dev.add_argument(
-        "--url-ttl",
-        type=int,
-        default=None,
-        metavar="SECONDS",
-        help="signed URL lifetime (default 300)",
-    )
 
 
 def _operator_options() -> argparse.ArgumentParser:
@@ -101,6 +65,7 @@ def _add_admin(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
     admin = sub.add_parser("admin", help="premium memberships and their audit trail")
+    admin.set_defaults(run=_operator_command)
     actions = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
     as_help = "name recorded in the audit (default: your AWS identity, else your OS user)"
 
@@ -131,6 +96,7 @@ def _add_videos(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
     videos = sub.add_parser("videos", help="the video catalog")
+    videos.set_defaults(run=_operator_command)
     actions = videos.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     add = actions.add_parser("add", parents=[common], help="upload a video and publish it")
@@ -164,6 +130,7 @@ def _add_keys(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
     keys = sub.add_parser("keys", help="CloudFront signing keys (see docs/deploy.md)")
+    keys.set_defaults(run=_operator_command)
     actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, text in (
         ("create", "make a key pair; its private half goes to a new secret"),
@@ -206,42 +173,31 @@ def _add_keys(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The operator commands, plus those other packages contribute (``vidgate dev``).
+
+    A contribution is an entry point in the group :data:`COMMAND_GROUP`: a
+    function that adds its subparser and sets ``run`` as its default. So the
+    operator tools never import the local stack, and the local stack brings
+    its own command.
+    """
     parser = argparse.ArgumentParser(prog="vidgate", description="vidgate: the premium-video gate")
     sub = parser.add_subparsers(dest="command", required=True)
     common = _operator_options()
-    _add_dev(sub)
-    _add_admin(sub, common)
-    _add_videos(sub, common)
-    _add_keys(sub, common)
+    for add in (_add_admin, _add_videos, _add_keys):
+        add(sub, common)
+    for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        entry.load()(sub)
     return parser
-
-
-def _dev(args: argparse.Namespace) -> int:
-    from app.local.ports import PortBusyError
-    from app.local.stack import DevOptions, run_dev
-
-    options = DevOptions(
-        port=args.port,
-        aws_port=args.aws_port,
-        edge_port=args.edge_port,
-        state_dir=args.state_dir,
-        key_algorithm=args.key_algorithm,
-        url_ttl_seconds=args.url_ttl,
-    )
-    try:
-        return run_dev(options)
-    except PortBusyError as exc:
-        raise UserError(str(exc)) from exc
 
 
 def _operator_command(args: argparse.Namespace) -> int:
     """``admin``, ``videos`` and ``keys``: every refusal becomes a one-line UserError."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from app import admin_cli
     from app.config import Need
     from app.errors import VidgateError
-    from app.uploads import PublishError
+    from app.ops import admin_cli
+    from app.ops.uploads import PublishError
 
     needs: dict[str, set[Need]] = {
         "admin": {Need.TABLES},
@@ -306,18 +262,11 @@ def _operator_command(args: argparse.Namespace) -> int:
         raise UserError(admin_cli.one_line(exc)) from exc
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "dev": _dev,
-    "admin": _operator_command,
-    "videos": _operator_command,
-    "keys": _operator_command,
-}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        run: Callable[[argparse.Namespace], int] = args.run
+        return run(args)
     except (UserError, ConfigurationError) as exc:
         print(f"vidgate: {exc}", file=sys.stderr)
         return 1

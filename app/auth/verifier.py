@@ -29,10 +29,29 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from jwt.algorithms import RSAAlgorithm
 
-from app.errors import ConfigurationError, DependencyUnavailableError, UnauthorizedError
+from app.auth.errors import (
+    AlgorithmNotAllowedError,
+    ForbiddenHeaderError,
+    InvalidAudienceError,
+    InvalidClaimTypeError,
+    InvalidClientIdError,
+    InvalidIssuerError,
+    InvalidSignatureError,
+    InvalidTokenUseError,
+    IssuedInFutureError,
+    MalformedTokenError,
+    MissingClaimError,
+    MissingKeyIdError,
+    MissingTokenError,
+    TokenExpiredError,
+    TokenNotYetValidError,
+    TokenTooLargeError,
+    UnsupportedCriticalHeaderError,
+)
+from app.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from app.jwks import JwksCache
+    from app.auth.jwks import JwksCache
 
 TokenUse = Literal["access", "id"]
 
@@ -65,110 +84,6 @@ _STRING_CLAIMS = (
     "jti",
     "origin_jti",
 )
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class AuthError(UnauthorizedError):
-    """Base of every refusal of a bearer token: HTTP 401, code ``unauthorized``.
-
-    ``claim``, ``expected`` and ``found`` say what was checked, where that applies.
-    Messages never contain the token.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        claim: str | None = None,
-        expected: object = None,
-        found: object = None,
-    ) -> None:
-        super().__init__(message)
-        self.claim = claim
-        self.expected = expected
-        self.found = found
-
-
-class MissingTokenError(AuthError):
-    """No ``Authorization: Bearer <token>`` header, or a malformed one."""
-
-
-class MalformedTokenError(AuthError):
-    """Not three base64url segments of strict JSON objects, or a header value of the wrong type."""
-
-
-class TokenTooLargeError(AuthError):
-    """The token (or Authorization header) is larger than the configured limit."""
-
-
-class MissingKeyIdError(AuthError):
-    """The header has no ``kid``, an empty one, or a non-string one."""
-
-
-class UnknownKeyIdError(AuthError):
-    """The ``kid`` is not in the pool's JWKS (or the JWKS could not be refreshed)."""
-
-
-class AlgorithmNotAllowedError(AuthError):
-    """The header ``alg`` (or the JWK's ``alg``) is not RS256."""
-
-
-class UnsupportedCriticalHeaderError(AuthError):
-    """The header has a ``crit`` parameter; this verifier understands no extensions."""
-
-
-class ForbiddenHeaderError(AuthError):
-    """The header carries or points at a key (``jku``, ``x5u``, ``jwk``, ``x5c``)."""
-
-
-class InvalidSignatureError(AuthError):
-    """The RS256 signature does not verify with the pool's key."""
-
-
-class ClaimError(AuthError):
-    """Base of claim refusals (checked only after the signature)."""
-
-
-class MissingClaimError(ClaimError):
-    """A required claim is absent (or empty)."""
-
-
-class InvalidClaimTypeError(ClaimError):
-    """A claim has the wrong JSON type (e.g. ``exp`` as a string, a boolean, or infinite)."""
-
-
-class InvalidIssuerError(ClaimError):
-    """``iss`` is not exactly the configured issuer."""
-
-
-class InvalidTokenUseError(ClaimError):
-    """``token_use`` is not the expected one (an id token where an access token is needed, ...)."""
-
-
-class InvalidAudienceError(ClaimError):
-    """An id token's ``aud`` is not a string equal to the app client id."""
-
-
-class InvalidClientIdError(ClaimError):
-    """An access token's ``client_id`` is not the app client id."""
-
-
-class TokenExpiredError(ClaimError):
-    """``now >= exp + leeway``."""
-
-
-class TokenNotYetValidError(ClaimError):
-    """``nbf > now + leeway``."""
-
-
-class IssuedInFutureError(ClaimError):
-    """``iat > now + leeway``."""
-
-
-class JwksUnavailableError(DependencyUnavailableError):
-    """The pool's JWKS has never been loaded and cannot be now: fail closed with 503."""
 
 
 # --------------------------------------------------------------------------- principal

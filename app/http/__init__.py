@@ -1,0 +1,1 @@
+"""The framework-free HTTP API: router, viewer API, admin API (no Flask, no local stack)."""

@@ -1,0 +1,196 @@
+"""The viewer API: playback grants, the catalog and ``/api/me``.
+
+One handler answers API Gateway HTTP API (payload 2.0) and REST API (payload
+1.0 proxy) events for the routes of DESIGN.md's contract::
+
+    POST /api/videos/{id}/playback   Bearer access token → {url, expires_at, content_type}
+    GET  /api/videos?limit&cursor    anyone → {items, next_cursor}
+    GET  /api/videos/{id}            anyone → item
+    GET  /api/me                     Bearer access token → the viewer and their premium state
+
+It verifies the bearer token itself (access tokens only; an id token is a
+401), so it works behind any integration, with or without an API Gateway
+authorizer. Parsing, routing and the error → HTTP mapping live in
+:mod:`app.http.router`; the decision lives in :mod:`app.playback`. Settings and
+:class:`~app.services.Services` are built once per process, on the first
+event; the CloudFront private key is loaded then too, so no request pays for
+it. Without its key the process keeps running and every grant answers 503
+``unavailable`` (the key is retried at most every few seconds): never a URL
+signed with anything else. No Flask here: the viewer Lambda function and the
+web app (through ``app.web.apigw``) call it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from app.auth import Principal, extract_bearer
+from app.catalog import Video
+from app.config import Need, load_settings
+from app.errors import DependencyUnavailableError, UserNotFoundError
+from app.http.params import parse_limit
+from app.http.router import Request, Response, Router, json_response
+from app.playback import Grant, Playback, iso_utc
+from app.services import Services
+from app.signing import InvalidObjectKeyError, object_key_to_path
+
+log = logging.getLogger("vidgate.http.viewer")
+logging.getLogger("vidgate").setLevel(logging.INFO)  # grants and refusals are the audit trail
+
+NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SIGNING})
+"""What this function needs from the environment (app.config)."""
+
+DEFAULT_PAGE_SIZE = 20
+SIGNER_RETRY_SECONDS = 10.0
+"""After the signing key failed to load, how long grants answer 503 before it is tried again."""
+
+
+class SignerUnavailableError(DependencyUnavailableError):
+    """The signing key failed to load recently; no URL until it loads."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ViewerApi:
+    """The route table of the viewer API over one :class:`Services`; call it with an event."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.services = services
+        self._clock = clock
+        self._monotonic = monotonic
+        self._playback: Playback | None = None
+        self._signer_failed_at: float | None = None
+        self._lock = threading.Lock()
+        self.router = Router()
+        self.router.add("POST", "/api/videos/{id}/playback", self.playback)
+        self.router.add("GET", "/api/videos", self.list_videos)
+        self.router.add("GET", "/api/videos/{id}", self.get_video)
+        self.router.add("GET", "/api/me", self.me)
+
+    def __call__(self, event: object, context: object = None) -> dict[str, Any]:
+        return self.router.handle(event)
+
+    # --- start-up ------------------------------------------------------------------
+
+    def warm(self) -> None:
+        """Build what requests need now (clients, the signing key), logging what failed."""
+        try:
+            self._decider()
+        except DependencyUnavailableError:
+            pass  # logged by _decider; grants answer 503 until the key loads
+        except Exception:
+            log.exception(json.dumps({"event": "warm_failed"}))
+
+    def _decider(self) -> Playback:
+        """The :class:`Playback`, built once; without its key, 503 (retried now and then)."""
+        if self._playback is not None:
+            return self._playback
+        with self._lock:
+            if self._playback is not None:
+                return self._playback
+            now = self._monotonic()
+            failed_at = self._signer_failed_at
+            if failed_at is not None and now - failed_at < SIGNER_RETRY_SECONDS:
+                raise SignerUnavailableError("the CloudFront signing key is unavailable")
+            try:
+                self._playback = self.services.playback
+            except DependencyUnavailableError as exc:
+                self._signer_failed_at = now
+                log.error(json.dumps({"event": "signing_key_unavailable", "detail": str(exc)}))
+                raise
+            self._signer_failed_at = None
+            return self._playback
+
+    # --- helpers -------------------------------------------------------------------
+
+    def _principal(self, request: Request) -> Principal:
+        token = extract_bearer(request.header("authorization"))
+        return self.services.access_verifier.verify(token)
+
+    def _poster_url(self, video: Video) -> str | None:
+        if not video.poster_key:
+            return None
+        try:
+            return self.services.settings.cdn_url + object_key_to_path(video.poster_key)
+        except InvalidObjectKeyError:
+            log.warning(json.dumps({"event": "bad_poster_key", "video": video.video_id}))
+            return None
+
+    def _grant_cookies(self, grant: Grant) -> list[str]:
+        secure = "; Secure" if self.services.settings.cdn_url.startswith("https://") else ""
+        return [
+            f"{name}={value}; Path={grant.cookie_path}{secure}; HttpOnly; SameSite=Lax"
+            for name, value in grant.cookies.items()
+        ]
+
+    # --- views ---------------------------------------------------------------------
+
+    def playback(self, request: Request) -> Response:
+        principal = self._principal(request)
+        request.json_object()  # no fields yet; a body, if any, must be a JSON object
+        grant = self._decider().authorize(principal, request.path_params["id"], self._clock())
+        response = json_response(grant.to_public())
+        response.cookies = self._grant_cookies(grant)
+        return response
+
+    def list_videos(self, request: Request) -> Response:
+        limit = parse_limit(request.query.get("limit"), DEFAULT_PAGE_SIZE)
+        cursor = request.query.get("cursor") or None
+        videos, next_cursor = self.services.catalog.list(limit, cursor)
+        items = [video.to_public(self._poster_url(video)) for video in videos]
+        return json_response({"items": items, "next_cursor": next_cursor})
+
+    def get_video(self, request: Request) -> Response:
+        video = self.services.catalog.get(request.path_params["id"])
+        return json_response(video.to_public(self._poster_url(video)))
+
+    def me(self, request: Request) -> Response:
+        principal = self._principal(request)
+        now = self._clock()
+        try:
+            record = self.services.users.get(principal.user_id)
+        except UserNotFoundError:
+            # Signed in, but no record yet (the sign-up trigger has not run): not premium.
+            email, premium, until = principal.email, False, None
+        else:
+            email = principal.email or record.email or None
+            premium = record.entitlement.is_active(now)
+            until = record.premium_until
+        return json_response(
+            {
+                "user_id": principal.user_id,
+                "username": principal.username,
+                "email": email,
+                "premium": premium,
+                "premium_until": iso_utc(until) if until is not None else None,
+                "groups": list(principal.groups),
+            }
+        )
+
+
+def make_handler(services: Services, *, warm: bool = True) -> ViewerApi:
+    """A handler over ``services`` (tests and the web app pass theirs); ``warm`` loads the key."""
+    api = ViewerApi(services)
+    if warm:
+        api.warm()
+    return api
+
+
+def from_environment() -> ViewerApi:
+    """The process-wide API of the Lambda function: settings from the environment, once."""
+    return make_handler(Services(load_settings(os.environ, NEEDS)))

@@ -1,4 +1,4 @@
-"""The one place that reads the environment (STYLE.md #6).
+"""The one place that reads the environment.
 
 Infra and code meet only here: the SAM template sets these variables on each
 function, ``vidgate dev`` sets them for the local stack. Everything is

@@ -1,4 +1,4 @@
-"""The domain's refusals and failures, one class per reason (STYLE.md #3).
+"""The domain's refusals and failures, one class per reason (tests assert the class).
 
 Adapters (Flask error handlers, the Lambda router) map these to HTTP in one
 place each, through ``status`` and ``code``; the message is for logs and

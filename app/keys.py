@@ -6,7 +6,7 @@ gets registered in the distribution's key group. A process loads the private
 key once at start-up with :func:`load_private_key_from_secret`; a secret that
 is missing, unreadable or malformed stops it with
 :class:`SigningKeyUnavailableError` naming the secret — there is never a
-fallback key (DESIGN.md: fail closed).
+fallback key (fail closed: no URL without the right key).
 """
 
 from __future__ import annotations

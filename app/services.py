@@ -1,4 +1,4 @@
-"""The composition root shared by the Lambda handlers and the web app (STYLE.md #2).
+"""The composition root shared by the Lambda handlers and the web app.
 
 ``Services`` builds each collaborator once per process, lazily, from validated
 :class:`~app.config.Settings`: boto3 clients, the token verifiers (with one

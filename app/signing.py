@@ -4,7 +4,8 @@ The signer turns a grant ("this viewer may fetch this object until then") into
 what CloudFront checks: a canned or custom policy, signed with the private half
 of a key registered in the distribution's trusted key group (ECDSA P-256 with
 SHA-256 by default, or RSA-2048 PKCS#1 v1.5 with SHA-1 or SHA-256), encoded in
-CloudFront's own base64 (aws-semantics E-1, E-2). It builds on botocore's
+CloudFront's own base64 (E-1, E-2; rule ids here are those of
+docs/cloudfront-signing.md). It builds on botocore's
 ``CloudFrontSigner`` (policy JSON and URL layout) and adds what botocore lacks:
 ``Hash-Algorithm=SHA256`` and signed cookies. ``object_key_to_path`` /
 ``path_to_object_key`` are the single tested encoding of S3 object keys into URL
@@ -189,7 +190,7 @@ def _check_resource(resource: str) -> None:
     if not sep or scheme not in ("http", "https", "*"):
         raise ValueError("resource must start with http://, https:// or *://")
     if not rest.split("/", 1)[0].strip("*?"):
-        # A wildcard-only domain grants every distribution's files (aws-semantics CP-2).
+        # A wildcard-only domain grants every distribution's files (docs/cloudfront-signing.md#cp-2).
         raise ValueError("resource must name a domain, not only wildcards")
 
 

@@ -407,12 +407,44 @@ def test_the_handler_artifact_has_no_flask_no_emulator_and_no_boto3(
     assert handler_run["forbidden"] == {name: False for name in package.FORBIDDEN_IN_HANDLERS}
     top_level = {path.name for path in built["handlers"].iterdir()}
     assert not top_level & {"boto3", "botocore", "flask", "moto", "tests"}
-    assert not (built["handlers"] / "app" / "web").exists()
-    assert not (built["handlers"] / "app" / "local").exists()
+    for folder in ("web", "local", "ops"):
+        assert not (built["handlers"] / "app" / folder).exists()
     task = str(built["handlers"])
     assert handler_run["file_of"]["cryptography"].startswith(task)
     assert handler_run["file_of"]["app"].startswith(task)
     assert handler_run["file_of"]["boto3"].startswith(str(built["runtime"]))
+
+
+def test_the_web_artifact_has_the_web_app_but_no_local_stack_or_operator_tools(
+    built: dict[str, Path],
+) -> None:
+    assert (built["web"] / "app" / "web" / "__init__.py").is_file()
+    assert (built["web"] / "templates").is_dir()
+    for folder in ("local", "ops"):
+        assert not (built["web"] / "app" / folder).exists()
+
+
+def test_sources_are_chosen_by_folder_and_every_other_app_file_ships() -> None:
+    in_app = {
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "app").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    }
+    shipped = {name for _, name in package.source_files("handlers")}
+    outer = {name for name in in_app if name.split("/")[1] in ("web", "local", "ops")}
+    assert shipped & in_app == in_app - outer
+    assert any(name.startswith("lambda_handlers/") for name in shipped)
+
+
+def test_a_handler_the_template_names_but_the_tree_lacks_fails_the_build(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        (ROOT / "infra" / "template.yaml")
+        .read_text()
+        .replace("lambda_handlers.playback.handler", "lambda_handlers.playbak.handler")
+    )
+    with pytest.raises(package.PackagingError, match="lambda_handlers.playbak"):
+        package.handler_modules(template)
 
 
 def test_the_packaged_trigger_creates_the_user_record(handler_run: Any, stack: Stack) -> None:

@@ -1,4 +1,4 @@
-"""The attack corpus (aws-semantics.md §1.5, A1-A24): every token here is refused,
+"""The attack corpus (docs/cognito-tokens.md, A1-A24): every token here is refused,
 each for its own reason, asserted by exact error class.
 
 Every case starts from a token that would verify (see the control tests at

@@ -1,8 +1,8 @@
 """The CloudFront signer, its encodings and key handling, checked with our own keys.
 
-AWS publishes no end-to-end signature vector (aws-semantics CP-6), so the
+AWS publishes no end-to-end signature vector (docs/cloudfront-signing.md#cp-6), so the
 tests verify every signature with the public half of a key they minted; the
-encoding vectors (P-2, CP-6) come from the reference.
+encoding vectors (P-2, CP-6) come from docs/cloudfront-signing.md.
 """
 
 from __future__ import annotations

@@ -190,7 +190,7 @@ def _check_resource(resource: str) -> None:
     if not sep or scheme not in ("http", "https", "*"):
         raise ValueError("resource must start with http://, https:// or *://")
     if not rest.split("/", 1)[0].strip("*?"):
-        # A wildcard-only domain grants every distribution's files (docs/cloudfront-signing.md#cp-2).
+        # A wildcard-only domain grants every distribution's files (CP-2).
         raise ValueError("resource must name a domain, not only wildcards")
 
 

@@ -443,7 +443,7 @@ def test_a_handler_the_template_names_but_the_tree_lacks_fails_the_build(tmp_pat
         .read_text()
         .replace("lambda_handlers.playback.handler", "lambda_handlers.playbak.handler")
     )
-    with pytest.raises(package.PackagingError, match="lambda_handlers.playbak"):
+    with pytest.raises(package.PackagingError, match=r"lambda_handlers\.playbak"):
         package.handler_modules(template)
 
 

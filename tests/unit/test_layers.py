@@ -62,7 +62,7 @@ def _lint_copy(tmp_path: Path, module: str, line: str) -> subprocess.CompletedPr
     target = tmp_path / (module.replace(".", "/") + ".py")
     target.write_text(target.read_text() + f"\n{line}\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "COLUMNS": "300"}  # one line a contract
-    return subprocess.run(  # noqa: S603 - the venv's own lint-imports
+    return subprocess.run(
         [str(LINT_IMPORTS), "--no-cache"],
         cwd=tmp_path,
         env=env,

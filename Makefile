@@ -23,11 +23,12 @@ test: $(STAMP)  ## the whole suite: unit, integration (emulators), e2e (real bro
 check: lint $(STAMP)  ## the quick gate: lint, types, import contracts, unit tests (CI runs it first)
 	$(BIN)/python -m pytest tests/unit -q -p no:cacheprovider $(PYTEST_ARGS)
 
-lint: $(STAMP)  ## ruff, ruff format, mypy (strict on app, lambda_handlers, infra), import contracts
+lint: $(STAMP)  ## ruff, ruff format, mypy (strict on app, lambda_handlers, infra), import contracts, deptry
 	$(BIN)/ruff check app lambda_handlers tests infra
 	$(BIN)/ruff format --check app lambda_handlers infra tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/deptry .
 
 bench: $(STAMP)
 	$(BIN)/python -m app.local.bench $(ARGS)

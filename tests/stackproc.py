@@ -69,7 +69,7 @@ def start_stack(state_dir: Path, *extra_args: str, timeout: float = 240) -> Runn
     args = [
         sys.executable,
         "-m",
-        "app.ops.cli",
+        "app.ops",
         "dev",
         "--port",
         str(free_port()),

@@ -6,7 +6,7 @@ is added with ``videos add`` and played through the local CloudFront edge;
 uploads that fail half-way (a part refused, or Ctrl-C) leave no multipart
 upload behind. Most commands run in-process through :func:`app.cli.main`
 with ``--env-file`` (the stack's ``dev.env``); exit codes and the one-line
-messages are also checked on a real ``python -m app.ops.cli`` process.
+messages are also checked on a real ``python -m app.ops`` process.
 """
 
 from __future__ import annotations
@@ -76,10 +76,10 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str
 
 
 def cli_process(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """``python -m app.ops.cli ARGS`` as its own process, without AWS_*/VIDGATE_* variables."""
+    """``python -m app.ops ARGS`` as its own process, without AWS_*/VIDGATE_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "VIDGATE_"))}
     return subprocess.run(
-        [sys.executable, "-m", "app.ops.cli", *map(str, args)],
+        [sys.executable, "-m", "app.ops", *map(str, args)],
         cwd=cwd,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,

@@ -160,7 +160,7 @@ def test_a_busy_port_fails_at_once_naming_it(tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "app.ops.cli",
+                "app.ops",
                 "dev",
                 "--port",
                 str(free_port()),

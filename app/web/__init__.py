@@ -2,8 +2,9 @@
 
 ``create_app()`` with no arguments reads the environment (through
 :mod:`app.config`), builds :class:`~app.services.Services` once, and wires
-the server-side sessions, CSRF protection, security headers (a CSP without
-inline script or style), and the ONE error handler that turns every error
+the server-side sessions (Flask's session interface over DynamoDB), sign-in
+state, CSRF protection, security headers (a CSP without inline script or
+style), and the ONE error handler that turns every error
 into a friendly page — or ``{"error": code, "message": text}`` JSON for
 ``/api`` paths and ``fetch()`` calls. It registers the sign-in blueprint and
 every other ``app/web/*_views.py`` module that defines ``blueprint`` (a
@@ -22,18 +23,19 @@ import pkgutil
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Request, current_app, redirect, render_template, request, url_for
-from flask.sessions import SessionInterface, SessionMixin
-from werkzeug.exceptions import HTTPException
+from flask import Flask, current_app, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
 
 from app.config import Need, Settings, load_settings
 from app.errors import ConfigurationError, UnauthorizedError, VidgateError
 from app.services import Services
-from app.web import csrf, sessions
+from app.web import context, csrf, session_store, signin
 from app.web.cognito_client import CognitoClient, HostedUi
-from app.web.sessions import SessionStore, WebContext, current_user, wants_json
+from app.web.context import WebContext, wants_json, web
+from app.web.session_store import COOKIE_NAME, SessionStore
+from app.web.signin import current_user
 
 log = logging.getLogger("vidgate.web")
 
@@ -79,20 +81,6 @@ FRIENDLY = {
     500: "Something went wrong on our side. Please try again.",
     503: "The service is temporarily unavailable. Please try again in a few minutes.",
 }
-
-
-class _NoCookieSession(SessionInterface):
-    """Turn off Flask's signed-cookie session: state lives server-side (app.web.sessions).
-
-    ``flask.session`` is then a read-only null session and ``flask.flash``
-    raises; use :func:`app.web.sessions.flash_message`.
-    """
-
-    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
-        return None
-
-    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        return None
 
 
 def default_csp(settings: Settings) -> dict[str, list[str]]:
@@ -159,13 +147,17 @@ def create_app(
         MAX_CONTENT_LENGTH=MAX_FORM_BYTES,
         VIDGATE_CSP=default_csp(settings),
         VIDGATE_ADMIN_URL="/admin",
+        SESSION_COOKIE_NAME=COOKIE_NAME,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_PATH="/",
+        # Also Secure on any request that arrives over HTTPS (DynamoSessionInterface).
+        SESSION_COOKIE_SECURE=settings.web_base_url.startswith("https://"),
     )
-    app.session_interface = _NoCookieSession()
 
-    context = WebContext(
+    web_context = WebContext(
         settings=settings,
         services=services,
-        store=SessionStore(services.dynamodb, settings.sessions_table),
         cognito=CognitoClient(
             services.cognito_idp,
             cognito_settings.client_id,
@@ -181,12 +173,18 @@ def create_app(
         base_url=settings.web_base_url,
     )
     app.extensions["vidgate.services"] = services
-    sessions.init_app(app, context)
+    context.init_app(app, web_context)
+    # Static files and the bearer-token API never read the session.
+    session_store.init_app(
+        app,
+        SessionStore(services.dynamodb, settings.sessions_table),
+        sessionless=(f"{app.static_url_path}/", "/api/"),
+    )
+    signin.init_app(app)
     csrf.init_app(app)
     app.after_request(_security_headers)
     app.register_error_handler(Exception, handle_error)
     app.context_processor(_template_context)
-    app.jinja_env.globals["flashed_messages"] = sessions.flashed_messages
 
     # The Lambda handlers answer /api locally through the API Gateway v2 shim,
     # the same code as in AWS; one warmed handler per app.
@@ -235,7 +233,7 @@ def _template_context() -> dict[str, Any]:
         "current_user": user,
         "is_admin": bool(user and user.is_admin),
         "admin_url": _admin_url() if user and user.is_admin else None,
-        "hosted_ui": sessions.web().hosted is not None,
+        "hosted_ui": web().hosted is not None,
     }
 
 
@@ -249,7 +247,7 @@ def _security_headers(response: Response) -> Response:
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-    if sessions.secure_cookies():
+    if current_app.session_interface.get_cookie_secure(current_app):
         response.headers["Strict-Transport-Security"] = "max-age=31536000"
     if request.endpoint != "static" and "Cache-Control" not in response.headers:
         response.headers["Cache-Control"] = "no-store"
@@ -277,6 +275,10 @@ def handle_error(exc: Exception) -> Response:
 
     Details go to the log only; the client gets a status, a stable code and a sentence.
     """
+    if isinstance(exc, InternalServerError) and isinstance(exc.original_exception, Exception):
+        # Flask hands an error raised while finishing a response (saving the
+        # session) to the 500 handler, wrapped: answer for its cause.
+        exc = exc.original_exception
     status, code, friendly = _describe(exc)
     if status >= 500:
         if isinstance(exc, VidgateError | HTTPException):

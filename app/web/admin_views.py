@@ -1,6 +1,6 @@
 """The admin pages under ``/admin``: premium memberships, their audit trail, and the catalog.
 
-Every route is :func:`~app.web.sessions.admin_required` (members of the
+Every route is :func:`~app.web.signin.admin_required` (members of the
 Cognito group ``admin``; anyone else gets 403, also by direct URL) and every
 form is CSRF-protected by :mod:`app.web.csrf`. A premium change goes through
 :meth:`app.entitlements.EntitlementStore.set_premium` with the version the
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from app.entitlements import Entitlement, parse_until
@@ -28,7 +28,8 @@ from app.errors import BadRequestError, UserNotFoundError, VersionConflictError
 from app.http.params import parse_limit
 from app.users import UserRecord
 from app.web.auth_views import safe_next
-from app.web.sessions import admin_required, current_services, current_user, flash_message
+from app.web.context import current_services
+from app.web.signin import admin_required, current_user
 
 log = logging.getLogger("vidgate.web.admin")
 
@@ -197,9 +198,9 @@ def _change_premium(user_id: str, premium: bool, until_text: str) -> Response | 
     )
     if premium:
         ends = f" until {_utc(state.premium_until)}" if state.premium_until else " (no end date)"
-        flash_message(f"{record.username} is now premium{ends}.", "success")
+        flash(f"{record.username} is now premium{ends}.", "success")
     else:
-        flash_message(f"{record.username} is no longer premium.", "success")
+        flash(f"{record.username} is no longer premium.", "success")
     return redirect(_back(url_for("admin.user", user_id=user_id)))
 
 
@@ -356,7 +357,7 @@ def update_video(video_id: str) -> Response | tuple[str, int]:
     except BadRequestError as exc:
         return _video_form(video_id, error=str(exc), status=400, values=values)
     log.info(json.dumps({"event": "video_updated", "video_id": video_id, "actor": _actor()}))
-    flash_message(f"Saved “{updated.title}”.", "success")
+    flash(f"Saved “{updated.title}”.", "success")
     return redirect(url_for("admin.videos"))
 
 
@@ -365,9 +366,7 @@ def update_video(video_id: str) -> Response | tuple[str, int]:
 def unpublish(video_id: str) -> Response:
     video = current_services().catalog.unpublish(video_id)
     log.info(json.dumps({"event": "video_unpublished", "video_id": video_id, "actor": _actor()}))
-    flash_message(
-        f"“{video.title}” is unpublished: hidden from the catalog, not playable.", "success"
-    )
+    flash(f"“{video.title}” is unpublished: hidden from the catalog, not playable.", "success")
     return redirect(url_for("admin.videos"))
 
 
@@ -376,5 +375,5 @@ def unpublish(video_id: str) -> Response:
 def publish(video_id: str) -> Response:
     video = current_services().catalog.publish(video_id)
     log.info(json.dumps({"event": "video_published", "video_id": video_id, "actor": _actor()}))
-    flash_message(f"“{video.title}” is published again.", "success")
+    flash(f"“{video.title}” is published again.", "success")
     return redirect(url_for("admin.videos"))

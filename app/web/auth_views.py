@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from app.auth import AuthError
@@ -41,19 +41,16 @@ from app.web.cognito_client import (
     UserNotConfirmedError,
     payload_claim,
 )
-from app.web.sessions import (
+from app.web.context import web
+from app.web.signin import (
     AuthMethod,
     SignedIn,
-    current_session,
     current_user,
     end_session,
-    flash_message,
     login_required,
-    pop_session_data,
-    set_session_data,
+    signed_in,
     signed_in_from,
     start_signed_in_session,
-    web,
 )
 
 log = logging.getLogger("vidgate.web.auth")
@@ -209,7 +206,7 @@ def _hosted_redirect(screen: str, next_url: str) -> Response:
     assert hosted is not None
     redirect_uri = _redirect_uri()
     pending = hosted.begin(redirect_uri, screen=screen)
-    set_session_data("oauth", {**pending.to_dict(), "next": next_url, "redirect_uri": redirect_uri})
+    session["oauth"] = {**pending.to_dict(), "next": next_url, "redirect_uri": redirect_uri}
     return redirect(pending.url)
 
 
@@ -219,7 +216,7 @@ def callback() -> Response:
     hosted = web().hosted
     if hosted is None:
         abort(404)
-    pending = pop_session_data("oauth") if current_session() is not None else None
+    pending = session.pop("oauth", None)
     if request.args.get("error"):
         _log("hosted_ui_error", error=request.args.get("error", "")[:64])
         raise HostedUiRefusedError("the hosted UI returned an error")
@@ -271,15 +268,12 @@ def sign_in() -> Response | str | tuple[str, int]:
             return _form_error(
                 "auth/sign_in.html", UnsupportedChallengeError(result.name), **context
             )
-        set_session_data(
-            "challenge",
-            {
-                "name": result.name,
-                "session": result.session,
-                "username": result.username,
-                "next": next_url,
-            },
-        )
+        session["challenge"] = {
+            "name": result.name,
+            "session": result.session,
+            "username": result.username,
+            "next": next_url,
+        }
         return redirect(url_for("auth.new_password"))
     return _finish_sign_in(result, "password", next_url)
 
@@ -287,10 +281,9 @@ def sign_in() -> Response | str | tuple[str, int]:
 @blueprint.route("/auth/new-password", methods=["GET", "POST"])
 def new_password() -> Response | str | tuple[str, int]:
     """The NEW_PASSWORD_REQUIRED challenge: a user created with a temporary password."""
-    session = current_session()
-    pending = session.data.get("challenge") if session is not None else None
+    pending = session.get("challenge")
     if not isinstance(pending, dict):
-        flash_message("Please sign in first.", "info")
+        flash("Please sign in first.", "info")
         return redirect(url_for("auth.sign_in"))
     context = {"username": pending.get("username", "")}
     if request.method == "GET":
@@ -309,13 +302,13 @@ def new_password() -> Response | str | tuple[str, int]:
     try:
         result = web().cognito.respond_new_password(challenge, password)
     except ChallengeExpiredError as exc:
-        pop_session_data("challenge")
-        flash_message(exc.friendly, "error")
+        session.pop("challenge", None)
+        flash(exc.friendly, "error")
         return redirect(url_for("auth.sign_in"))
     except CognitoError as exc:
         return _form_error("auth/new_password.html", exc, **context)
     if isinstance(result, Challenge):
-        pop_session_data("challenge")
+        session.pop("challenge", None)
         return _form_error(
             "auth/sign_in.html", UnsupportedChallengeError(result.name), next="/", identifier=""
         )
@@ -355,7 +348,7 @@ def sign_up() -> Response | str | tuple[str, int]:
         _log("sign_up_refused", code=exc.code)
         return _form_error("auth/sign_up.html", exc, **context)
     _log("signed_up", username=username)
-    flash_message("We e-mailed you a confirmation code. Enter it below.", "success")
+    flash("We e-mailed you a confirmation code. Enter it below.", "success")
     return redirect(url_for("auth.confirm", username=username))
 
 
@@ -373,13 +366,13 @@ def confirm() -> Response | str | tuple[str, int]:
     try:
         web().cognito.confirm_sign_up(username, code)
     except AlreadyConfirmedError as exc:
-        flash_message(exc.friendly, "info")
+        flash(exc.friendly, "info")
         return redirect(url_for("auth.sign_in", username=username))
     except CognitoError as exc:
         return _form_error("auth/confirm.html", exc, **context)
     _run_local_trigger("PostConfirmation_ConfirmSignUp", username)
     _log("confirmed", username=username)
-    flash_message("Your account is confirmed. You can sign in now.", "success")
+    flash("Your account is confirmed. You can sign in now.", "success")
     return redirect(url_for("auth.sign_in", username=username))
 
 
@@ -387,17 +380,17 @@ def confirm() -> Response | str | tuple[str, int]:
 def resend_code() -> Response:
     username = _field("username", 128)
     if not username or len(username) > 128:
-        flash_message("Enter your username first.", "error")
+        flash("Enter your username first.", "error")
         return redirect(url_for("auth.confirm"))
     try:
         web().cognito.resend_code(username)
     except AlreadyConfirmedError as exc:
-        flash_message(exc.friendly, "info")
+        flash(exc.friendly, "info")
         return redirect(url_for("auth.sign_in", username=username))
     except CognitoError as exc:
-        flash_message(exc.friendly, "error")
+        flash(exc.friendly, "error")
         return redirect(url_for("auth.confirm", username=username))
-    flash_message("We sent you a new code.", "success")
+    flash("We sent you a new code.", "success")
     return redirect(url_for("auth.confirm", username=username))
 
 
@@ -418,7 +411,7 @@ def forgot() -> Response | str | tuple[str, int]:
     except CognitoError as exc:
         return _form_error("auth/forgot.html", exc, identifier=identifier)
     # Same answer whether or not the account exists.
-    flash_message("If that account exists, we e-mailed it a code to reset the password.", "info")
+    flash("If that account exists, we e-mailed it a code to reset the password.", "info")
     return redirect(url_for("auth.reset", identifier=identifier))
 
 
@@ -446,7 +439,7 @@ def reset() -> Response | str | tuple[str, int]:
         return _form_error("auth/reset.html", exc, **context)
     _run_local_trigger("PostConfirmation_ConfirmForgotPassword", username)
     _log("password_reset", username=username)
-    flash_message("Your password is changed. Sign in with the new one.", "success")
+    flash("Your password is changed. Sign in with the new one.", "success")
     return redirect(url_for("auth.sign_in", username=identifier))
 
 
@@ -460,10 +453,9 @@ def sign_out() -> Response | str:
             return redirect("/")
         return render_template("auth/sign_out.html")
     ctx = web()
-    session = current_session()
+    auth = signed_in()
     logout_url = None
-    if session is not None and session.auth is not None:
-        auth = session.auth
+    if auth is not None:
         try:
             if auth.method == "hosted" and ctx.hosted is not None:
                 if auth.refresh_token:
@@ -480,7 +472,7 @@ def sign_out() -> Response | str:
             base = ctx.base_url or request.host_url.rstrip("/")
             logout_url = ctx.hosted.logout_url(f"{base}/")
     end_session()
-    flash_message("You are signed out.", "info")
+    flash("You are signed out.", "info")
     return redirect(logout_url or "/")
 
 

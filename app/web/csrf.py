@@ -1,15 +1,16 @@
 """CSRF protection for every state-changing form and same-origin JSON request.
 
-Each session has its own random CSRF secret (server-side). A page gets a
-token derived from it: ``HMAC-SHA256(app secret, session secret)``, masked
-with a fresh one-time pad on every render (so the token in a compressed
-page changes each time, against BREACH-style guessing). Forms send it in
-the hidden field ``csrf_token`` (Jinja global ``csrf_token()``); JSON
-``fetch()`` calls send it in the ``X-CSRF-Token`` header, read from
-``<meta name="csrf-token">``. For unsafe methods the ``Origin`` header (or,
-when absent, ``Referer``) must also be this site when present; a browser
-that sends neither relies on the token alone. ``/api/*`` is exempt: the
-bearer-token API uses no cookies, so it cannot be forged cross-site.
+Each session has its own random CSRF secret, kept in ``flask.session``
+(server-side). A page gets a token derived from it: ``HMAC-SHA256(app
+secret, session secret)``, masked with a fresh one-time pad on every render
+(so the token in a compressed page changes each time, against BREACH-style
+guessing). Forms send it in the hidden field ``csrf_token`` (Jinja global
+``csrf_token()``); JSON ``fetch()`` calls send it in the ``X-CSRF-Token``
+header, read from ``<meta name="csrf-token">``. For unsafe methods the
+``Origin`` header (or, when absent, ``Referer``) must also be this site when
+present; a browser that sends neither relies on the token alone. ``/api/*``
+is exempt: the bearer-token API uses no cookies, so it cannot be forged
+cross-site.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, request, session
 
 from app.errors import ForbiddenError
-from app.web.sessions import current_session, ensure_session, web
+from app.web.context import web
+from app.web.session_store import CSRF_SECRET
 
 FORM_FIELD = "csrf_token"
 HEADER = "X-CSRF-Token"
@@ -115,10 +117,21 @@ def same_origin(origin: str | None, referer: str | None, allowed: Iterable[str])
 # --------------------------------------------------------------------------- Flask glue
 
 
+def _session_secret() -> str:
+    secret = session.get(CSRF_SECRET)
+    return secret if isinstance(secret, str) else ""
+
+
+def renew_secret() -> str:
+    """Give this session a new CSRF secret (at sign-in: tokens from before stop counting)."""
+    secret = secrets.token_urlsafe(32)
+    session[CSRF_SECRET] = secret
+    return secret
+
+
 def csrf_token() -> str:
-    """The token for this request's session (a Jinja global); creates a session if needed."""
-    session = ensure_session()
-    return generate_token(web().secret_key, session.csrf_secret)
+    """The token for this request's session (a Jinja global); gives it a secret if needed."""
+    return generate_token(web().secret_key, _session_secret() or renew_secret())
 
 
 def csrf_exempt(view: F) -> F:
@@ -139,9 +152,8 @@ def protect() -> None:
     allowed = [request.host_url, web().base_url]
     if not same_origin(request.headers.get("Origin"), request.headers.get("Referer"), allowed):
         raise CsrfError("cross-origin request refused")
-    session = current_session()
     token = request.headers.get(HEADER) or request.form.get(FORM_FIELD)
-    if session is None or not validate_token(web().secret_key, session.csrf_secret, token):
+    if not validate_token(web().secret_key, _session_secret(), token):
         raise CsrfError("missing or invalid CSRF token")
 
 

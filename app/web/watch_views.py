@@ -36,13 +36,8 @@ from app.http.viewer import make_handler
 from app.services import Services
 from app.signing import InvalidObjectKeyError, object_key_to_path
 from app.web.apigw import Handler, invoke_as
-from app.web.sessions import (
-    current_services,
-    current_user,
-    login_required,
-    session_access_token,
-    web,
-)
+from app.web.context import current_services, web
+from app.web.signin import current_user, login_required, session_access_token
 
 log = logging.getLogger("vidgate.web.watch")
 

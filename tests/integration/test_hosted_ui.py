@@ -36,7 +36,7 @@ from app.local.webserver import ServerHandle, serve_wsgi
 from app.services import Services
 from app.tables import TABLES, create_tables
 from app.web import NEEDS, create_app
-from app.web.sessions import COOKIE_NAME, SessionStore
+from app.web.session_store import COOKIE_NAME, SessionStore
 
 CLIENT_ID = "hosted-test-client"
 POOL_ID = "us-east-1_HostedTest"

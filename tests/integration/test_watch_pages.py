@@ -22,7 +22,7 @@ import boto3
 import pytest
 import requests
 
-from app.web.sessions import COOKIE_NAME, SessionStore
+from app.web.session_store import COOKIE_NAME, SessionStore
 from tests.stackproc import RunningStack
 
 pytestmark = pytest.mark.integration

@@ -32,7 +32,7 @@ from app.local.ports import free_port
 from app.services import Services
 from app.tables import TABLES, create_tables
 from app.web import NEEDS, create_app
-from app.web.sessions import COOKIE_NAME, SessionStore
+from app.web.session_store import COOKIE_NAME, SessionStore
 
 PASSWORD = "Correct-Horse-2026!"
 NEW_PASSWORD = "Battery-Staple-2027!"
@@ -798,7 +798,7 @@ def test_the_helpers_other_blueprints_use_guard_pages_and_hand_out_a_fresh_acces
 ) -> None:
     from flask import Blueprint, jsonify
 
-    from app.web.sessions import (
+    from app.web.signin import (
         admin_required,
         current_user,
         login_required,

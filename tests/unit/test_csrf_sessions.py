@@ -32,7 +32,15 @@ from app.web.cognito_client import (
     translate,
 )
 from app.web.csrf import generate_token, origin_of, same_origin, validate_token
-from app.web.sessions import SessionGoneError, SessionStore, SignedIn
+from app.web.session_store import (
+    CSRF_SECRET,
+    SIGNED_IN,
+    ServerSession,
+    SessionGoneError,
+    SessionStore,
+)
+from app.web.signin import SignedIn
+from tests.unit.session_fakes import Clock, make_store
 
 KEY = b"k" * 40
 SECRET = "session-csrf-secret"
@@ -146,83 +154,6 @@ def test_only_local_paths_are_followed_after_sign_in(value: str | None, expected
 # --------------------------------------------------------------------------- session store
 
 
-class FakeDynamoDB:
-    """Records items and calls; honours the condition expressions the store uses."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, dict[str, Any]] = {}
-        self.calls: list[str] = []
-
-    @staticmethod
-    def _conditional_failure(operation: str) -> ClientError:
-        return ClientError(
-            {"Error": {"Code": "ConditionalCheckFailedException", "Message": "failed"}}, operation
-        )
-
-    def _check(self, key: str, condition: str | None, operation: str) -> None:
-        if condition == "attribute_exists(session_id)" and key not in self.items:
-            raise self._conditional_failure(operation)
-        if condition == "attribute_not_exists(session_id)" and key in self.items:
-            raise self._conditional_failure(operation)
-
-    def get_item(self, *, TableName: str, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
-        self.calls.append("get_item")
-        item = self.items.get(Key["session_id"]["S"])
-        return {"Item": dict(item)} if item else {}
-
-    def put_item(
-        self, *, TableName: str, Item: dict[str, Any], ConditionExpression: str | None = None
-    ) -> dict[str, Any]:
-        self.calls.append("put_item")
-        key = Item["session_id"]["S"]
-        self._check(key, ConditionExpression, "PutItem")
-        self.items[key] = dict(Item)
-        return {}
-
-    def update_item(
-        self,
-        *,
-        TableName: str,
-        Key: dict[str, Any],
-        ConditionExpression: str,
-        ExpressionAttributeValues: dict[str, Any],
-        **_: Any,
-    ) -> dict[str, Any]:
-        self.calls.append("update_item")
-        key = Key["session_id"]["S"]
-        self._check(key, ConditionExpression, "UpdateItem")
-        self.items[key]["last_seen_at"] = ExpressionAttributeValues[":now"]
-        self.items[key]["expires_at"] = ExpressionAttributeValues[":exp"]
-        return {}
-
-    def delete_item(self, *, TableName: str, Key: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append("delete_item")
-        self.items.pop(Key["session_id"]["S"], None)
-        return {}
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_store(clock: Clock, fake: FakeDynamoDB | None = None) -> tuple[SessionStore, FakeDynamoDB]:
-    fake = fake or FakeDynamoDB()
-    store = SessionStore(
-        fake,  # type: ignore[arg-type]
-        "sessions",
-        clock=clock,
-        idle_timeout=3600,
-        absolute_lifetime=86400,
-        anonymous_lifetime=7200,
-        touch_interval=60,
-    )
-    return store, fake
-
-
 AUTH = SignedIn(
     user_id="u-1",
     username="alice",
@@ -233,32 +164,66 @@ AUTH = SignedIn(
     refresh_token="REFRESH",
     token_expires_at=1_800_003_600,
 )
+SIGNED_IN_DATA = {SIGNED_IN: AUTH.to_session()}
 
 
 def test_the_table_holds_only_a_hash_of_the_cookie_value() -> None:
     store, fake = make_store(Clock())
-    session = store.create()
+    session = store.create({CSRF_SECRET: "the-csrf-secret"})
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", session.sid)
     ((key, item),) = fake.items.items()
     assert key == SessionStore.key_for(session.sid) != session.sid
     assert session.sid not in repr(item)
-    assert session.csrf_secret and session.csrf_secret != session.sid
+    assert item["csrf_secret"]["S"] == "the-csrf-secret" != session.sid
 
 
 def test_a_signed_in_session_round_trips_with_its_tokens_and_data() -> None:
-    store, _ = make_store(Clock())
-    session = store.create(auth=AUTH, data={"flashes": [["info", "hi"]]})
+    store, fake = make_store(Clock())
+    session = store.create({**SIGNED_IN_DATA, CSRF_SECRET: "csrf", "_flashes": [["info", "hi"]]})
     loaded = store.load(session.sid)
     assert loaded is not None
-    assert loaded.auth == AUTH
-    assert loaded.data == {"flashes": [["info", "hi"]]}
-    assert loaded.csrf_secret == session.csrf_secret
+    assert SignedIn.from_session(loaded.data[SIGNED_IN]) == AUTH
+    assert loaded.data["_flashes"] == [["info", "hi"]]
+    assert loaded.data[CSRF_SECRET] == session.data[CSRF_SECRET]
+    assert loaded.data == session.data
+    item = fake.items[SessionStore.key_for(session.sid)]
+    assert item["access_token"] == {"S": "ACCESS.TOKEN.x"}, "tokens keep their own attributes"
+    assert "ACCESS" not in item["data"]["S"]
+
+
+def test_an_item_written_by_the_previous_version_loads_signed_in() -> None:
+    clock = Clock()
+    store, fake = make_store(clock)
+    sid = "S" * 43
+    now = str(int(clock.now))
+    fake.items[SessionStore.key_for(sid)] = {
+        "session_id": {"S": SessionStore.key_for(sid)},
+        "csrf_secret": {"S": "old-csrf"},
+        "created_at": {"N": now},
+        "last_seen_at": {"N": now},
+        "expires_at": {"N": str(int(clock.now) + 3600)},
+        "data": {"S": '{"oauth":{"state":"s"}}'},
+        "user_id": {"S": "u-1"},
+        "username": {"S": "alice"},
+        "email": {"S": "alice@example.com"},
+        "groups": {"L": [{"S": "admin"}]},
+        "access_token": {"S": "ACCESS.TOKEN.x"},
+        "id_token": {"S": "ID.TOKEN.x"},
+        "token_expires_at": {"N": "1800003600"},
+        "auth_method": {"S": "password"},
+        "refresh_token": {"S": "REFRESH"},
+    }
+    loaded = store.load(sid)
+    assert loaded is not None and loaded.signed_in
+    assert SignedIn.from_session(loaded.data[SIGNED_IN]) == AUTH
+    assert loaded.data[CSRF_SECRET] == "old-csrf"
+    assert loaded.data["oauth"] == {"state": "s"}
 
 
 def test_tokens_never_appear_in_the_repr_of_a_session() -> None:
     store, _ = make_store(Clock())
-    session = store.create(auth=AUTH)
-    for text in (repr(session), repr(AUTH)):
+    session = store.create(SIGNED_IN_DATA)
+    for text in (repr(session), repr(AUTH), repr(ServerSession(store, session))):
         assert "ACCESS" not in text and "REFRESH" not in text and "ID.TOKEN" not in text
 
 
@@ -277,7 +242,7 @@ def test_an_unknown_session_id_is_no_session() -> None:
 def test_an_idle_session_is_over_and_removed_even_if_dynamodb_has_not_deleted_it() -> None:
     clock = Clock()
     store, fake = make_store(clock)
-    session = store.create(auth=AUTH)
+    session = store.create(SIGNED_IN_DATA)
     clock.now += 3599
     assert store.load(session.sid) is not None
     clock.now += 1
@@ -288,7 +253,7 @@ def test_an_idle_session_is_over_and_removed_even_if_dynamodb_has_not_deleted_it
 def test_activity_slides_the_idle_timeout_but_not_the_absolute_lifetime() -> None:
     clock = Clock()
     store, _ = make_store(clock)
-    session = store.create(auth=AUTH)
+    session = store.create(SIGNED_IN_DATA)
     for _ in range(23):
         clock.now += 3000
         loaded = store.load(session.sid)
@@ -304,7 +269,7 @@ def test_an_anonymous_session_has_a_shorter_lifetime() -> None:
     clock = Clock()
     store, _ = make_store(clock)
     anonymous = store.create()
-    signed_in = store.create(auth=AUTH)
+    signed_in = store.create(SIGNED_IN_DATA)
     for _ in range(3):
         clock.now += 3000
         for session in (anonymous, signed_in):
@@ -340,7 +305,7 @@ def test_touch_writes_at_most_once_per_interval() -> None:
 
 def test_a_deleted_session_is_never_written_back() -> None:
     store, fake = make_store(Clock())
-    session = store.create(auth=AUTH)
+    session = store.create(SIGNED_IN_DATA)
     store.delete(session.sid)
     with pytest.raises(SessionGoneError):
         store.save(replace(session, data={"x": 1}))

@@ -5,14 +5,20 @@ The template is parsed with cfn-lint's YAML loader (short-form tags such as
 evaluates the template's Conditions for a set of parameter values and
 replaces every ``Fn::If`` by its chosen branch, dropping ``AWS::NoValue``, so
 a test sees the resources one particular deployment would get.
+:func:`sam_transform` runs the ``AWS::Serverless-2016-10-31`` transform offline
+(aws-sam-translator), as CloudFormation would before creating anything.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cfnlint.decode import cfn_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,9 +40,11 @@ SCENARIOS: dict[str, dict[str, str]] = {
     "oac": {**BASE, "OriginAccess": "OAC"},
     "rotating": {**BASE, "SigningPublicKeyB": PEM, "SigningKeySecretArnB": SECRET_B,
                  "ActiveSigningKey": "B"},
-    "custom-domains": {**BASE, "CdnDomainName": "media.example.com",
-                       "CdnCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc-1",
-                       "WebBaseUrl": "https://watch.example.com"},
+    "custom-domain": {**BASE, "DomainName": "watch.example.com",
+                      "AcmCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc-1",
+                      "SignInWith": "hosted-ui",
+                      "ExtraCallbackUrls": "http://localhost:5000/auth/callback",
+                      "ExtraLogoutUrls": "http://localhost:5000/"},
 }  # fmt: skip
 
 
@@ -139,3 +147,123 @@ def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def sam_transform(overrides: dict[str, str]) -> dict[str, Any]:
+    """The template after the SAM transform, as CloudFormation would deploy it with
+    ``overrides`` (skips the test when aws-sam-translator is not installed)."""
+    translator = pytest.importorskip(
+        "samtranslator.translator.transform", reason="aws-sam-translator is not installed"
+    )
+    template = load()
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            # What `sam deploy` does with a local zip: upload it and point at S3.
+            resource["Properties"]["CodeUri"] = "s3://vidgate-artifacts/lambda.zip"
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    result: dict[str, Any] = translator.transform(template, overrides, NoManagedPolicies())
+    return result
+
+
+_SUB_NAME = re.compile(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z0-9.]+)?\}")
+
+
+def _names_used(node: Any) -> Iterator[str]:
+    """Every logical name a Ref, Fn::GetAtt or Fn::Sub inside ``node`` points at."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                yield value
+            elif key == "Fn::GetAtt":
+                yield (value.split(".")[0] if isinstance(value, str) else value[0])
+            elif key == "Fn::Sub":
+                text, variables = (value, {}) if isinstance(value, str) else value
+                yield from (n for n in _SUB_NAME.findall(text) if n not in variables)
+                yield from _names_used(variables)
+            else:
+                yield from _names_used(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _names_used(item)
+
+
+def dependencies(template: dict[str, Any]) -> dict[str, set[str]]:
+    """Resource -> the resources CloudFormation must create first (references and DependsOn)."""
+    resources = template["Resources"]
+    graph: dict[str, set[str]] = {}
+    for name, body in resources.items():
+        depends_on = body.get("DependsOn", [])
+        used = set(_names_used(body.get("Properties", {}))) | set(as_list(depends_on))
+        graph[name] = {other for other in used if other in resources}
+    return graph
+
+
+def requires(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Everything ``start`` needs, directly or through other resources."""
+    seen: set[str] = set()
+    pending = list(graph[start])
+    while pending:
+        name = pending.pop()
+        if name not in seen:
+            seen.add(name)
+            pending.extend(graph[name])
+    return seen
+
+
+def cycles(graph: dict[str, set[str]]) -> set[str]:
+    """The resources that (indirectly) need themselves: CloudFormation refuses those."""
+    return {name for name in graph if name in requires(graph, name)}
+
+
+def render(node: Any, values: dict[str, str]) -> Any:
+    """``node`` with Ref, Fn::GetAtt, Fn::Sub, Fn::Join and Fn::Split evaluated.
+
+    ``values`` names what a deployment would know: parameter values, pseudo
+    parameters (``AWS::Region``), physical ids (``UserPoolDomain``) and
+    attributes (``Distribution.DomainName``). A name it lacks is a KeyError, so a
+    test never compares against an unresolved reference by accident.
+    """
+    if isinstance(node, list):
+        return [render(item, values) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1:
+        ((key, arg),) = node.items()
+        if key == "Ref":
+            return values[arg]
+        if key == "Fn::GetAtt":
+            name, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
+            return values[f"{name}.{attribute}"]
+        if key == "Fn::Sub":
+            text, variables = (arg, {}) if isinstance(arg, str) else arg
+            known = {**values, **{k: render(v, values) for k, v in variables.items()}}
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str(known[m.group(1)]), text)
+        if key == "Fn::Join":
+            separator, items = arg
+            return separator.join(render(items, values))
+        if key == "Fn::Split":
+            separator, text = arg
+            return str(render(text, values)).split(separator)
+    return {key: render(item, values) for key, item in node.items()}
+
+
+def rule_failures(template: dict[str, Any], overrides: dict[str, str]) -> list[str]:
+    """AssertDescription of every template Rule that would refuse these parameter values."""
+    params = parameter_values(template, overrides)
+    failures = []
+    for rule in template.get("Rules", {}).values():
+        checks = {"when": rule.get("RuleCondition", True)}
+        checks.update({f"assert{i}": a["Assert"] for i, a in enumerate(rule["Assertions"])})
+        verdict = conditions({"Conditions": checks}, params)
+        if verdict["when"]:
+            failures += [
+                a["AssertDescription"]
+                for i, a in enumerate(rule["Assertions"])
+                if not verdict[f"assert{i}"]
+            ]
+    return failures

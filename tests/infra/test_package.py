@@ -252,6 +252,8 @@ def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
         "VIDGATE_SESSIONS_TABLE": tables["sessions"],
         "VIDGATE_BUCKET": f"{prefix}-media",
         "VIDGATE_CDN_URL": CDN,
+        # One host: the site's URL is the distribution's, for pages and media alike.
+        "VIDGATE_BASE_URL": CDN,
         "VIDGATE_SIGNING_KEY_SECRET": secret_id,
         "VIDGATE_KEY_PAIR_ID": "KPACKAGETEST01",
         "VIDGATE_URL_TTL_SECONDS": "300",

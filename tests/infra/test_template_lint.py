@@ -5,8 +5,9 @@ failed check; every check the template suppresses carries its reason in the
 resource's ``Metadata.checkov.skip`` and must really fail without the
 suppression (no stale or blanket skips). When the SAM translator is
 installed, the template is also transformed the way CloudFormation's
-``AWS::Serverless-2016-10-31`` transform does, and the HTTP API routes of the
-result are checked against the API contract.
+``AWS::Serverless-2016-10-31`` transform does, linted again, and the HTTP API
+routes, integrations and invoke permissions of the result are checked against
+the API contract.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ import json
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.infra.cfn import SCENARIOS, TEMPLATE, load
+from tests.infra.cfn import SCENARIOS, TEMPLATE, load, sam_transform
 
-VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+# The tools installed beside the interpreter running the tests (the project's virtualenv).
+VENV_BIN = Path(sys.executable).parent
 MIN_REASON = 20
 
 ROUTES = {
@@ -34,7 +37,7 @@ ROUTES = {
     ("GET", "/api/admin/users"): "AdminFunction",
     ("PUT", "/api/admin/users/{user_id}/premium"): "AdminFunction",
     ("GET", "/api/admin/audit"): "AdminFunction",
-    ("X-AMAZON-APIGATEWAY-ANY-METHOD", "$default"): "WebFunction",
+    ("ANY", "$default"): "WebFunction",
 }
 """DESIGN.md's HTTP API, by the function that answers it; the web app takes the rest."""
 
@@ -42,7 +45,7 @@ ROUTES = {
 def _tool(name: str) -> str:
     path = VENV_BIN / name
     if not path.exists():
-        pytest.fail(f"{path} is missing: run make dev/test to install the dev extra")
+        pytest.fail(f"{path} is missing: install the dev extra (make dev) into this virtualenv")
     return str(path)
 
 
@@ -131,48 +134,80 @@ def test_every_checkov_suppression_hides_a_check_that_really_fails(
 # --------------------------------------------------------------------------- SAM transform
 
 
-def _transform(overrides: dict[str, str]) -> dict[str, Any]:
-    translator = pytest.importorskip(
-        "samtranslator.translator.transform", reason="aws-sam-translator is not installed"
-    )
-    template = load()
-    for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::Function":
-            # What `sam deploy` does with a local zip: upload it and point at S3.
-            resource["Properties"]["CodeUri"] = "s3://vidgate-artifacts/lambda.zip"
+def _routes(resources: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """(method, path) -> the function each AWS::ApiGatewayV2::Route reaches."""
+    routes = {}
+    for route in (r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"):
+        props = route["Properties"]
+        assert props["ApiId"] == {"Ref": "HttpApi"}
+        match = re.fullmatch(r"integrations/\$\{(\w+)\}", props["Target"]["Fn::Sub"])
+        assert match, props["Target"]
+        target = resources[match.group(1)]["Properties"]
+        assert target["ApiId"] == {"Ref": "HttpApi"}
+        assert target["IntegrationType"] == "AWS_PROXY"
+        assert target["PayloadFormatVersion"] == "2.0"
+        function, attribute = target["IntegrationUri"]["Fn::GetAtt"]
+        assert attribute == "Arn"
+        method, _, path = props["RouteKey"].partition(" ")
+        key = (method, path) if path else ("ANY", method)
+        assert key not in routes, f"route {key} defined twice"
+        routes[key] = function
+    return routes
 
-    class NoManagedPolicies:
-        def load(self) -> dict[str, str]:
-            return {}
 
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    result: dict[str, Any] = translator.transform(template, overrides, NoManagedPolicies())
-    return result
-
-
-@pytest.mark.parametrize("scenario", ["oai", "oac"])
+@pytest.mark.parametrize("scenario", ["oai", "oac", "custom-domain"])
 def test_the_sam_transform_accepts_the_template_and_routes_the_api_contract(
     scenario: str,
 ) -> None:
-    output = _transform(SCENARIOS[scenario])
+    output = sam_transform(SCENARIOS[scenario])
     resources = output["Resources"]
     assert not [r for r in resources.values() if r["Type"].startswith("AWS::Serverless::")]
-    paths = resources["HttpApi"]["Properties"]["Body"]["paths"]
-    routes = {}
-    for path, methods in paths.items():
-        for method, operation in methods.items():
-            uri = operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
-            (function,) = re.findall(r"\$\{(\w+)\.Arn\}", uri)
-            routes[(method.upper(), path)] = function
-            assert operation["x-amazon-apigateway-integration"]["payloadFormatVersion"] == "2.0"
-    assert routes == ROUTES
+    assert resources["HttpApi"]["Type"] == "AWS::ApiGatewayV2::Api"
+    assert resources["HttpApi"]["Properties"]["ProtocolType"] == "HTTP"
+    assert _routes(resources) == ROUTES
     for function in set(ROUTES.values()):
         assert resources[function]["Type"] == "AWS::Lambda::Function"
         assert resources[function]["Properties"]["Runtime"] == "python3.12"
 
 
+def test_api_gateway_may_invoke_exactly_the_routed_functions_and_only_through_this_api() -> None:
+    resources = sam_transform(SCENARIOS["oai"])["Resources"]
+    invoked = {}
+    for name, permission in resources.items():
+        if permission["Type"] != "AWS::Lambda::Permission":
+            continue
+        props = permission["Properties"]
+        if props["Principal"] != "apigateway.amazonaws.com":
+            continue
+        assert props["Action"] == "lambda:InvokeFunction", name
+        # Without SourceArn any API in any account could invoke the function.
+        assert props["SourceArn"] == {
+            "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}"
+            ":${HttpApi}/*"
+        }, name
+        function, _ = props["FunctionName"]["Fn::GetAtt"]
+        invoked[function] = name
+    assert set(invoked) == set(ROUTES.values())
+
+
+def test_the_stage_deploys_itself_logs_every_request_and_is_throttled() -> None:
+    stages = [r for r in load()["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Stage"]
+    (stage,) = stages
+    props = stage["Properties"]
+    assert props["StageName"] == "$default"
+    assert props["AutoDeploy"] is True
+    assert props["AccessLogSettings"]["DestinationArn"] == {
+        "Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]
+    }
+    assert props["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"},
+    }
+
+
 def test_the_transformed_template_passes_cfn_lint_too(tmp_path: Path) -> None:
-    output = _transform(SCENARIOS["oai"])
+    # cfn-lint's E3004 also refuses a dependency cycle (tests/infra/test_template_front_door.py).
+    output = sam_transform(SCENARIOS["oai"])
     path = tmp_path / "transformed.json"
     path.write_text(json.dumps(output), encoding="utf-8")
     result = subprocess.run(

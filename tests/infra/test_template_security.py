@@ -6,7 +6,8 @@ signature, what each function's role allows, that the tables are exactly
 app/tables.py's and that each function gets exactly the environment
 app/config.py reads. Each test runs against the deployments that matter
 (``tests/infra/cfn.py`` SCENARIOS): OAI and OAC, a key rotation in progress,
-custom domains.
+a custom domain. Where each path of the one host goes, and where the functions
+learn that host, is in test_template_front_door.py.
 """
 
 from __future__ import annotations
@@ -30,13 +31,22 @@ DEPLOYMENTS = {name: resolve(RAW, overrides) for name, overrides in SCENARIOS.it
 ALL = pytest.mark.parametrize("deployment", sorted(DEPLOYMENTS))
 
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
-PUBLIC_PATHS = {"posters/*"}
-"""Cache behaviors allowed to serve without a signature, and why: catalog posters."""
+BUCKET_ORIGIN = "video-bucket"
+SIGNED_PATHS = {"/videos/*"}
+"""Behaviors of the bucket that need a signed URL or signed cookies."""
+PUBLIC_BUCKET_PATHS = {"/posters/*"}
+"""Behaviors of the bucket allowed to serve without a signature, and why: catalog posters."""
+SERVED_PREFIXES = [
+    {"Fn::Sub": "${VideoBucket.Arn}/videos/*"},
+    {"Fn::Sub": "${VideoBucket.Arn}/posters/*"},
+]
+"""What CloudFront may read from the bucket: what those behaviors serve, nothing else."""
 
 STAR_RESOURCE_ACTIONS: dict[str, str] = {}
 """IAM actions allowed on Resource "*", each with the reason it cannot name an ARN (none yet)."""
 
-# Function -> the file whose ``Need.*`` names say what it reads from the environment.
+# Function -> the file whose ``Need.*`` names say what it reads from the environment
+# (the handler modules are entry points of a few lines; their APIs load the settings).
 FUNCTION_SOURCES = {
     "PlaybackFunction": "app/http/viewer.py",
     "AdminFunction": "app/http/admin.py",
@@ -87,6 +97,15 @@ def test_every_bucket_is_encrypted_owner_enforced_and_tls_only(deployment: str) 
         ), f"{name} has no TLS-only statement"
 
 
+def _bucket_origin(deployment: str) -> dict[str, Any]:
+    config = DEPLOYMENTS[deployment]["Resources"]["Distribution"]["Properties"][
+        "DistributionConfig"
+    ]
+    (origin,) = [o for o in config["Origins"] if o["Id"] == BUCKET_ORIGIN]
+    assert origin["DomainName"] == {"Fn::GetAtt": ["VideoBucket", "RegionalDomainName"]}
+    return origin
+
+
 def _video_bucket_allows(deployment: str) -> list[dict[str, Any]]:
     template = DEPLOYMENTS[deployment]
     (policy,) = [
@@ -98,7 +117,7 @@ def _video_bucket_allows(deployment: str) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.parametrize("deployment", ["oai", "rotating", "custom-domains"])
+@pytest.mark.parametrize("deployment", ["oai", "rotating", "custom-domain"])
 def test_with_oai_the_bucket_policys_only_reader_is_the_origin_access_identity(
     deployment: str,
 ) -> None:
@@ -110,11 +129,11 @@ def test_with_oai_the_bucket_policys_only_reader_is_the_origin_access_identity(
         }
     }
     assert allow["Action"] == "s3:GetObject"
-    assert allow["Resource"] == {"Fn::Sub": "${VideoBucket.Arn}/*"}
+    assert allow["Resource"] == SERVED_PREFIXES
     template = DEPLOYMENTS[deployment]
     assert "OriginAccessIdentity" in template["Resources"]
     assert "OriginAccessControl" not in template["Resources"]
-    (origin,) = template["Resources"]["Distribution"]["Properties"]["DistributionConfig"]["Origins"]
+    origin = _bucket_origin(deployment)
     assert origin["S3OriginConfig"]["OriginAccessIdentity"] == {
         "Fn::Sub": "origin-access-identity/cloudfront/${OriginAccessIdentity}"
     }
@@ -125,7 +144,7 @@ def test_with_oac_the_only_reader_is_cloudfront_for_this_distribution_alone() ->
     (allow,) = _video_bucket_allows("oac")
     assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
     assert allow["Action"] == "s3:GetObject"
-    assert allow["Resource"] == {"Fn::Sub": "${VideoBucket.Arn}/*"}
+    assert allow["Resource"] == SERVED_PREFIXES
     # Without the SourceArn condition any distribution, in any account, could read the bucket.
     assert allow["Condition"] == {
         "StringEquals": {
@@ -141,7 +160,7 @@ def test_with_oac_the_only_reader_is_cloudfront_for_this_distribution_alone() ->
     assert oac["SigningBehavior"] == "always"
     assert oac["SigningProtocol"] == "sigv4"
     assert oac["OriginAccessControlOriginType"] == "s3"
-    (origin,) = template["Resources"]["Distribution"]["Properties"]["DistributionConfig"]["Origins"]
+    origin = _bucket_origin("oac")
     assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["OriginAccessControl", "Id"]}
     assert origin["S3OriginConfig"]["OriginAccessIdentity"] == ""
 
@@ -157,14 +176,32 @@ def _behaviors(deployment: str) -> list[dict[str, Any]]:
 
 
 @ALL
-def test_every_behavior_serving_videos_requires_the_trusted_key_group(deployment: str) -> None:
-    for behavior in _behaviors(deployment):
+def test_only_the_video_behavior_trusts_the_key_group_and_posters_alone_are_public(
+    deployment: str,
+) -> None:
+    behaviors = _behaviors(deployment)
+    from_bucket = {b.get("PathPattern") for b in behaviors if b["TargetOriginId"] == BUCKET_ORIGIN}
+    # The default behavior (pages, /api) is the web app's; no other path reaches the bucket.
+    assert from_bucket == SIGNED_PATHS | PUBLIC_BUCKET_PATHS
+    for behavior in behaviors:
         assert "TrustedSigners" not in behavior  # legacy account key pairs: never
-        if behavior.get("PathPattern") in PUBLIC_PATHS:
-            assert "TrustedKeyGroups" not in behavior
-            continue
-        assert behavior["TrustedKeyGroups"] == [{"Ref": "SigningKeyGroup"}], behavior
-    assert "PathPattern" not in _behaviors(deployment)[0]  # the default behavior is signed
+        if behavior.get("PathPattern") in SIGNED_PATHS:
+            assert behavior["TrustedKeyGroups"] == [{"Ref": "SigningKeyGroup"}], behavior
+        else:
+            # A key group on a web path would refuse every page and API call without a grant.
+            assert "TrustedKeyGroups" not in behavior, behavior.get("PathPattern")
+
+
+@ALL
+def test_the_bucket_serves_exactly_what_the_bucket_policy_lets_cloudfront_read(
+    deployment: str,
+) -> None:
+    (allow,) = _video_bucket_allows(deployment)
+    readable = {r["Fn::Sub"].removeprefix("${VideoBucket.Arn}") for r in allow["Resource"]}
+    served = {
+        b["PathPattern"] for b in _behaviors(deployment) if b["TargetOriginId"] == BUCKET_ORIGIN
+    }
+    assert readable == served
 
 
 @ALL
@@ -177,10 +214,10 @@ def test_every_behavior_is_https_only_for_viewers(deployment: str) -> None:
 def test_videos_cache_without_query_strings_so_signed_urls_share_cached_ranges(
     deployment: str,
 ) -> None:
-    default = _behaviors(deployment)[0]
-    assert default["CachePolicyId"] == CACHING_OPTIMIZED
-    assert "ForwardedValues" not in default
-    assert set(default["AllowedMethods"]) <= {"GET", "HEAD", "OPTIONS"}
+    (videos,) = [b for b in _behaviors(deployment) if b.get("PathPattern") == "/videos/*"]
+    assert videos["CachePolicyId"] == CACHING_OPTIMIZED
+    assert "ForwardedValues" not in videos
+    assert set(videos["AllowedMethods"]) <= {"GET", "HEAD", "OPTIONS"}
 
 
 @ALL
@@ -216,7 +253,7 @@ def test_tls_is_at_least_1_2_whenever_the_template_chooses_the_certificate(
     ]
     certificate = config["ViewerCertificate"]
     if certificate.get("CloudFrontDefaultCertificate"):
-        assert deployment != "custom-domains"
+        assert deployment != "custom-domain"
     else:
         assert certificate["MinimumProtocolVersion"] == "TLSv1.2_2021"
         assert certificate["SslSupportMethod"] == "sni-only"
@@ -409,8 +446,7 @@ def test_the_app_client_is_public_uses_the_code_flow_and_can_revoke_tokens() -> 
         "ALLOW_REFRESH_TOKEN_AUTH",
     }
     assert client["AllowedOAuthFlows"] == ["code"]
-    assert client["CallbackURLs"] == {"Ref": "CallbackUrls"}
-    assert client["LogoutURLs"] == {"Ref": "LogoutUrls"}
+    # Its callback and sign-out URLs: test_template_front_door.py (the site's own URL).
     assert client["EnableTokenRevocation"] is True
     assert client["PreventUserExistenceErrors"] == "ENABLED"
 

@@ -30,7 +30,7 @@ import requests
 import lambda_handlers.playback as playback_module
 from app.catalog import Video, VideoCatalog
 from app.config import Settings, load_settings
-from app.dynamo import CLIENT_CONFIG, dynamodb_client
+from app.dynamo import CLIENT_CONFIG, MAX_PAGE_SIZE, dynamodb_client
 from app.entitlements import EntitlementStore
 from app.http.viewer import NEEDS, ViewerApi, make_handler
 from app.keys import generate_key_pair, store_private_key
@@ -391,6 +391,14 @@ def test_the_catalog_pages_newest_first_with_a_public_poster_url(stack: Stack) -
     poster = requests.get(item["poster_url"], timeout=10)
     assert poster.status_code == 200
     assert poster.content == OBJECTS[f"posters/{FREE}.jpg"]
+
+
+def test_the_catalog_accepts_the_largest_page_size_and_refuses_one_more(stack: Stack) -> None:
+    largest = stack.handler(list_event(f"limit={MAX_PAGE_SIZE}"))
+    assert largest["statusCode"] == 200
+    assert [item["id"] for item in body(largest)["items"]] == ["premium-two", PREMIUM, FREE]
+
+    assert stack.handler(list_event(f"limit={MAX_PAGE_SIZE + 1}"))["statusCode"] == 400
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=ten", "cursor=garbage"])

@@ -1,7 +1,7 @@
 """The admin API: premium management and the audit trail.
 
-One handler answers API Gateway HTTP API (payload 2.0) and REST API (payload
-1.0 proxy) events for the admin routes of DESIGN.md's contract::
+One handler answers API Gateway HTTP API events (payload format 2.0) for
+the admin routes of the HTTP API (docs/openapi.yaml)::
 
     GET /api/admin/users?limit&cursor&email_prefix   → {items, next_cursor}
     PUT /api/admin/users/{user_id}/premium           If-Match: <version>

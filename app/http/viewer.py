@@ -1,7 +1,7 @@
 """The viewer API: playback grants, the catalog and ``/api/me``.
 
-One handler answers API Gateway HTTP API (payload 2.0) and REST API (payload
-1.0 proxy) events for the routes of DESIGN.md's contract::
+One handler answers API Gateway HTTP API events (payload format 2.0) for
+the viewer routes of the HTTP API (docs/openapi.yaml)::
 
     POST /api/videos/{id}/playback   Bearer access token → {url, expires_at, content_type}
     GET  /api/videos?limit&cursor    anyone → {items, next_cursor}

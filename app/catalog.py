@@ -6,11 +6,14 @@ Published videos carry ``catalog="published"``, so the sparse
 (on the playback path) keeps what it read in memory for a few seconds: a grant
 then costs one DynamoDB round trip, the entitlement, which is always read
 fresh. A change made through this catalog invalidates its own cache at once;
-other processes see it within ``cache_seconds``.
+other processes see it within ``cache_seconds``. Posters are public on the
+CDN; :func:`poster_url` builds their URL.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import re
 import threading
@@ -38,10 +41,13 @@ from app.dynamo import (
     unavailable_on_errors,
 )
 from app.errors import BadRequestError, VideoNotFoundError
+from app.signing import InvalidObjectKeyError, object_key_to_path
 from app.tables import VIDEOS_ALL_INDEX, VIDEOS_CATALOG_INDEX
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+log = logging.getLogger("vidgate.catalog")
 
 Tier = Literal["free", "premium"]
 TIERS: frozenset[str] = frozenset({"free", "premium"})
@@ -86,6 +92,21 @@ class Video:
 
 VideoPage = tuple[list[Video], str | None]
 """A page of videos and the cursor of the next page (None on the last)."""
+
+
+def poster_url(video: Video, cdn_url: str) -> str | None:
+    """The poster's URL under the CDN's public ``posters/`` path (no signature needed).
+
+    None when the video has no poster, there is no CDN URL, or the poster key
+    cannot be served (logged: a catalog entry to fix, not the viewer's problem).
+    """
+    if not video.poster_key or not cdn_url:
+        return None
+    try:
+        return cdn_url.rstrip("/") + object_key_to_path(video.poster_key)
+    except InvalidObjectKeyError:
+        log.warning(json.dumps({"event": "bad_poster_key", "video": video.video_id}))
+        return None
 
 
 def is_video_id(video_id: object) -> bool:
@@ -149,7 +170,7 @@ class VideoCatalog:
         return video
 
     def list(self, limit: int, cursor: str | None) -> VideoPage:
-        """Published videos, newest first, ``limit`` (1..100) at a time.
+        """Published videos, newest first, ``limit`` (see ``app.dynamo.check_limit``) at a time.
 
         :raises BadRequestError: bad limit, or a cursor not issued for this listing.
         """

@@ -5,7 +5,9 @@ timeouts and botocore's standard retry mode, so a DynamoDB outage turns into
 a :class:`~app.errors.DependencyUnavailableError` (HTTP 503, no grant) within
 seconds instead of hanging a request. Paging cursors are opaque to callers:
 base64url JSON of a DynamoDB key, checked for shape on the way back in so a
-tampered cursor is a 400, never a 500.
+tampered cursor is a 400, never a 500. Every listing pages by the one
+page-size rule here: :data:`MAX_PAGE_SIZE`, checked by :func:`check_limit`
+and, for text, :func:`parse_limit`.
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ UNAVAILABLE_CODES = frozenset(
 )
 
 MAX_CURSOR_LENGTH = 4096
+MAX_PAGE_SIZE = 100
+"""The most items one page of any listing holds: the HTTP API's documented ``limit`` maximum."""
+_PAGE_SIZE_DIGITS = 4  # enough for MAX_PAGE_SIZE; longer text is refused before int()
 _KEY_VALUE_MAX = 2048
 _SCALAR_TYPES = frozenset({"S", "N"})
 _NUMBER = re.compile(r"^-?\d{1,38}(\.\d{1,38})?$")
@@ -229,11 +234,28 @@ def decode_cursor(
     return key
 
 
-def check_limit(limit: object, *, low: int = 1, high: int = 100) -> int:
-    """``limit`` as an int in ``[low, high]``, else BadRequestError."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not low <= limit <= high:
-        raise BadRequestError(f"limit must be a whole number from {low} to {high}")
+def check_limit(limit: object) -> int:
+    """``limit`` as an int from 1 to :data:`MAX_PAGE_SIZE`.
+
+    :raises BadRequestError: anything else (a bool is not a number here).
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise BadRequestError(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
     return limit
+
+
+def parse_limit(text: str | None, default: int | None = None) -> int:
+    """A page size written as text: a query parameter, a form field, a command-line option.
+
+    Absent or empty means ``default``; without a default, that is refused too.
+
+    :raises BadRequestError: not a whole number from 1 to :data:`MAX_PAGE_SIZE`.
+    """
+    if text is None or text == "":
+        return check_limit(default)
+    if not (text.isascii() and text.isdigit() and len(text) <= _PAGE_SIZE_DIGITS):
+        raise BadRequestError(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
+    return check_limit(int(text))
 
 
 def query_page(

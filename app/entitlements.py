@@ -302,7 +302,8 @@ class EntitlementStore:
     ) -> tuple[list[AuditRecord], str | None]:
         """Audit records newest first: one user's, or everyone's (``user_id=None``).
 
-        :raises BadRequestError: bad ``limit`` (1..100) or a cursor not issued for this listing.
+        :raises BadRequestError: bad ``limit`` (``app.dynamo.check_limit``) or a cursor not
+            issued for this listing.
         """
         limit = check_limit(limit)
         request: dict[str, Any]

@@ -1,9 +1,11 @@
 """The playback decision: may this signed-in viewer play this video, and with which URL.
 
-:meth:`Playback.authorize` is the heart of vidgate. Free videos play for any
-signed-in user; premium videos only while the user's entitlement is active
-(premium, and ``now`` before ``premium_until``). The video comes from the
-catalog (whose short cache makes it free in the steady state); the
+:class:`PlaybackRule` is the one place the rule lives: free videos play for
+any signed-in user; premium videos only while the user's entitlement is
+active (premium, and ``now`` before ``premium_until``). It signs nothing, so
+the watch page asks it whether to show the player or the upsell page, and
+:meth:`Playback.authorize` asks it before signing a grant. The video comes
+from the catalog (whose short cache makes it free in the steady state); the
 entitlement is read fresh, and only for premium videos, so a grant costs at
 most one DynamoDB round trip. Every failure to read a dependency propagates
 as :class:`~app.errors.DependencyUnavailableError`: the decision fails
@@ -36,7 +38,7 @@ log = logging.getLogger("vidgate.playback")
 
 HLS_CONTENT_TYPES = frozenset({"application/vnd.apple.mpegurl", "application/x-mpegurl"})
 """An HLS playlist names its segments by relative URLs, which carry no signature:
-the grant adds signed cookies for the playlist's folder (DESIGN.md contract)."""
+the grant adds signed cookies for the playlist's folder."""
 
 
 class EntitlementReader(Protocol):
@@ -79,7 +81,7 @@ class Grant:
     cookie_path: str = "/"
 
     def to_public(self) -> dict[str, str]:
-        """The body of ``POST /api/videos/{id}/playback`` (DESIGN.md contract)."""
+        """The body of ``POST /api/videos/{id}/playback`` (docs/openapi.yaml)."""
         return {
             "url": self.url,
             "expires_at": iso_utc(self.expires_at),
@@ -96,8 +98,61 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class Decision:
+    """The rule's answer for one viewer and one video, before anything is signed.
+
+    ``entitlement`` is the one read for the answer (None for a free video,
+    which needs none); ``refusal`` is the error a grant would raise, None
+    when the viewer may play the video.
+    """
+
+    video: Video
+    entitlement: Entitlement | None
+    refusal: PremiumRequiredError | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
+
+
+class PlaybackRule:
+    """May this viewer play this video: the rule, without signing; one per process."""
+
+    def __init__(
+        self,
+        entitlements: EntitlementReader,
+        catalog: VideoReader,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._entitlements = entitlements
+        self._catalog = catalog
+        self._clock = clock
+
+    def decide(self, user_id: str, video_id: str, now: datetime | None = None) -> Decision:
+        """Whether ``user_id`` may play ``video_id`` at ``now`` (default: the clock).
+
+        A refusal for want of premium is an answer (``Decision.refusal``), not
+        an exception: the watch page shows the upsell page for it.
+
+        :raises VideoNotFoundError: no published video has this id.
+        :raises DependencyUnavailableError: DynamoDB could not be read (fail closed).
+        """
+        moment = now if now is not None else self._clock()
+        video = self._catalog.get(video_id)
+        if video.tier == "free":
+            return Decision(video, None)
+        # Anything but "free" needs an active entitlement: an unknown tier fails closed.
+        entitlement = self._entitlements.get(user_id)
+        if entitlement.is_active(moment):
+            return Decision(video, entitlement)
+        refusal = PremiumRequiredError(f"video {video_id} needs active premium")
+        return Decision(video, entitlement, refusal)
+
+
 class Playback:
-    """Decides grants and signs their URLs; one per process (it holds no per-request state)."""
+    """Grants: the rule's yes, signed; one per process (it holds no per-request state)."""
 
     def __init__(
         self,
@@ -110,11 +165,9 @@ class Playback:
     ) -> None:
         if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be a positive whole number, got {ttl_seconds!r}")
-        self._entitlements = entitlements
-        self._catalog = catalog
+        self.rule = PlaybackRule(entitlements, catalog, clock=clock)
         self._signer = signer
         self._ttl = ttl_seconds
-        self._clock = clock
 
     @property
     def ttl_seconds(self) -> int:
@@ -127,14 +180,11 @@ class Playback:
         :raises PremiumRequiredError: the video is premium and the entitlement is not active.
         :raises DependencyUnavailableError: DynamoDB or the signer could not be used (no grant).
         """
-        moment = now if now is not None else self._clock()
         try:
-            video = self._catalog.get(video_id)
-            if video.tier != "free":  # anything but "free" needs an entitlement: fail closed
-                entitlement = self._entitlements.get(principal.user_id)
-                if not entitlement.is_active(moment):
-                    raise PremiumRequiredError(f"video {video_id} needs active premium")
-            grant = self._sign(video)
+            decision = self.rule.decide(principal.user_id, video_id, now)
+            if decision.refusal is not None:
+                raise decision.refusal
+            grant = self._sign(decision.video)
         except VidgateError as exc:
             self._log(principal, video_id, decision=exc.code, reason=type(exc).__name__)
             raise

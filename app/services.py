@@ -23,7 +23,7 @@ from app.dynamo import dynamodb_client
 from app.entitlements import EntitlementStore
 from app.errors import ConfigurationError
 from app.keys import load_private_key_from_secret
-from app.playback import Playback
+from app.playback import Playback, PlaybackRule
 from app.signing import UrlSigner
 from app.users import UserDirectory
 
@@ -115,8 +115,13 @@ class Services:
         return UrlSigner(settings.key_pair_id, key, base_url=settings.cdn_url)
 
     @cached_property
+    def playback_rule(self) -> PlaybackRule:
+        """May this viewer play this video, without signing (the watch page's question)."""
+        return PlaybackRule(self.entitlements, self.catalog)
+
+    @cached_property
     def playback(self) -> Playback:
-        """The playback decision; building it loads the signing key (see :attr:`signer`)."""
+        """Grants (the playback rule, then a signature); building it loads the signing key."""
         return Playback(
             self.entitlements,
             self.catalog,

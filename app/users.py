@@ -196,7 +196,8 @@ class UserDirectory:
         raise UserNotFoundError(f"no user matches {identifier!r}")
 
     def list(self, limit: int, cursor: str | None, email_prefix: str | None = None) -> UserPage:
-        """Users in e-mail order, ``limit`` (1..100) at a time; optionally by e-mail prefix.
+        """Users in e-mail order, ``limit`` (``app.dynamo.check_limit``) at a time; optionally by
+        e-mail prefix.
 
         :raises BadRequestError: bad limit, or a cursor not issued for this listing.
         """

@@ -1,7 +1,7 @@
 """The admin API: premium management and the audit trail.
 
-One handler answers API Gateway HTTP API (payload 2.0) and REST API (payload
-1.0 proxy) events for the admin routes of DESIGN.md's contract::
+One handler answers API Gateway HTTP API events (payload format 2.0) for
+the admin routes of the HTTP API (docs/openapi.yaml)::
 
     GET /api/admin/users?limit&cursor&email_prefix   → {items, next_cursor}
     PUT /api/admin/users/{user_id}/premium           If-Match: <version>
@@ -30,9 +30,10 @@ from typing import Any
 
 from app.auth import Principal, extract_bearer
 from app.config import Need, load_settings
+from app.dynamo import parse_limit
 from app.entitlements import Entitlement, parse_until
 from app.errors import ForbiddenError, VersionConflictError
-from app.http.params import parse_if_match, parse_limit
+from app.http.params import parse_if_match
 from app.http.router import (
     InvalidBodyError,
     Request,
@@ -62,7 +63,7 @@ class NotAdminError(ForbiddenError):
 
 
 def premium_body(body: dict[str, Any]) -> tuple[bool, datetime | None]:
-    """``premium`` and ``until`` of a PUT body.
+    """``premium`` and ``until`` of a PUT body (whether they go together is the store's check).
 
     :raises BadRequestError: a missing or mistyped field, an unknown field, a bad date.
     """
@@ -72,10 +73,7 @@ def premium_body(body: dict[str, Any]) -> tuple[bool, datetime | None]:
     premium = body.get("premium")
     if not isinstance(premium, bool):
         raise InvalidBodyError("premium is required and must be true or false")
-    until = parse_until(body.get("until"))
-    if until is not None and not premium:
-        raise InvalidBodyError("until only applies when premium is true")
-    return premium, until
+    return premium, parse_until(body.get("until"))
 
 
 def _etag(version: int) -> str:

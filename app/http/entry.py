@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from app.http.router import internal_error_response, payload_version, to_result
+from app.http.router import internal_error_response, to_result
 
 Handler = Callable[[object, object], dict[str, Any]]
 
@@ -45,5 +45,5 @@ class LambdaEntry:
             api = self._get()
         except Exception:
             self._log.exception(json.dumps({"event": "bootstrap_failed"}))
-            return to_result(internal_error_response(), payload_version(event))
+            return to_result(internal_error_response())
         return api(event, context)

@@ -1,4 +1,4 @@
-"""Query and header parameters shared by the viewer and admin APIs."""
+"""Header parameters of the admin API: ``If-Match``."""
 
 from __future__ import annotations
 
@@ -7,18 +7,6 @@ import re
 from app.errors import BadRequestError, VidgateError
 
 _ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
-
-
-def parse_limit(raw: str | None, default: int) -> int:
-    """A page size from a query parameter (1..100); absent or empty means ``default``.
-
-    :raises BadRequestError: not a whole number in range.
-    """
-    if raw is None or raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= 100:
-        raise BadRequestError("limit must be a whole number from 1 to 100")
-    return int(raw)
 
 
 class PreconditionRequiredError(VidgateError):

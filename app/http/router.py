@@ -1,14 +1,15 @@
 """A tiny framework-free HTTP router for API Gateway proxy events.
 
-It reads both shapes AWS delivers to a Lambda function behind API Gateway —
-the HTTP API payload format 2.0 and the REST API (payload 1.0) proxy event —
-into one :class:`Request`, matches it against a route table with ``{name}``
-path parameters, calls the view and turns its :class:`Response` back into the
-result shape of the same payload version. Domain errors become HTTP here and
-only here (STYLE.md #4): ``status`` and ``code`` of the
-:class:`~app.errors.VidgateError` make ``{"error": code, "message": text}``.
-A malformed event is a typed 4xx; :meth:`Router.handle` never raises, and an
-unexpected exception is a 500 ``internal`` whose detail goes only to the log.
+It reads the event an API Gateway HTTP API delivers to a Lambda function
+(payload format 2.0, the only kind infra/template.yaml deploys) into a
+:class:`Request`, matches it against a route table with ``{name}`` path
+parameters, calls the view and turns its :class:`Response` into the 2.0
+result. Domain errors become HTTP here and only here: ``status`` and
+``code`` of the :class:`~app.errors.VidgateError` make
+``{"error": code, "message": text}``. A malformed event, a REST API
+(payload 1.0) event among them, is a typed 4xx; :meth:`Router.handle` never
+raises, and an unexpected exception is a 500 ``internal`` whose detail goes
+only to the log.
 No Flask, no boto3: the local web app reaches the same code through
 ``app.web.apigw``.
 """
@@ -51,7 +52,7 @@ _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
 class MalformedEventError(BadRequestError):
-    """The Lambda event is not an API Gateway proxy event this router can read."""
+    """The Lambda event is not an HTTP API payload 2.0 event this router can read."""
 
 
 class InvalidBodyError(BadRequestError):
@@ -82,7 +83,7 @@ class MethodNotAllowedError(VidgateError):
 
 @dataclass(frozen=True)
 class Request:
-    """One HTTP request, whatever the event's payload version.
+    """One HTTP request, read from a payload 2.0 event.
 
     ``headers`` have lower-case names; ``path`` is percent-decoded (for logs
     and display); routing uses ``segments``, the decoded path segments, so an
@@ -92,7 +93,6 @@ class Request:
 
     method: str
     path: str
-    payload_version: str
     segments: tuple[str, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
@@ -276,7 +276,6 @@ def _parse_v2(event: Mapping[str, Any], max_body: int) -> Request:
     return Request(
         method=method,
         path=unquote(raw_path),
-        payload_version="2.0",
         segments=segments,
         headers=headers,
         query=query,
@@ -288,76 +287,26 @@ def _parse_v2(event: Mapping[str, Any], max_body: int) -> Request:
     )
 
 
-def _parse_v1(event: Mapping[str, Any], max_body: int) -> Request:
-    context = _object(event, "requestContext")
-    identity = _object(context, "identity", "requestContext")
-    method = _method(_required_str(event, "httpMethod"))
-    path = _path(_required_str(event, "path"))  # REST API paths arrive decoded
-    headers = {k.lower(): v for k, v in _optional_map(event, "headers").items()}
-    multi_headers = event.get("multiValueHeaders")
-    if multi_headers is not None and not (
-        isinstance(multi_headers, dict)
-        and all(
-            isinstance(k, str) and isinstance(v, list) and all(isinstance(x, str) for x in v)
-            for k, v in multi_headers.items()
-        )
-    ):
-        raise MalformedEventError("event field 'multiValueHeaders' must map names to lists")
-    for name, values in (multi_headers or {}).items():
-        if values and name.lower() not in headers:
-            headers[name.lower()] = ", ".join(values)
-    query = _optional_map(event, "queryStringParameters")
-    multi_query = event.get("multiValueQueryStringParameters")
-    if multi_query is not None and not isinstance(multi_query, dict):
-        raise MalformedEventError("event field 'multiValueQueryStringParameters' must be an object")
-    for name, values in (multi_query or {}).items():
-        if isinstance(name, str) and isinstance(values, list) and values:
-            if not isinstance(values[0], str):
-                raise MalformedEventError("query string values must be strings")
-            query.setdefault(name, values[0])
-    return Request(
-        method=method,
-        path=path,
-        payload_version="1.0",
-        segments=tuple(_segments(path)),
-        headers=headers,
-        query=query,
-        cookie_header=headers.get("cookie", ""),
-        body=_body(event, max_body),
-        source_ip=_optional_str(identity, "sourceIp", "requestContext.identity"),
-        request_id=_optional_str(context, "requestId", "requestContext"),
-        stage=_optional_str(context, "stage", "requestContext"),
-    )
-
-
-def payload_version(event: object) -> str:
-    """``"2.0"`` for an HTTP API payload 2.0 event, else ``"1.0"`` (REST API proxy)."""
-    if isinstance(event, dict) and event.get("version") == "2.0":
-        return "2.0"
-    return "1.0"
-
-
 def parse_event(event: object, *, max_body_bytes: int = MAX_BODY_BYTES) -> Request:
-    """Read an API Gateway proxy event (payload 2.0 or 1.0) into a :class:`Request`.
+    """Read an API Gateway HTTP API event (payload format 2.0) into a :class:`Request`.
 
-    :raises MalformedEventError: not an object, or a field missing or of the wrong type.
+    :raises MalformedEventError: not an object, not ``"version": "2.0"`` (a REST API
+        payload 1.0 event included), or a field missing or of the wrong type.
     :raises InvalidBodyError: ``isBase64Encoded`` with a body that is not base64.
     :raises PayloadTooLargeError: a body over ``max_body_bytes``.
     """
     if not isinstance(event, dict):
         raise MalformedEventError("the event must be a JSON object")
-    if event.get("version") == "2.0":
-        return _parse_v2(event, max_body_bytes)
-    if "httpMethod" in event:
-        return _parse_v1(event, max_body_bytes)
-    raise MalformedEventError("not an API Gateway proxy event (payload 1.0 or 2.0)")
+    if event.get("version") != "2.0":
+        raise MalformedEventError("not an API Gateway HTTP API event (payload format 2.0)")
+    return _parse_v2(event, max_body_bytes)
 
 
 # --- results ------------------------------------------------------------------------
 
 
-def to_result(response: Response, version: str) -> dict[str, Any]:
-    """The Lambda result API Gateway expects for payload ``version``."""
+def to_result(response: Response) -> dict[str, Any]:
+    """The Lambda result an HTTP API expects (payload format 2.0)."""
     headers = {**JSON_HEADERS, **{k.lower(): v for k, v in response.headers.items()}}
     body = "" if response.body is None else json.dumps(response.body, separators=(",", ":"))
     if response.body is None:
@@ -369,10 +318,7 @@ def to_result(response: Response, version: str) -> dict[str, Any]:
         "isBase64Encoded": False,
     }
     if response.cookies:
-        if version == "2.0":
-            result["cookies"] = list(response.cookies)
-        else:
-            result["multiValueHeaders"] = {"set-cookie": list(response.cookies)}
+        result["cookies"] = list(response.cookies)
     return result
 
 
@@ -463,7 +409,6 @@ class Router:
 
     def handle(self, event: object) -> dict[str, Any]:
         """Answer one API Gateway event. Never raises."""
-        version = payload_version(event)
         request: Request | None = None
         try:
             request = parse_event(event, max_body_bytes=self.max_body_bytes)
@@ -485,10 +430,10 @@ class Router:
             )
             response = internal_error_response()
         try:
-            return to_result(response, version)
+            return to_result(response)
         except Exception:  # a view returned a body json cannot encode
             log.exception(json.dumps({"event": "api_error", "status": 500, "stage": "encode"}))
-            return to_result(internal_error_response(), version)
+            return to_result(internal_error_response())
 
 
 def _log_refusal(exc: VidgateError, request: Request | None) -> None:

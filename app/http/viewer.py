@@ -1,7 +1,7 @@
 """The viewer API: playback grants, the catalog and ``/api/me``.
 
-One handler answers API Gateway HTTP API (payload 2.0) and REST API (payload
-1.0 proxy) events for the routes of DESIGN.md's contract::
+One handler answers API Gateway HTTP API events (payload format 2.0) for
+the viewer routes of the HTTP API (docs/openapi.yaml)::
 
     POST /api/videos/{id}/playback   Bearer access token → {url, expires_at, content_type}
     GET  /api/videos?limit&cursor    anyone → {items, next_cursor}
@@ -32,14 +32,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.auth import Principal, extract_bearer
-from app.catalog import Video
+from app.catalog import poster_url
 from app.config import Need, load_settings
+from app.dynamo import parse_limit
 from app.errors import DependencyUnavailableError, UserNotFoundError
-from app.http.params import parse_limit
 from app.http.router import Request, Response, Router, json_response
 from app.playback import Grant, Playback, iso_utc
 from app.services import Services
-from app.signing import InvalidObjectKeyError, object_key_to_path
 
 log = logging.getLogger("vidgate.http.viewer")
 logging.getLogger("vidgate").setLevel(logging.INFO)  # grants and refusals are the audit trail
@@ -122,15 +121,6 @@ class ViewerApi:
         token = extract_bearer(request.header("authorization"))
         return self.services.access_verifier.verify(token)
 
-    def _poster_url(self, video: Video) -> str | None:
-        if not video.poster_key:
-            return None
-        try:
-            return self.services.settings.cdn_url + object_key_to_path(video.poster_key)
-        except InvalidObjectKeyError:
-            log.warning(json.dumps({"event": "bad_poster_key", "video": video.video_id}))
-            return None
-
     def _grant_cookies(self, grant: Grant) -> list[str]:
         secure = "; Secure" if self.services.settings.cdn_url.startswith("https://") else ""
         return [
@@ -152,12 +142,13 @@ class ViewerApi:
         limit = parse_limit(request.query.get("limit"), DEFAULT_PAGE_SIZE)
         cursor = request.query.get("cursor") or None
         videos, next_cursor = self.services.catalog.list(limit, cursor)
-        items = [video.to_public(self._poster_url(video)) for video in videos]
+        cdn_url = self.services.settings.cdn_url
+        items = [video.to_public(poster_url(video, cdn_url)) for video in videos]
         return json_response({"items": items, "next_cursor": next_cursor})
 
     def get_video(self, request: Request) -> Response:
         video = self.services.catalog.get(request.path_params["id"])
-        return json_response(video.to_public(self._poster_url(video)))
+        return json_response(video.to_public(poster_url(video, self.services.settings.cdn_url)))
 
     def me(self, request: Request) -> Response:
         principal = self._principal(request)

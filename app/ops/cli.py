@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from app.errors import ConfigurationError
+from app.errors import BadRequestError, ConfigurationError
 from app.keys import DEFAULT_KEY_ALGORITHM, KEY_ALGORITHMS
 
 COMMAND_GROUP = "vidgate.commands"
@@ -37,9 +37,13 @@ class UserError(Exception):
 
 
 def _page_size(value: str) -> int:
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 100:
-        raise argparse.ArgumentTypeError(f"a page size is 1 to 100, got {value!r}")
-    return int(value)
+    """``--limit``: the page-size rule every listing shares."""
+    from app.dynamo import parse_limit  # here, not above: boto3 would slow down `vidgate --help`
+
+    try:
+        return parse_limit(value)
+    except BadRequestError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, got {value!r}") from None
 
 
 def _part_size(value: str) -> int:

@@ -23,9 +23,9 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from app.entitlements import Entitlement, parse_until
+from app.dynamo import parse_limit
+from app.entitlements import MAX_UNTIL_LENGTH, Entitlement, parse_until
 from app.errors import BadRequestError, UserNotFoundError, VersionConflictError
-from app.http.params import parse_limit
 from app.users import UserRecord
 from app.web.auth_views import safe_next
 from app.web.context import current_services
@@ -183,7 +183,9 @@ def _change_premium(user_id: str, premium: bool, until_text: str) -> Response | 
             error=_conflict_message(current),
         )
     except BadRequestError as exc:
-        return _user_page(record, status=400, error=str(exc), until_value=until_text)
+        return _user_page(
+            record, status=400, error=str(exc), until_value=until_text[:MAX_UNTIL_LENGTH]
+        )
     log.info(
         json.dumps(
             {
@@ -239,7 +241,7 @@ def user(user_id: str) -> tuple[str, int]:
 @blueprint.post("/users/<user_id>/grant")
 @admin_required
 def grant(user_id: str) -> Response | tuple[str, int]:
-    return _change_premium(user_id, True, request.form.get("until", "")[:64])
+    return _change_premium(user_id, True, request.form.get("until", ""))
 
 
 @blueprint.route("/users/<user_id>/revoke", methods=["GET", "POST"])

@@ -2,9 +2,10 @@
 
 The catalog lists published videos a page at a time (``?limit=&cursor=``,
 the cursor being the catalog's own opaque one). The watch page is for
-signed-in users; whether it shows the player or the upsell page is decided
-here, on the server, before anything is rendered: a premium video for a user
-whose entitlement is not active gets a normal page explaining premium, never
+signed-in users; whether it shows the player or the upsell page is the answer
+of the playback rule (:class:`app.playback.PlaybackRule`, which grants obey
+too), asked on the server before anything is rendered: a premium video for a
+user whose entitlement is not active gets a normal page explaining premium, never
 a player that would fail. The player (``static/player.js``) gets its signed
 URLs from ``POST /watch/<id>/grant``, a same-origin route protected by the
 session cookie and the ``X-CSRF-Token`` header (checked by
@@ -21,7 +22,6 @@ mounts ``/api`` may build it first, and this one then reuses it.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -30,11 +30,11 @@ from flask import Blueprint, current_app, render_template, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response
 
-from app.catalog import Video
+from app.catalog import Video, poster_url
+from app.dynamo import parse_limit
 from app.errors import BadRequestError
 from app.http.viewer import make_handler
 from app.services import Services
-from app.signing import InvalidObjectKeyError, object_key_to_path
 from app.web.apigw import Handler, invoke_as
 from app.web.context import current_services, web
 from app.web.signin import current_user, login_required, session_access_token
@@ -47,7 +47,6 @@ VIEWER_API_EXTENSION = "vidgate.viewer_api"
 """``app.extensions`` key of the viewer API handler (``app.http.viewer``)."""
 SERVICES_EXTENSION = "vidgate.services"
 DEFAULT_PAGE_SIZE = 12
-MAX_PAGE_SIZE = 50
 
 
 class BadPageLinkError(BadRequestError):
@@ -80,17 +79,6 @@ def viewer_api() -> Handler:
 # --------------------------------------------------------------------------- helpers
 
 
-def poster_url(cdn_url: str, video: Video) -> str | None:
-    """The poster's URL on the CDN's public ``posters/`` path (no signature needed)."""
-    if not video.poster_key or not cdn_url:
-        return None
-    try:
-        return cdn_url.rstrip("/") + object_key_to_path(video.poster_key)
-    except InvalidObjectKeyError:
-        log.warning(json.dumps({"event": "bad_poster_key", "video": video.video_id}))
-        return None
-
-
 def format_duration(seconds: float) -> str:
     """``75.4`` → ``"1:15"``; an hour or more → ``"1:02:03"``."""
     total = max(0, round(seconds))
@@ -101,17 +89,9 @@ def format_duration(seconds: float) -> str:
 
 def _card(video: Video, cdn_url: str) -> dict[str, Any]:
     return {
-        **video.to_public(poster_url(cdn_url, video)),
+        **video.to_public(poster_url(video, cdn_url)),
         "duration": format_duration(video.duration_seconds),
     }
-
-
-def _page_size(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return DEFAULT_PAGE_SIZE
-    if raw.isascii() and raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= MAX_PAGE_SIZE:
-        return int(raw)
-    raise BadPageLinkError(f"page size must be 1..{MAX_PAGE_SIZE}")
 
 
 def _now() -> datetime:
@@ -124,10 +104,10 @@ def _now() -> datetime:
 @blueprint.get("/")
 def catalog() -> str:
     """Published videos, newest first, ``limit`` per page, following ``cursor``."""
-    limit = _page_size(request.args.get("limit"))
     cursor = request.args.get("cursor") or None
     services = current_services()
     try:
+        limit = parse_limit(request.args.get("limit"), DEFAULT_PAGE_SIZE)
         videos, next_cursor = services.catalog.list(limit, cursor)
     except BadRequestError as exc:
         raise BadPageLinkError(str(exc)) from exc
@@ -153,13 +133,12 @@ def watch(video_id: str) -> str:
     user = current_user()
     assert user is not None  # login_required
     services = current_services()
-    video = services.catalog.get(video_id)
-    card = _card(video, services.settings.cdn_url)
-    if video.tier != "free":  # like app.playback: anything but free needs an active entitlement
-        entitlement = services.entitlements.get(user.user_id)
-        if not entitlement.is_active(_now()):
-            lapsed = entitlement.premium_until if entitlement.premium else None
-            return render_template("upsell.html", video=card, lapsed_on=lapsed)
+    decision = services.playback_rule.decide(user.user_id, video_id, _now())
+    card = _card(decision.video, services.settings.cdn_url)
+    if not decision.allowed:
+        entitlement = decision.entitlement
+        lapsed = entitlement.premium_until if entitlement and entitlement.premium else None
+        return render_template("upsell.html", video=card, lapsed_on=lapsed)
     return render_template("watch.html", video=card)
 
 

@@ -1,13 +1,14 @@
 """Hypothesis throws malformed Lambda events at every handler: clean refusals, never an exception.
 
 The API handlers (``lambda_handlers.playback`` and ``lambda_handlers.admin``)
-get non-object events, arbitrary JSON objects, and API Gateway events (HTTP
-API payload 2.0 and REST API 1.0, built like AWS's samples in
-``tests/events``) with keys dropped, values of the wrong type, huge bodies,
-odd encodings (lone surrogates, NUL, non-UTF-8 bytes, invalid base64 with
-``isBase64Encoded``), odd methods, paths and tokens. Every answer must be a
-proxy result API Gateway accepts, with a status below 500 and, for a
-refusal, ``{"error": code, "message": text}`` with a known code.
+get non-object events, arbitrary JSON objects, and HTTP API events (payload
+2.0, built like AWS's samples in ``tests/events``) with keys dropped, values
+of the wrong type, huge bodies, odd encodings (lone surrogates, NUL, non-UTF-8
+bytes, invalid base64 with ``isBase64Encoded``), odd methods, paths and
+tokens. Every answer must be a proxy result API Gateway accepts, with a
+status below 500 and, for a refusal, ``{"error": code, "message": text}``
+with a known code. REST API (payload 1.0) events, which the deployed HTTP API
+never sends, are malformed events: a 400, however they are broken.
 
 The web app's Lambda entry (``app.web.lambda_entry``: apig-wsgi in front of
 :func:`app.web.create_app`) gets any request API Gateway can send (any
@@ -172,6 +173,7 @@ def v2_event(method: str, raw_path: str, *, query: str = "", body: str | None = 
 
 
 def v1_event(method: str, path: str, *, query: dict | None = None, body: str | None = None) -> dict:
+    """A REST API proxy event (payload 1.0), as AWS documents it."""
     headers = {
         "Accept": "application/json",
         "Authorization": "Bearer TOKEN",
@@ -218,12 +220,14 @@ BASE_EVENTS: list[dict] = [
     v2_event("GET", "/api/admin/users", query="limit=2&email_prefix=a"),
     v2_event("PUT", f"/api/admin/users/{NOBODY}/premium", body=PREMIUM_BODY),
     v2_event("GET", "/api/admin/audit", query=f"user_id={NOBODY}"),
+    *(_sample(path.name) for path in sorted(EVENTS.glob("apigw-*.json"))),
+]
+REST_API_EVENTS: list[dict] = [
     v1_event("POST", f"/api/videos/{PREMIUM_VIDEO}/playback"),
     v1_event("GET", "/api/videos", query={"limit": "2"}),
     v1_event("GET", "/api/me"),
     v1_event("PUT", f"/api/admin/users/{NOBODY}/premium", body=PREMIUM_BODY),
     v1_event("GET", "/api/admin/audit"),
-    *(_sample(path.name) for path in sorted(EVENTS.glob("apigw-*.json"))),
 ]
 
 json_scalars = st.one_of(
@@ -308,9 +312,9 @@ def _parent(event: Any, path: tuple[Any, ...]) -> Any:
 
 
 @st.composite
-def api_events(draw: st.DrawFn, tokens: list[str]) -> dict:
-    """A real-looking API Gateway event with up to five things broken."""
-    event = copy.deepcopy(draw(st.sampled_from(BASE_EVENTS)))
+def api_events(draw: st.DrawFn, tokens: list[str], bases: list[dict] = BASE_EVENTS) -> dict:
+    """A real-looking API Gateway event (one of ``bases``) with up to five things broken."""
+    event = copy.deepcopy(draw(st.sampled_from(bases)))
     token = draw(st.sampled_from(tokens))
     for field in ("headers", "multiValueHeaders"):
         for name in list(event.get(field) or {}):
@@ -418,6 +422,21 @@ def test_a_broken_api_gateway_event_gets_a_typed_answer_never_an_exception(
     event = data.draw(api_events(bearer_values))
 
     assert_clean_answer(handlers[name](event, None))
+
+
+@HANDLER_NAMES
+@fuzz_settings(100)
+@given(data=st.data())
+def test_a_rest_api_event_however_broken_is_a_400(
+    handlers: dict[str, Handler], bearer_values: list[str], name: str, data: st.DataObject
+) -> None:
+    event = data.draw(api_events(bearer_values, REST_API_EVENTS))
+
+    result = handlers[name](event, None)
+
+    assert_clean_answer(result)
+    assert result["statusCode"] == 400, result
+    assert "cookies" not in result
 
 
 @fuzz_settings(60)

@@ -3,8 +3,8 @@
 A user pool with an ``admin`` group (carol is in it; bob and the others are
 not), the tables from :func:`app.tables.create_tables`, and the handler of
 :mod:`lambda_handlers.admin` built over :class:`~app.services.Services`, fed
-API Gateway events (payload 2.0 made here, plus the AWS-shaped samples in
-``tests/events/admin_*.json``).
+API Gateway HTTP API events (payload 2.0 made here, plus the AWS-shaped
+sample in ``tests/events/admin_v2_set_premium.json``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 
 import lambda_handlers.admin as admin_module
 from app.config import load_settings
-from app.dynamo import dynamodb_client
+from app.dynamo import MAX_PAGE_SIZE, dynamodb_client
 from app.entitlements import EntitlementStore, parse_until
 from app.errors import BadRequestError
 from app.http.admin import NEEDS, AdminApi, make_handler
@@ -254,16 +254,48 @@ def test_a_bad_page_size_or_cursor_is_400(stack: Stack, query: str) -> None:
     assert body["error"] == "bad_request"
 
 
-def test_the_rest_api_sample_event_lists_users_too(stack: Stack) -> None:
-    sample = json.loads((EVENTS / "admin_v1_list_users.json").read_text())
-    for field, value in (("headers", "Bearer "), ("multiValueHeaders", None)):
-        token = stack.accounts["carol"].access_token
-        sample[field]["Authorization"] = value + token if value else [f"Bearer {token}"]
+def test_the_largest_page_size_is_accepted(stack: Stack) -> None:
+    status, body, _ = stack.as_admin("GET", "/api/admin/users", query=f"limit={MAX_PAGE_SIZE}")
 
-    result = stack.handler(sample)
+    assert status == 200
+    assert len(body["items"]) == len(NAMES)
 
-    assert result["statusCode"] == 200
-    assert len(json.loads(result["body"])["items"]) == 2
+
+def test_a_rest_api_payload_1_0_event_is_a_400_json_error_and_changes_nothing(
+    stack: Stack,
+) -> None:
+    """Only the HTTP API (payload 2.0) is deployed; a REST API event is malformed."""
+    token = stack.accounts["carol"].access_token
+    headers = {"Authorization": f"Bearer {token}", "If-Match": "*"}
+    dora = stack.accounts["dora"].sub
+    before = stack.entitlements.get(dora)
+    path = f"/api/admin/users/{dora}/premium"
+    rest_api_event = {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": "PUT",
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "requestContext": {
+            "httpMethod": "PUT",
+            "path": f"/prod{path}",
+            "stage": "prod",
+            "requestId": "f4e8b2c5-9be0-4acd-8f4f-6b2c3d4e5f60",
+            "identity": {"sourceIp": "203.0.113.9"},
+        },
+        "body": json.dumps({"premium": not before.premium, "until": None}),
+        "isBase64Encoded": False,
+    }
+
+    result = stack.handler(rest_api_event)
+
+    assert result["statusCode"] == 400
+    assert result["headers"]["content-type"] == "application/json"
+    assert json.loads(result["body"])["error"] == "bad_request"
+    assert stack.entitlements.get(dora) == before
 
 
 # --- changing premium -------------------------------------------------------------------

@@ -29,9 +29,10 @@ from botocore.exceptions import ClientError
 
 from app.catalog import VideoCatalog
 from app.config import Need
+from app.dynamo import MAX_PAGE_SIZE
 from app.errors import VideoNotFoundError
 from app.ops.admin_cli import Operator, OperatorSession, operator_environment, read_env_file
-from app.ops.cli import main
+from app.ops.cli import build_parser, main
 from app.ops.media import encode_clip
 from app.ops.uploads import (
     MIB,
@@ -221,6 +222,9 @@ def test_an_operator_mistake_is_one_line_on_stderr_and_exit_code_1(
         ["admin", "grant"],
         ["admin", "frobnicate", "bob"],
         ["admin", "audit", "--limit", "0"],
+        ["admin", "audit", "--limit", "101"],
+        ["videos", "list", "--limit", "101"],
+        ["videos", "list", "--limit", ""],
         ["videos", "add", "clip.mp4", "--title", "T"],  # no --tier
         ["videos", "add", "clip.mp4", "--tier", "gold", "--title", "T"],
         ["videos", "add", "clip.mp4", "--tier", "free", "--title", "T", "--part-size", "1"],
@@ -233,6 +237,15 @@ def test_a_usage_error_is_exit_code_2(capsys: pytest.CaptureFixture[str], args: 
 
     assert code == 2
     assert "usage: vidgate" in err
+
+
+def test_the_page_size_is_the_one_every_listing_takes(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    for command in (["admin", "audit"], ["videos", "list"]):
+        assert parser.parse_args([*command, "--limit", str(MAX_PAGE_SIZE)]).limit == MAX_PAGE_SIZE
+        code, _, err = cli(capsys, *command, "--limit", str(MAX_PAGE_SIZE + 1))
+        assert code == 2
+        assert f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}" in err
 
 
 def test_a_real_process_exits_2_on_usage_and_1_without_configuration(tmp_path: Path) -> None:

@@ -4,9 +4,9 @@ Everything comes from the AWS emulator and the real modules: a user pool and
 app client with users signed in through ``USER_PASSWORD_AUTH``, tables from
 :func:`app.tables.create_tables`, an ECDSA key stored in Secrets Manager by
 :mod:`app.keys`, a private bucket, and the local CloudFront edge trusting the
-key's public half. Events are the AWS-shaped samples in ``tests/events``
-(HTTP API payload 2.0 and REST API 1.0), filled in per test. A URL the handler
-grants is fetched from the edge, and its bytes must be the object's.
+key's public half. Events are the AWS-shaped HTTP API samples (payload 2.0)
+in ``tests/events``, filled in per test. A URL the handler grants is fetched
+from the edge, and its bytes must be the object's.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import requests
 import lambda_handlers.playback as playback_module
 from app.catalog import Video, VideoCatalog
 from app.config import Settings, load_settings
-from app.dynamo import CLIENT_CONFIG, dynamodb_client
+from app.dynamo import CLIENT_CONFIG, MAX_PAGE_SIZE, dynamodb_client
 from app.entitlements import EntitlementStore
 from app.http.viewer import NEEDS, ViewerApi, make_handler
 from app.keys import generate_key_pair, store_private_key
@@ -159,28 +159,47 @@ def _fill(value: Any, video_id: str) -> Any:
     return value
 
 
-def playback_event(version: str, video_id: str, token: str | None) -> dict[str, Any]:
-    """The AWS-shaped playback event of ``version`` ("1.0" or "2.0") for ``video_id``."""
-    name = "apigw-v2-playback.json" if version == "2.0" else "apigw-v1-playback.json"
-    event: dict[str, Any] = _fill(json.loads((EVENTS / name).read_text()), video_id)
+def playback_event(video_id: str, token: str | None) -> dict[str, Any]:
+    """The AWS-shaped playback event for ``video_id``."""
+    event = _fill(json.loads((EVENTS / "apigw-v2-playback.json").read_text()), video_id)
     return with_token(event, token)
 
 
 def with_token(event: dict[str, Any], token: str | None) -> dict[str, Any]:
-    for field in ("headers", "multiValueHeaders"):
-        headers = event.get(field)
-        if not headers:
-            continue
-        for name in [n for n in headers if n.lower() == "authorization"]:
-            if token is None:
-                del headers[name]
-            else:
-                headers[name] = f"Bearer {token}" if field == "headers" else [f"Bearer {token}"]
+    if token is None:
+        del event["headers"]["authorization"]
+    else:
+        event["headers"]["authorization"] = f"Bearer {token}"
     return event
 
 
 def me_event(token: str | None) -> dict[str, Any]:
-    return with_token(json.loads((EVENTS / "apigw-v1-me.json").read_text()), token)
+    return with_token(json.loads((EVENTS / "apigw-v2-me.json").read_text()), token)
+
+
+def rest_api_event(method: str, path: str, token: str) -> dict[str, Any]:
+    """A REST API proxy event (payload 1.0), shaped like AWS's sample: not what we deploy."""
+    headers = {"Accept": "application/json", "Authorization": f"Bearer {token}"}
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "requestContext": {
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "path": f"/prod{path}",
+            "stage": "prod",
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "identity": {"sourceIp": "203.0.113.9"},
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
 
 
 def list_event(query: str) -> dict[str, Any]:
@@ -200,15 +219,11 @@ def body(result: dict[str, Any]) -> Any:
     return json.loads(result["body"])
 
 
-VERSIONS = pytest.mark.parametrize("version", ["2.0", "1.0"])
-
-
 # --- grants -----------------------------------------------------------------------
 
 
-@VERSIONS
-def test_a_free_video_is_granted_and_the_edge_serves_its_bytes(stack: Stack, version: str) -> None:
-    result = stack.handler(playback_event(version, FREE, stack.accounts["bob"].access_token))
+def test_a_free_video_is_granted_and_the_edge_serves_its_bytes(stack: Stack) -> None:
+    result = stack.handler(playback_event(FREE, stack.accounts["bob"].access_token))
 
     assert result["statusCode"] == 200, result
     grant = body(result)
@@ -220,11 +235,8 @@ def test_a_free_video_is_granted_and_the_edge_serves_its_bytes(stack: Stack, ver
     assert fetched.content == OBJECTS[f"videos/{FREE}/clip.mp4"]
 
 
-@VERSIONS
-def test_a_premium_video_is_granted_to_a_premium_user_and_plays_with_ranges(
-    stack: Stack, version: str
-) -> None:
-    result = stack.handler(playback_event(version, PREMIUM, stack.accounts["alice"].access_token))
+def test_a_premium_video_is_granted_to_a_premium_user_and_plays_with_ranges(stack: Stack) -> None:
+    result = stack.handler(playback_event(PREMIUM, stack.accounts["alice"].access_token))
 
     assert result["statusCode"] == 200, result
     url = body(result)["url"]
@@ -236,7 +248,7 @@ def test_a_premium_video_is_granted_to_a_premium_user_and_plays_with_ranges(
 
 def test_the_grant_expires_after_the_configured_lifetime(stack: Stack) -> None:
     before = datetime.now(UTC).replace(microsecond=0)
-    result = stack.handler(playback_event("2.0", FREE, stack.accounts["bob"].access_token))
+    result = stack.handler(playback_event(FREE, stack.accounts["bob"].access_token))
     after = datetime.now(UTC)
 
     expires_at = body(result)["expires_at"]
@@ -248,9 +260,7 @@ def test_the_grant_expires_after_the_configured_lifetime(stack: Stack) -> None:
 
 
 def test_a_granted_url_with_one_character_changed_is_refused_by_the_edge(stack: Stack) -> None:
-    url = body(stack.handler(playback_event("2.0", FREE, stack.accounts["bob"].access_token)))[
-        "url"
-    ]
+    url = body(stack.handler(playback_event(FREE, stack.accounts["bob"].access_token)))["url"]
     tampered = url.replace("clip.mp4", "clip.mp5")
 
     assert requests.get(tampered, timeout=10).status_code == 403
@@ -259,55 +269,61 @@ def test_a_granted_url_with_one_character_changed_is_refused_by_the_edge(stack: 
 # --- refusals ---------------------------------------------------------------------
 
 
-@VERSIONS
 @pytest.mark.parametrize(
     "token",
     ["none", "garbage", "id-token"],
 )
-def test_a_request_without_a_valid_access_token_is_401(
-    stack: Stack, version: str, token: str
-) -> None:
+def test_a_request_without_a_valid_access_token_is_401(stack: Stack, token: str) -> None:
     alice = stack.accounts["alice"]
     value = {"none": None, "garbage": "not.a.jwt", "id-token": alice.id_token}[token]
 
-    result = stack.handler(playback_event(version, FREE, value))
+    result = stack.handler(playback_event(FREE, value))
 
     assert result["statusCode"] == 401
     assert body(result)["error"] == "unauthorized"
 
 
-@VERSIONS
-def test_a_free_user_asking_for_a_premium_video_is_403_premium_required(
-    stack: Stack, version: str
-) -> None:
-    result = stack.handler(playback_event(version, PREMIUM, stack.accounts["bob"].access_token))
+def test_a_free_user_asking_for_a_premium_video_is_403_premium_required(stack: Stack) -> None:
+    result = stack.handler(playback_event(PREMIUM, stack.accounts["bob"].access_token))
 
     assert result["statusCode"] == 403
     assert body(result)["error"] == "premium_required"
 
 
-@VERSIONS
-def test_an_unknown_video_is_404(stack: Stack, version: str) -> None:
-    result = stack.handler(
-        playback_event(version, "no-such-video", stack.accounts["alice"].access_token)
-    )
+def test_an_unknown_video_is_404(stack: Stack) -> None:
+    result = stack.handler(playback_event("no-such-video", stack.accounts["alice"].access_token))
 
     assert result["statusCode"] == 404
     assert body(result)["error"] == "not_found"
 
 
 def test_a_non_json_body_is_400(stack: Stack) -> None:
-    event = playback_event("2.0", FREE, stack.accounts["bob"].access_token)
+    event = playback_event(FREE, stack.accounts["bob"].access_token)
     event["body"] = "url please"
 
     assert stack.handler(event)["statusCode"] == 400
 
 
 def test_a_wrong_method_on_the_playback_route_is_405(stack: Stack) -> None:
-    event = playback_event("1.0", FREE, stack.accounts["bob"].access_token)
-    event["httpMethod"] = "GET"
+    event = playback_event(FREE, stack.accounts["bob"].access_token)
+    event["requestContext"]["http"]["method"] = "GET"
 
     assert stack.handler(event)["statusCode"] == 405
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", f"/api/videos/{FREE}/playback"), ("GET", "/api/me")]
+)
+def test_a_rest_api_payload_1_0_event_is_a_400_json_error_and_grants_nothing(
+    stack: Stack, method: str, path: str
+) -> None:
+    result = stack.handler(rest_api_event(method, path, stack.accounts["alice"].access_token))
+
+    assert result["statusCode"] == 400
+    assert result["headers"]["content-type"] == "application/json"
+    assert body(result)["error"] == "bad_request"
+    assert set(body(result)) == {"error", "message"}
+    assert "cookies" not in result and "Signature=" not in result["body"]
 
 
 def test_premium_is_refused_at_exactly_its_end_and_granted_one_second_before(stack: Stack) -> None:
@@ -315,7 +331,7 @@ def test_premium_is_refused_at_exactly_its_end_and_granted_one_second_before(sta
     until = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
     stack.entitlements.set_premium(erin.sub, True, until, actor="test")
     services = stack.handler.services
-    event = playback_event("2.0", PREMIUM, erin.access_token)
+    event = playback_event(PREMIUM, erin.access_token)
 
     just_before = ViewerApi(services, clock=lambda: until - timedelta(seconds=1))
     at_the_end = ViewerApi(services, clock=lambda: until)
@@ -327,7 +343,7 @@ def test_premium_is_refused_at_exactly_its_end_and_granted_one_second_before(sta
 def test_a_revocation_takes_effect_on_the_next_grant(stack: Stack) -> None:
     dave = stack.accounts["dave"]
     granted = stack.entitlements.set_premium(dave.sub, True, None, actor="test")
-    event = playback_event("2.0", PREMIUM, dave.access_token)
+    event = playback_event(PREMIUM, dave.access_token)
     assert stack.handler(event)["statusCode"] == 200
 
     stack.entitlements.set_premium(
@@ -351,8 +367,8 @@ def test_dynamodb_down_is_503_and_no_url(stack: Stack, caplog: pytest.LogCapture
     )
     handler = make_handler(services)
 
-    for version, video_id in (("2.0", PREMIUM), ("1.0", FREE)):
-        result = handler(playback_event(version, video_id, stack.accounts["alice"].access_token))
+    for video_id in (PREMIUM, FREE):
+        result = handler(playback_event(video_id, stack.accounts["alice"].access_token))
         assert result["statusCode"] == 503
         assert body(result) == {"error": "unavailable", "message": body(result)["message"]}
         assert "url" not in result["body"]
@@ -366,7 +382,7 @@ def test_a_missing_signing_secret_is_503_for_grants_while_the_catalog_still_answ
     env = {**stack.env, "VIDGATE_SIGNING_KEY_SECRET": f"missing-{uuid.uuid4().hex}"}
     handler = make_handler(Services(load_settings(env, NEEDS), session=stack.session))
 
-    result = handler(playback_event("2.0", FREE, stack.accounts["bob"].access_token))
+    result = handler(playback_event(FREE, stack.accounts["bob"].access_token))
 
     assert result["statusCode"] == 503
     assert body(result)["error"] == "unavailable"
@@ -391,6 +407,14 @@ def test_the_catalog_pages_newest_first_with_a_public_poster_url(stack: Stack) -
     poster = requests.get(item["poster_url"], timeout=10)
     assert poster.status_code == 200
     assert poster.content == OBJECTS[f"posters/{FREE}.jpg"]
+
+
+def test_the_catalog_accepts_the_largest_page_size_and_refuses_one_more(stack: Stack) -> None:
+    largest = stack.handler(list_event(f"limit={MAX_PAGE_SIZE}"))
+    assert largest["statusCode"] == 200
+    assert [item["id"] for item in body(largest)["items"]] == ["premium-two", PREMIUM, FREE]
+
+    assert stack.handler(list_event(f"limit={MAX_PAGE_SIZE + 1}"))["statusCode"] == 400
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=ten", "cursor=garbage"])
@@ -440,7 +464,7 @@ def test_the_module_handler_builds_itself_once_from_the_environment(
     monkeypatch.setattr(playback_module.handler, "api", None)
     for name, value in stack.env.items():
         monkeypatch.setenv(name, value)
-    event = playback_event("2.0", FREE, stack.accounts["bob"].access_token)
+    event = playback_event(FREE, stack.accounts["bob"].access_token)
 
     assert playback_module.handler(event, None)["statusCode"] == 200
     built = playback_module.handler.api

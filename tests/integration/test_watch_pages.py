@@ -13,7 +13,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -22,6 +23,8 @@ import boto3
 import pytest
 import requests
 
+from app.dynamo import MAX_PAGE_SIZE, format_time
+from app.users import UserDirectory
 from app.web.session_store import COOKIE_NAME, SessionStore
 from tests.stackproc import RunningStack
 
@@ -222,6 +225,7 @@ def _forged_cursor() -> str:
         "limit=0",
         "limit=-3",
         "limit=abc",
+        f"limit={MAX_PAGE_SIZE + 1}",
         "limit=100000",
     ],
 )
@@ -234,6 +238,14 @@ def test_a_malformed_page_link_gives_a_friendly_400_page(
     assert "That page link is not valid" in page.text
     assert 'href="/"' in page.text, "a way back to the first page"
     assert not any(marker in page.text for marker in TRACEBACK_MARKERS)
+
+
+def test_the_catalog_takes_the_largest_page_size_the_api_takes(dev_stack: RunningStack) -> None:
+    page = anonymous().get(f"{dev_stack.web_url}/?limit={MAX_PAGE_SIZE}", timeout=TIMEOUT)
+
+    assert page.status_code == 200
+    assert DEMO_TIERS.keys() <= {card["data-video-id"] for card in video_cards(page.text)}
+    assert element_by_id(page.text, "catalog-next") is None
 
 
 # --------------------------------------------------------------------------- watch and upsell
@@ -429,3 +441,77 @@ def test_the_grant_never_hands_the_access_token_to_the_page(
         assert secret not in exposed
     assert not JWT.search(exposed)
     assert "set-cookie" not in {name.lower() for name in answer.headers}
+
+
+# --------------------------------------------------------------------------- one rule
+
+
+@pytest.fixture(scope="module")
+def carol(dev_stack: RunningStack) -> requests.Session:
+    return sign_in(dev_stack, "carol")
+
+
+@pytest.fixture
+def carol_premium(dev_stack: RunningStack) -> Iterator[Callable[[bool, datetime | None], None]]:
+    """Sets carol's premium fields straight in the users table; her record is put back after.
+
+    A direct write, since an expired membership is what time makes of a valid
+    one and the store refuses to write an end date in the past.
+    """
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=dev_stack.aws_endpoint,
+        region_name=dev_stack.document["region"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    table = dev_stack.document["tables"]["users"]
+    key = {"user_id": {"S": UserDirectory(client, table).find("carol").user_id}}
+    original = client.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+
+    def set_premium(premium: bool, until: datetime | None) -> None:
+        item = {name: value for name, value in original.items() if name != "premium_until"}
+        item["premium"] = {"BOOL": premium}
+        if until is not None:
+            item["premium_until"] = {"S": format_time(until)}
+        client.put_item(TableName=table, Item=item)
+
+    yield set_premium
+    client.put_item(TableName=table, Item=original)
+    client.close()
+
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+STATES = {
+    # name: (premium, premium_until, may play premium videos)
+    "never premium": (False, None, False),
+    "premium without an end": (True, None, True),
+    "premium until next week": (True, NOW + timedelta(days=7), True),
+    "premium that ended yesterday": (True, NOW - timedelta(days=1), False),
+    "revoked, its end date left behind": (False, NOW + timedelta(days=7), False),
+}
+
+
+@pytest.mark.parametrize("state", STATES.keys())
+def test_the_watch_page_and_the_grant_agree_for_every_membership_state(
+    dev_stack: RunningStack,
+    carol: requests.Session,
+    carol_premium: Callable[[bool, datetime | None], None],
+    state: str,
+) -> None:
+    premium, until, plays_premium = STATES[state]
+    carol_premium(premium, until)
+
+    for video_id, tier in DEMO_TIERS.items():
+        page = watch(dev_stack, carol, video_id)
+        assert page.status_code == 200
+        player = element_by_id(page.text, "player") is not None
+        upsell = element_by_id(page.text, "upsell") is not None
+        assert player != upsell, "one or the other"
+        assert player == (tier == "free" or plays_premium), (state, video_id)
+        answer = ask_grant(dev_stack, carol, video_id, token=meta_csrf(page.text))
+        assert answer.status_code == (200 if player else 403), (state, video_id, answer.text)
+        if upsell:
+            assert answer.json()["error"] == "premium_required"
+            lapsed = element_by_id(page.text, "upsell-lapsed") is not None
+            assert lapsed == (state == "premium that ended yesterday"), (state, video_id)

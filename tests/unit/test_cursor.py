@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.dynamo import check_limit, decode_cursor, encode_cursor
+from app.dynamo import MAX_PAGE_SIZE, check_limit, decode_cursor, encode_cursor, parse_limit
 from app.errors import BadRequestError
 
 AUDIT_KEY = {"user_id": "S", "event_id": "S", "entity": "S"}
@@ -88,3 +88,28 @@ def test_limits_from_1_to_100_are_accepted(limit: int) -> None:
 def test_other_limits_are_bad_requests(limit: object) -> None:
     with pytest.raises(BadRequestError):
         check_limit(limit)
+
+
+def test_the_page_size_maximum_is_the_http_api_contract() -> None:
+    assert MAX_PAGE_SIZE == 100
+
+
+@pytest.mark.parametrize(("text", "limit"), [("1", 1), ("7", 7), ("100", 100), ("0042", 42)])
+def test_a_page_size_in_text_is_read_as_its_number(text: str, limit: int) -> None:
+    assert parse_limit(text, 20) == limit
+    assert parse_limit(text) == limit
+
+
+@pytest.mark.parametrize("text", [None, ""])
+def test_an_absent_page_size_is_the_default_or_refused_without_one(text: str | None) -> None:
+    assert parse_limit(text, 20) == 20
+    with pytest.raises(BadRequestError):
+        parse_limit(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["0", "101", "-1", "+5", "5.0", " 5", "5 ", "five", "\u0665", "00100", "9" * 5000]
+)
+def test_a_page_size_outside_the_rule_is_a_bad_request(text: str) -> None:
+    with pytest.raises(BadRequestError):
+        parse_limit(text, 20)

@@ -343,3 +343,117 @@ def test_every_refusal_is_logged_with_its_reason(
         ("not_found", "gone", None),
         ("unavailable", "premium-aurora", None),
     ]
+
+
+# --- the rule without signing: what the watch page asks ------------------------------
+
+
+def test_the_rule_lets_a_free_video_play_without_reading_entitlements_or_signing(
+    playback: Playback, entitlements: FakeEntitlements, signer: CountingSigner
+) -> None:
+    decision = playback.rule.decide(BOB.user_id, "free-sampler", NOW)
+
+    assert decision.allowed
+    assert decision.video.video_id == "free-sampler"
+    assert decision.entitlement is None
+    assert (entitlements.reads, signer.signed) == (0, 0)
+
+
+def test_the_rule_refuses_premium_to_a_lapsed_user_with_what_it_read_and_signs_nothing(
+    playback: Playback, entitlements: FakeEntitlements, signer: CountingSigner
+) -> None:
+    until = NOW - timedelta(days=1)
+    entitlements.grant(ALICE.user_id, until=until)
+
+    decision = playback.rule.decide(ALICE.user_id, "premium-aurora", NOW)
+
+    assert not decision.allowed
+    assert isinstance(decision.refusal, PremiumRequiredError)
+    assert decision.entitlement is not None and decision.entitlement.premium_until == until
+    assert (entitlements.reads, signer.signed) == (1, 0)
+
+
+def test_the_rule_fails_closed_like_a_grant(
+    playback: Playback, entitlements: FakeEntitlements, catalog: FakeCatalog
+) -> None:
+    with pytest.raises(VideoNotFoundError):
+        playback.rule.decide(ALICE.user_id, "no-such-video", NOW)
+    entitlements.down = True
+    with pytest.raises(DependencyUnavailableError):
+        playback.rule.decide(ALICE.user_id, "premium-aurora", NOW)
+    entitlements.down, catalog.down = False, True
+    with pytest.raises(DependencyUnavailableError):
+        playback.rule.decide(ALICE.user_id, "free-sampler", NOW)
+
+
+ENDS = NOW + timedelta(hours=1)
+ACTIVE = Entitlement(ALICE.user_id, True, ENDS, 1)
+CASES = {
+    # name: (video, ALICE's entitlement (None: no record), moment, may she play it)
+    "free video, no record": ("free-sampler", None, NOW, True),
+    "free video, lapsed premium": (
+        "free-sampler",
+        Entitlement(ALICE.user_id, True, NOW, 3),
+        NOW,
+        True,
+    ),
+    "premium video, no record": ("premium-aurora", None, NOW, False),
+    "premium video, premium without end": (
+        "premium-aurora",
+        Entitlement(ALICE.user_id, True, None, 1),
+        NOW,
+        True,
+    ),
+    "premium video, premium until later": ("premium-aurora", ACTIVE, NOW, True),
+    "premium video, a second before the end": (
+        "premium-aurora",
+        ACTIVE,
+        ENDS - timedelta(seconds=1),
+        True,
+    ),
+    "premium video, at exactly the end": ("premium-aurora", ACTIVE, ENDS, False),
+    "premium video, expired": ("premium-aurora", ACTIVE, ENDS + timedelta(days=1), False),
+    "premium video, revoked": (
+        "premium-aurora",
+        Entitlement(ALICE.user_id, False, None, 2),
+        NOW,
+        False,
+    ),
+    "hls video, premium": ("hls-show", ACTIVE, NOW, True),
+    "hls video, revoked": ("hls-show", Entitlement(ALICE.user_id, False, None, 2), NOW, False),
+    "unknown tier, premium": ("gold", ACTIVE, NOW, True),
+    "unknown tier, no record": ("gold", None, NOW, False),
+}
+
+
+@pytest.mark.parametrize("case", CASES.keys())
+def test_the_rule_and_the_grant_give_the_same_answer(
+    playback: Playback, entitlements: FakeEntitlements, catalog: FakeCatalog, case: str
+) -> None:
+    """The watch page (``rule.decide``) and the API (``authorize``) cannot disagree."""
+    video_id, entitlement, moment, may_play = CASES[case]
+    catalog.videos["gold"] = video("gold", "gold")
+    if entitlement is not None:
+        entitlements.by_user[ALICE.user_id] = entitlement
+
+    decision = playback.rule.decide(ALICE.user_id, video_id, moment)
+    try:
+        playback.authorize(ALICE, video_id, moment)
+    except PremiumRequiredError:
+        granted = False
+    else:
+        granted = True
+
+    assert (decision.allowed, granted) == (may_play, may_play)
+    assert isinstance(decision.refusal, PremiumRequiredError) is not may_play
+
+
+def test_a_premium_grant_still_costs_one_entitlement_read(
+    playback: Playback, entitlements: FakeEntitlements
+) -> None:
+    entitlements.grant(ALICE.user_id)
+
+    playback.authorize(ALICE, "premium-aurora", NOW)
+    playback.authorize(ALICE, "hls-show", NOW)
+
+    assert entitlements.reads == 2

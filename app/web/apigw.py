@@ -141,7 +141,6 @@ def to_response(result: Any) -> Response:
     status = result.get("statusCode")
     body = result.get("body", "")
     headers = result.get("headers") or {}
-    multi = result.get("multiValueHeaders") or {}
     cookies = result.get("cookies") or []
     encoded = result.get("isBase64Encoded", False)
     if (
@@ -150,7 +149,6 @@ def to_response(result: Any) -> Response:
         or not 100 <= status <= 599
         or not isinstance(body, str | None)
         or not isinstance(headers, dict)
-        or not isinstance(multi, dict)
         or not isinstance(cookies, list)
         or not isinstance(encoded, bool)
     ):
@@ -163,12 +161,6 @@ def to_response(result: Any) -> Response:
     for name, value in headers.items():
         if str(name).lower() not in _DROPPED_RESULT_HEADERS:
             out.add(str(name), str(value))
-    for name, values in multi.items():
-        if str(name).lower() in _DROPPED_RESULT_HEADERS or not isinstance(values, list):
-            continue
-        for value in values:
-            if str(value) not in out.getlist(str(name)):
-                out.add(str(name), str(value))
     for cookie in cookies:
         out.add("Set-Cookie", str(cookie))
     response = Response(payload, status=status, headers=out)

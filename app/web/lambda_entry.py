@@ -1,6 +1,6 @@
 """Lambda entry point of the web app: the Flask app behind the HTTP API's ``$default`` route.
 
-apig-wsgi turns each API Gateway event (payload 2.0 from the HTTP API, or 1.0)
+apig-wsgi turns each API Gateway event (payload 2.0 from the HTTP API)
 into a WSGI request and the Flask response back into a Lambda result. The app
 is built once per execution environment, at import, during Lambda's init
 phase: :func:`app.web.create_app` reads the environment through

@@ -402,3 +402,19 @@ def test_every_web_page_is_reachable_through_the_distribution(web_rules: list[st
         if _behavior_for("oai", _sample(rule))["TargetOriginId"] != WEB
     }
     assert misrouted == {}
+
+
+def test_only_an_http_api_with_payload_2_is_deployed() -> None:
+    """The router reads payload 2.0 only: no REST API, and every integration asks for 2.0."""
+    types = {resource["Type"] for resource in RAW["Resources"].values()}
+    assert not types & {"AWS::ApiGateway::RestApi", "AWS::Serverless::Api"}
+    integrations = [
+        resource["Properties"]
+        for resource in RAW["Resources"].values()
+        if resource["Type"] == "AWS::ApiGatewayV2::Integration"
+    ]
+    assert integrations
+    assert {i["PayloadFormatVersion"] for i in integrations} == {"2.0"}
+    for function in RAW["Resources"].values():
+        events = function.get("Properties", {}).get("Events", {}) or {}
+        assert all(e["Type"] != "Api" for e in events.values())

@@ -39,7 +39,7 @@ ROUTES = {
     ("GET", "/api/admin/audit"): "AdminFunction",
     ("ANY", "$default"): "WebFunction",
 }
-"""DESIGN.md's HTTP API, by the function that answers it; the web app takes the rest."""
+"""The HTTP API (docs/openapi.yaml), by the function that answers it; the web app takes the rest."""
 
 
 def _tool(name: str) -> str:

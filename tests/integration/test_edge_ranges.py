@@ -1,4 +1,4 @@
-"""HTTP Range, HEAD and streaming at the local CloudFront edge (aws-semantics V-1…V-4).
+"""HTTP Range, HEAD and streaming at the local CloudFront edge (docs/s3-origin.md#v-1 … #v-4).
 
 A single satisfiable range is 206 with ``Content-Range``; an unsatisfiable one
 is 416 with ``Content-Range: bytes */size``; malformed or multiple ranges get

@@ -2,7 +2,7 @@
 
 Every case starts from a grant our signer (or a hand-signed policy) would
 produce and changes one thing; the edge must answer with CloudFront's status
-and error code (aws-semantics §2.7) and never with the object or a 5xx.
+and error code (docs/cloudfront-signing.md#failure-responses) and never with the object or a 5xx.
 Requests go out byte for byte through ``http.client``.
 """
 

@@ -124,9 +124,14 @@ def is_video_id(video_id: object) -> bool:
     return isinstance(video_id, str) and VIDEO_ID.match(video_id) is not None
 
 
+def video_folder(video_id: str) -> str:
+    """``videos/<id>/``: the key prefix of everything one video is made of."""
+    return f"videos/{video_id}/"
+
+
 def hls_folder(video_id: str) -> str:
     """``videos/<id>/hls/``: the key prefix of one video's HLS renditions (and of its cookies)."""
-    return f"videos/{video_id}/hls/"
+    return video_folder(video_id) + "hls/"
 
 
 def is_hls_key_for(video_id: str, key: object) -> bool:

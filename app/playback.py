@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from app.catalog import HLS_CONTENT_TYPE, Format, hls_folder
+from app.catalog import HLS_CONTENT_TYPE, Format, hls_folder, video_folder
 from app.errors import (
     DependencyUnavailableError,
     NotFoundError,
@@ -186,21 +186,7 @@ class Playback:
     def _sign(self, video: Video, media: Format) -> Grant:
         try:
             if media == "hls":
-                assert video.hls_key is not None  # _pick_format checked it
-                folder = self._signer.sign_folder(
-                    hls_folder(video.video_id), video.hls_key, self._ttl
-                )
-                return Grant(
-                    url=folder.url,
-                    expires_at=datetime.fromtimestamp(folder.expires_at, tz=UTC),
-                    content_type=HLS_CONTENT_TYPE,
-                    key_pair_id=self._signer.key_pair_id,
-                    video_id=video.video_id,
-                    format="hls",
-                    cookies=folder.cookies,
-                    cookie_path=_cookie_path(self._signer.base_url, f"videos/{video.video_id}"),
-                    lifetime_seconds=folder.lifetime_seconds,
-                )
+                return self._sign_hls(video)
             signed = self._signer.url_for_key(video.object_key, self._ttl)
         except ValueError as exc:  # includes InvalidObjectKeyError: a catalog entry we cannot sign
             raise SigningFailedError(f"cannot sign video {video.video_id}: {exc}") from exc
@@ -211,6 +197,22 @@ class Playback:
             key_pair_id=self._signer.key_pair_id,
             video_id=video.video_id,
             format="mp4",
+        )
+
+    def _sign_hls(self, video: Video) -> Grant:
+        if video.hls_key is None:
+            raise UnplayableVideoError(f"video {video.video_id} has no HLS playlist")
+        folder = self._signer.sign_folder(hls_folder(video.video_id), video.hls_key, self._ttl)
+        return Grant(
+            url=folder.url,
+            expires_at=datetime.fromtimestamp(folder.expires_at, tz=UTC),
+            content_type=HLS_CONTENT_TYPE,
+            key_pair_id=self._signer.key_pair_id,
+            video_id=video.video_id,
+            format="hls",
+            cookies=folder.cookies,
+            cookie_path=_cookie_path(self._signer.base_url, video_folder(video.video_id)),
+            lifetime_seconds=folder.lifetime_seconds,
         )
 
     @staticmethod
@@ -239,5 +241,5 @@ def _pick_format(video: Video, requested: Format | None) -> Format:
 
 
 def _cookie_path(base_url: str | None, folder: str) -> str:
-    base_path = urlsplit(base_url or "").path.rstrip("/")
-    return base_path + (object_key_to_path(folder) + "/" if folder else "/")
+    """The URL path of key ``folder`` (ending with ``/``) on the CDN, after its own path."""
+    return urlsplit(base_url or "").path.rstrip("/") + object_key_to_path(folder)

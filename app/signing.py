@@ -306,8 +306,8 @@ class UrlSigner:
     ``CloudFront-Hash-Algorithm=SHA256``.
 
     ``base_url`` (``https://dxxx.cloudfront.net``, no trailing slash needed) is
-    only used by :meth:`url_for_key` and :meth:`cookies_for_prefix`.
-    ``clock`` gives *now* for those two; ``skew_seconds`` is subtracted from an
+    only used by :meth:`url_for_key`, :meth:`cookies_for_prefix` and :meth:`sign_folder`.
+    ``clock`` gives *now* for those three; ``skew_seconds`` is subtracted from an
     explicit ``starts_at`` (module docstring).
     """
 

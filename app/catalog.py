@@ -3,9 +3,9 @@
 A video has a progressive MP4 (``object_key``), an HLS master playlist
 (``hls_key``), or both. An HLS playlist must lie inside its own video's folder,
 ``videos/<id>/hls/``: the grant's signed cookies open that whole folder, so a
-playlist anywhere else would open another video. :meth:`VideoCatalog.put`
-refuses such an entry, and a stored one is read without its HLS (never
-playable as HLS).
+playlist anywhere else would open another video (docs/streaming.md#c-2).
+:meth:`VideoCatalog.put` refuses such an entry, and a stored one is read
+without its HLS (never playable as HLS).
 
 Published videos carry ``catalog="published"``, so the sparse
 ``catalog-index`` lists exactly them, newest first (``sort_key`` is

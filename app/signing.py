@@ -515,8 +515,9 @@ class UrlSigner:
         let the player fetch the playlists and segments it names by relative URL.
         The cookies' custom policy has ``Resource`` = ``base_url`` + the encoded
         folder + ``*``. ``folder`` must end with ``/``: ``*`` also matches ``/``,
-        so ``videos/a*`` would open ``videos/ab/…`` too (CP-3). Both expire
-        ``ttl_seconds`` after one reading of the clock.
+        so ``videos/a*`` would open ``videos/ab/…`` too (CP-3,
+        docs/streaming.md#c-2). Both expire ``ttl_seconds`` after one reading
+        of the clock.
 
         :raises InvalidObjectKeyError: ``folder`` or ``entry_key`` is not a valid
             key, ``folder`` does not end with ``/``, or ``entry_key`` is not inside it.

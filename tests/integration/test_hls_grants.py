@@ -27,7 +27,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from flask import Flask
+from flask import Flask, url_for
 from flask.testing import FlaskClient
 
 from app.catalog import Video, VideoCatalog, hls_folder
@@ -194,32 +194,27 @@ def stack(
 # --- helpers ------------------------------------------------------------------------
 
 
-def playback_event(
-    version: str, video_id: str, token: str | None, body: object = None
-) -> dict[str, Any]:
-    name = "apigw-v2-playback.json" if version == "2.0" else "apigw-v1-playback.json"
-    text = (EVENTS / name).read_text().replace("VIDEO_ID", video_id)
+def playback_event(video_id: str, token: str | None, body: object = None) -> dict[str, Any]:
+    """The HTTP API (payload 2.0) playback event for ``video_id``, as ``token``'s user."""
+    text = (EVENTS / "apigw-v2-playback.json").read_text().replace("VIDEO_ID", video_id)
     event: dict[str, Any] = json.loads(text)
-    for field in ("headers", "multiValueHeaders"):
-        headers = event.get(field) or {}
-        for header in [h for h in headers if h.lower() == "authorization"]:
-            if token is None:
-                del headers[header]
-            else:
-                headers[header] = f"Bearer {token}" if field == "headers" else [f"Bearer {token}"]
+    headers = event["headers"]
+    for header in [h for h in headers if h.lower() == "authorization"]:
+        del headers[header]
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
     if body is not None:
         event["body"] = body if isinstance(body, str) else json.dumps(body)
     return event
 
 
-def set_cookies(result: dict[str, Any], version: str) -> list[str]:
-    if version == "2.0":
-        return list(result.get("cookies", []))
-    return list((result.get("multiValueHeaders") or {}).get("set-cookie", []))
+def set_cookies(result: dict[str, Any]) -> list[str]:
+    """The Set-Cookie values of a payload 2.0 result (API Gateway sends one header each)."""
+    return list(result.get("cookies", []))
 
 
 def grant(stack: Stack, video_id: str, user: str = "alice", body: object = None) -> dict[str, Any]:
-    result = stack.handler(playback_event("2.0", video_id, stack.accounts[user].access_token, body))
+    result = stack.handler(playback_event(video_id, stack.accounts[user].access_token, body))
     assert result["statusCode"] == 200, result
     return result
 
@@ -234,17 +229,13 @@ def refusal_code(response: requests.Response) -> str:
     return code or ""
 
 
-VERSIONS = pytest.mark.parametrize("version", ["2.0", "1.0"])
-
-
 # --- the grant ----------------------------------------------------------------------
 
 
-@VERSIONS
 def test_an_hls_grant_answers_the_playlist_url_and_sets_cookies_for_the_videos_folder(
-    stack: Stack, version: str
+    stack: Stack,
 ) -> None:
-    result = stack.handler(playback_event(version, VIDEO_A, stack.accounts["alice"].access_token))
+    result = stack.handler(playback_event(VIDEO_A, stack.accounts["alice"].access_token))
 
     assert result["statusCode"] == 200, result
     body = json.loads(result["body"])
@@ -254,7 +245,7 @@ def test_an_hls_grant_answers_the_playlist_url_and_sets_cookies_for_the_videos_f
     assert body["url"].startswith(f"{stack.edge.url}/videos/{VIDEO_A}/hls/master.m3u8?Expires=")
     assert body["cookie_path"] == f"/videos/{VIDEO_A}/"
     assert list(body["cookies"]) == list(CLOUDFRONT_COOKIES)
-    headers = set_cookies(result, version)
+    headers = set_cookies(result)
     assert len(headers) == len(CLOUDFRONT_COOKIES)
     expires_at = datetime.fromisoformat(body["expires_at"])
     for header in headers:
@@ -313,7 +304,7 @@ def test_a_browser_sends_video_as_cookies_only_to_video_as_path(stack: Stack) ->
     result = grant(stack, VIDEO_A)
     browser = requests.Session()
     host = stack.edge.url.split("://", 1)[1].split(":", 1)[0]
-    for header in set_cookies(result, "2.0"):
+    for header in set_cookies(result):
         jar: SimpleCookie = SimpleCookie()
         jar.load(header)
         for name, morsel in jar.items():
@@ -347,18 +338,15 @@ def test_each_video_gets_cookies_for_its_own_folder_only(stack: Stack) -> None:
     assert refusal_code(other) == "AccessDenied"
 
 
-@VERSIONS
-def test_asking_for_mp4_gives_the_progressive_fallback_with_no_cookies(
-    stack: Stack, version: str
-) -> None:
+def test_asking_for_mp4_gives_the_progressive_fallback_with_no_cookies(stack: Stack) -> None:
     token = stack.accounts["alice"].access_token
-    result = stack.handler(playback_event(version, VIDEO_A, token, {"format": "mp4"}))
+    result = stack.handler(playback_event(VIDEO_A, token, {"format": "mp4"}))
 
     assert result["statusCode"] == 200, result
     body = json.loads(result["body"])
     assert set(body) == {"url", "expires_at", "content_type", "format"}
     assert (body["format"], body["content_type"]) == ("mp4", "video/mp4")
-    assert set_cookies(result, version) == []
+    assert set_cookies(result) == []
     ranged = requests.get(body["url"], headers={"Range": "bytes=4-11"}, timeout=TIMEOUT)
     assert ranged.status_code == 206
     assert ranged.content == stack.objects[f"videos/{VIDEO_A}/clip.mp4"][4:12]
@@ -385,7 +373,7 @@ def test_asking_for_hls_explicitly_is_the_default_grant(stack: Stack) -> None:
     ],
 )
 def test_a_bad_body_is_400_and_grants_nothing(stack: Stack, body: object) -> None:
-    event = playback_event("2.0", VIDEO_B, stack.accounts["bob"].access_token, body)
+    event = playback_event(VIDEO_B, stack.accounts["bob"].access_token, body)
 
     result = stack.handler(event)
 
@@ -396,7 +384,7 @@ def test_a_bad_body_is_400_and_grants_nothing(stack: Stack, body: object) -> Non
 
 def test_a_free_user_gets_no_cookies_for_a_premium_hls_video(stack: Stack) -> None:
     for body in (None, {"format": "hls"}, {"format": "mp4"}):
-        event = playback_event("2.0", VIDEO_A, stack.accounts["bob"].access_token, body)
+        event = playback_event(VIDEO_A, stack.accounts["bob"].access_token, body)
         result = stack.handler(event)
         assert result["statusCode"] == 403
         assert json.loads(result["body"])["error"] == "premium_required"
@@ -424,7 +412,7 @@ def test_a_revocation_stops_the_next_hls_grant(stack: Stack) -> None:
         dave.sub, False, None, actor="test", expected_version=granted.version
     )
 
-    result = stack.handler(playback_event("2.0", VIDEO_A, dave.access_token))
+    result = stack.handler(playback_event(VIDEO_A, dave.access_token))
     assert result["statusCode"] == 403
     assert "cookies" not in result
 
@@ -455,7 +443,7 @@ def test_a_stored_playlist_in_another_videos_folder_is_never_signed(stack: Stack
         ExpressionAttributeValues={":k": {"S": f"videos/{VIDEO_B}/hls/master.m3u8"}},
     )
 
-    result = stack.handler(playback_event("2.0", video_id, stack.accounts["bob"].access_token))
+    result = stack.handler(playback_event(video_id, stack.accounts["bob"].access_token))
 
     assert result["statusCode"] == 503
     assert json.loads(result["body"])["error"] == "unavailable"
@@ -476,17 +464,25 @@ def web_sign_in(client: FlaskClient, username: str) -> None:
     assert done.status_code in (302, 303), done.text[:300]
 
 
+def web_routes(app: Flask, video_id: str) -> tuple[str, str]:
+    """The watch page and grant route of ``video_id``, by endpoint (their paths may move)."""
+    with app.test_request_context():
+        return (
+            url_for("watch.watch", video_id=video_id),
+            url_for("watch.grant", video_id=video_id),
+        )
+
+
 def test_the_web_grant_route_passes_the_cloudfront_cookies_to_the_browser(stack: Stack) -> None:
     client = stack.app.test_client()
     web_sign_in(client, "alice")
-    page = client.get(f"/videos/{VIDEO_A}")
+    watch_path, grant_path = web_routes(stack.app, VIDEO_A)
+    page = client.get(watch_path)
     assert page.status_code == 200
     csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
     assert csrf, "no csrf meta on the watch page"
 
-    answer = client.post(
-        f"/videos/{VIDEO_A}/grant", json={}, headers={"X-CSRF-Token": csrf.group(1)}
-    )
+    answer = client.post(grant_path, json={}, headers={"X-CSRF-Token": csrf.group(1)})
 
     assert answer.status_code == 200, answer.text
     body = answer.get_json()
@@ -508,7 +504,7 @@ def test_the_web_grant_route_passes_the_cloudfront_cookies_to_the_browser(stack:
     assert fetched.status_code == 200
 
     mp4 = client.post(
-        f"/videos/{VIDEO_A}/grant",
+        grant_path,
         json={"format": "mp4"},
         headers={"X-CSRF-Token": csrf.group(1)},
     )
@@ -517,7 +513,7 @@ def test_the_web_grant_route_passes_the_cloudfront_cookies_to_the_browser(stack:
     assert not [h for h in mp4.headers.getlist("Set-Cookie") if h.startswith("CloudFront-")]
 
     bad = client.post(
-        f"/videos/{VIDEO_A}/grant",
+        grant_path,
         json={"format": "dash"},
         headers={"X-CSRF-Token": csrf.group(1)},
     )

@@ -1,5 +1,12 @@
 """The video catalog, in DynamoDB.
 
+A video has a progressive MP4 (``object_key``), an HLS master playlist
+(``hls_key``), or both. An HLS playlist must lie inside its own video's folder,
+``videos/<id>/hls/``: the grant's signed cookies open that whole folder, so a
+playlist anywhere else would open another video (docs/streaming.md#c-2).
+:meth:`VideoCatalog.put` refuses such an entry, and a stored one is read
+without its HLS (never playable as HLS).
+
 Published videos carry ``catalog="published"``, so the sparse
 ``catalog-index`` lists exactly them, newest first (``sort_key`` is
 ``created_at#video_id``). Video metadata changes rarely, so :meth:`VideoCatalog.get`
@@ -51,6 +58,10 @@ log = logging.getLogger("vidgate.catalog")
 
 Tier = Literal["free", "premium"]
 TIERS: frozenset[str] = frozenset({"free", "premium"})
+Format = Literal["hls", "mp4"]
+FORMATS: frozenset[str] = frozenset({"hls", "mp4"})
+HLS_CONTENT_TYPE = "application/vnd.apple.mpegurl"
+HLS_CONTENT_TYPES = frozenset({HLS_CONTENT_TYPE, "application/x-mpegurl"})
 PUBLISHED = "published"
 VIDEO_ENTITY = "video"
 VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -60,7 +71,12 @@ _TEXT_MAX = 4096
 
 @dataclass(frozen=True)
 class Video:
-    """One video's metadata; the media itself sits in the private bucket at ``object_key``."""
+    """One video's metadata; the media itself sits in the private bucket.
+
+    ``object_key`` / ``content_type``: the progressive MP4 (``""`` when the video
+    has HLS only). ``hls_key``: the HLS master playlist, inside
+    :func:`hls_folder` of this video, or None.
+    """
 
     video_id: str
     title: str
@@ -73,10 +89,21 @@ class Video:
     size_bytes: int
     created_at: datetime
     published: bool = True
+    hls_key: str | None = None
 
     @property
     def sort_key(self) -> str:
         return f"{format_time(self.created_at)}#{self.video_id}"
+
+    @property
+    def formats(self) -> tuple[Format, ...]:
+        """What this video can be played as, HLS first: never a playlist outside its folder."""
+        found: list[Format] = []
+        if self.hls_key is not None and is_hls_key_for(self.video_id, self.hls_key):
+            found.append("hls")
+        if self.object_key:
+            found.append("mp4")
+        return tuple(found)
 
     def to_public(self, poster_url: str | None) -> dict[str, Any]:
         """The catalog item of the HTTP API (``GET /api/videos``)."""
@@ -111,6 +138,34 @@ def poster_url(video: Video, cdn_url: str) -> str | None:
 
 def is_video_id(video_id: object) -> bool:
     return isinstance(video_id, str) and VIDEO_ID.match(video_id) is not None
+
+
+def video_folder(video_id: str) -> str:
+    """``videos/<id>/``: the key prefix of everything one video is made of."""
+    return f"videos/{video_id}/"
+
+
+def hls_folder(video_id: str) -> str:
+    """``videos/<id>/hls/``: the key prefix of one video's HLS renditions (and of its cookies)."""
+    return video_folder(video_id) + "hls/"
+
+
+def is_hls_key_for(video_id: str, key: object) -> bool:
+    """True when ``key`` is a ``.m3u8`` playlist inside ``videos/<video_id>/hls/``.
+
+    The key must also be one the signer accepts (no ``.``/``..`` segment, no
+    ``//``), so ``videos/a/hls/../b/master.m3u8`` is not inside ``a``'s folder.
+    """
+    if not is_video_id(video_id) or not isinstance(key, str):
+        return False
+    folder = hls_folder(video_id)
+    if not key.startswith(folder) or not key.endswith(".m3u8") or len(key) <= len(folder) + 5:
+        return False
+    try:
+        object_key_to_path(key)
+    except InvalidObjectKeyError:
+        return False
+    return True
 
 
 class VideoCatalog:
@@ -214,7 +269,8 @@ class VideoCatalog:
     def put(self, video: Video) -> Video:
         """Create or replace ``video`` (published ones appear in the listing).
 
-        :raises BadRequestError: a field is malformed.
+        :raises BadRequestError: a field is malformed, the video has neither an MP4
+            nor an HLS playlist, or the playlist is not inside ``videos/<id>/hls/``.
         """
         _check_video(video)
         item: Item = {
@@ -222,8 +278,6 @@ class VideoCatalog:
             "title": s(video.title),
             "description": s(video.description),
             "tier": s(video.tier),
-            "object_key": s(video.object_key),
-            "content_type": s(video.content_type),
             "duration_seconds": {"N": _number_text(video.duration_seconds)},
             "size_bytes": {"N": str(video.size_bytes)},
             "created_at": s(format_time(video.created_at)),
@@ -231,6 +285,11 @@ class VideoCatalog:
             "published": b(video.published),
             "entity": s(VIDEO_ENTITY),
         }
+        if video.object_key:
+            item["object_key"] = s(video.object_key)
+            item["content_type"] = s(video.content_type)
+        if video.hls_key is not None:
+            item["hls_key"] = s(video.hls_key)
         if video.poster_key:
             item["poster_key"] = s(video.poster_key)
         if video.published:
@@ -356,8 +415,7 @@ def _check_video(video: Video) -> None:
     _check_text(video.title, "title", required=True)
     _check_text(video.description, "description", required=False)
     _check_tier(video.tier)
-    _check_text(video.object_key, "object_key", required=True)
-    _check_text(video.content_type, "content_type", required=True)
+    _check_media(video)
     if video.poster_key is not None:
         _check_text(video.poster_key, "poster_key", required=False)
     duration = video.duration_seconds
@@ -376,6 +434,19 @@ def _check_video(video: Video) -> None:
         raise BadRequestError("created_at must be a timezone-aware datetime")
     if not isinstance(video.published, bool):
         raise BadRequestError("published must be true or false")
+
+
+def _check_media(video: Video) -> None:
+    if video.hls_key is not None and not is_hls_key_for(video.video_id, video.hls_key):
+        raise BadRequestError(
+            f"hls_key must be a .m3u8 playlist inside {hls_folder(video.video_id)}"
+        )
+    if video.hls_key is not None and video.object_key == "":
+        return  # HLS only
+    _check_text(video.object_key, "object_key", required=True)
+    content_type = _check_text(video.content_type, "content_type", required=True)
+    if content_type.lower() in HLS_CONTENT_TYPES:
+        raise BadRequestError("object_key is the progressive MP4; an HLS playlist goes in hls_key")
 
 
 def _check_text(value: object, what: str, *, required: bool) -> str:
@@ -401,19 +472,36 @@ def _number(item: Mapping[str, Any], name: str) -> float:
     return int(text) if text.lstrip("-").isdigit() else float(text)
 
 
+def _media_from_item(item: Mapping[str, Any], video_id: str) -> tuple[str, str, str | None]:
+    """``(object_key, content_type, hls_key)`` of a stored item; a misplaced playlist is dropped."""
+    object_key = get_s(item, "object_key") or ""
+    content_type = get_s(item, "content_type") or ""
+    hls_key = get_s(item, "hls_key")
+    if hls_key is None and content_type.lower() in HLS_CONTENT_TYPES:
+        # Written before hls_key existed: object_key is the playlist, and there is no MP4.
+        hls_key, object_key, content_type = object_key, "", ""
+    if hls_key is not None and not is_hls_key_for(video_id, hls_key):
+        log.warning(json.dumps({"event": "hls_key_outside_its_folder", "video": video_id}))
+        hls_key = None
+    return object_key, content_type, hls_key
+
+
 def _video_from_item(item: Mapping[str, Any]) -> Video:
     tier = get_s(item, "tier", "premium")
+    video_id = get_s(item, "video_id") or ""
+    object_key, content_type, hls_key = _media_from_item(item, video_id)
     return Video(
-        video_id=get_s(item, "video_id") or "",
+        video_id=video_id,
         title=get_s(item, "title") or "",
         description=get_s(item, "description") or "",
         # An unknown tier is treated as premium: fail closed.
         tier="free" if tier == "free" else "premium",
-        object_key=get_s(item, "object_key") or "",
-        content_type=get_s(item, "content_type") or "",
+        object_key=object_key,
+        content_type=content_type,
         duration_seconds=_number(item, "duration_seconds"),
         poster_key=get_s(item, "poster_key"),
         size_bytes=get_n(item, "size_bytes"),
         created_at=get_time(item, "created_at") or datetime.min.replace(tzinfo=UTC),
         published=get_bool(item, "published") and get_s(item, "catalog") == PUBLISHED,
+        hls_key=hls_key,
     )

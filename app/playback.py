@@ -10,9 +10,15 @@ entitlement is read fresh, and only for premium videos, so a grant costs at
 most one DynamoDB round trip. Every failure to read a dependency propagates
 as :class:`~app.errors.DependencyUnavailableError`: the decision fails
 closed and never signs by default. Each grant and refusal is logged as one
-JSON line (user, video, decision, key id, expiry): the audit trail of who got
-which URL. Collaborators come in through the constructor; no boto3, no
-Flask, no environment here.
+JSON line (user, video, decision, key id, expiry, format): the audit trail
+of who got which URL. Collaborators come in through the constructor; no
+boto3, no Flask, no environment here.
+
+A video with an HLS rendition is granted as HLS unless the caller asks for
+the MP4: a signed URL of the master playlist plus signed cookies whose custom
+policy opens exactly ``<site>/videos/<id>/hls/*`` (the folder comes from the
+video id, never from where a playlist happens to sit), for cookie path
+``/videos/<id>/``. An MP4 grant is one signed URL and no cookies.
 """
 
 from __future__ import annotations
@@ -22,23 +28,25 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from app.errors import DependencyUnavailableError, PremiumRequiredError, VidgateError
+from app.catalog import HLS_CONTENT_TYPE, Format, hls_folder, video_folder
+from app.errors import (
+    DependencyUnavailableError,
+    NotFoundError,
+    PremiumRequiredError,
+    VidgateError,
+)
 from app.signing import object_key_to_path
 
 if TYPE_CHECKING:
     from app.auth import Principal
     from app.catalog import Video
     from app.entitlements import Entitlement
-    from app.signing import SignedCookies, SignedUrl
+    from app.signing import SignedFolder, SignedUrl
 
 log = logging.getLogger("vidgate.playback")
-
-HLS_CONTENT_TYPES = frozenset({"application/vnd.apple.mpegurl", "application/x-mpegurl"})
-"""An HLS playlist names its segments by relative URLs, which carry no signature:
-the grant adds signed cookies for the playlist's folder."""
 
 
 class EntitlementReader(Protocol):
@@ -57,11 +65,19 @@ class Signer(Protocol):
 
     def url_for_key(self, object_key: str, ttl_seconds: int) -> SignedUrl: ...
 
-    def cookies_for_prefix(self, prefix: str, ttl_seconds: int) -> SignedCookies: ...
+    def sign_folder(self, folder: str, entry_key: str, ttl_seconds: int) -> SignedFolder: ...
 
 
 class SigningFailedError(DependencyUnavailableError):
     """The signer refused the video's object key: the catalog entry cannot be served (no grant)."""
+
+
+class UnplayableVideoError(DependencyUnavailableError):
+    """The catalog entry names no media a grant may sign (no MP4, no HLS in its own folder)."""
+
+
+class FormatUnavailableError(NotFoundError):
+    """The caller asked for a format (``hls`` or ``mp4``) this video does not have."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +85,8 @@ class Grant:
     """Permission to fetch one video's bytes from the CDN until ``expires_at``.
 
     ``cookies`` (CloudFront-* name → value, for ``cookie_path`` on the CDN) is
-    filled only for HLS, whose segment requests cannot carry the URL's signature.
+    filled only for HLS, whose playlist and segment requests cannot carry the
+    URL's signature; they live ``lifetime_seconds``, as long as their policy.
     """
 
     url: str
@@ -77,16 +94,23 @@ class Grant:
     content_type: str
     key_pair_id: str
     video_id: str
+    format: Format = "mp4"
     cookies: dict[str, str] = field(default_factory=dict)
     cookie_path: str = "/"
+    lifetime_seconds: int = 0
 
-    def to_public(self) -> dict[str, str]:
-        """The body of ``POST /api/videos/{id}/playback`` (docs/openapi.yaml)."""
-        return {
+    def to_public(self) -> dict[str, Any]:
+        """The body of ``POST /api/videos/{id}/playback`` (docs/openapi.yaml ``Grant``)."""
+        body: dict[str, Any] = {
             "url": self.url,
             "expires_at": iso_utc(self.expires_at),
             "content_type": self.content_type,
+            "format": self.format,
         }
+        if self.cookies:
+            body["cookies"] = dict(self.cookies)
+            body["cookie_path"] = self.cookie_path
+        return body
 
 
 def iso_utc(moment: datetime) -> str:
@@ -173,18 +197,29 @@ class Playback:
     def ttl_seconds(self) -> int:
         return self._ttl
 
-    def authorize(self, principal: Principal, video_id: str, now: datetime | None = None) -> Grant:
+    def authorize(
+        self,
+        principal: Principal,
+        video_id: str,
+        now: datetime | None = None,
+        *,
+        requested: Format | None = None,
+    ) -> Grant:
         """A grant for ``principal`` to play ``video_id``, judged at ``now`` (default: the clock).
+
+        ``requested`` picks the format; None means HLS when the video has it, else MP4.
 
         :raises VideoNotFoundError: no published video has this id.
         :raises PremiumRequiredError: the video is premium and the entitlement is not active.
-        :raises DependencyUnavailableError: DynamoDB or the signer could not be used (no grant).
+        :raises FormatUnavailableError: the video has no rendition in ``requested``.
+        :raises DependencyUnavailableError: DynamoDB or the signer could not be used, or
+            the catalog entry has nothing playable (no grant).
         """
         try:
             decision = self.rule.decide(principal.user_id, video_id, now)
             if decision.refusal is not None:
                 raise decision.refusal
-            grant = self._sign(decision.video)
+            grant = self._sign(decision.video, _pick_format(decision.video, requested))
         except VidgateError as exc:
             self._log(principal, video_id, decision=exc.code, reason=type(exc).__name__)
             raise
@@ -194,19 +229,15 @@ class Playback:
             decision="grant",
             key_pair_id=grant.key_pair_id,
             expires_at=iso_utc(grant.expires_at),
+            format=grant.format,
         )
         return grant
 
-    def _sign(self, video: Video) -> Grant:
+    def _sign(self, video: Video, media: Format) -> Grant:
         try:
+            if media == "hls":
+                return self._sign_hls(video)
             signed = self._signer.url_for_key(video.object_key, self._ttl)
-            cookies: dict[str, str] = {}
-            cookie_path = "/"
-            if video.content_type.lower() in HLS_CONTENT_TYPES:
-                folder = video.object_key.rpartition("/")[0]
-                prefix = f"{folder}/" if folder else video.object_key
-                cookies = self._signer.cookies_for_prefix(prefix, self._ttl).cookies
-                cookie_path = _cookie_path(self._signer.base_url, folder)
         except ValueError as exc:  # includes InvalidObjectKeyError: a catalog entry we cannot sign
             raise SigningFailedError(f"cannot sign video {video.video_id}: {exc}") from exc
         return Grant(
@@ -215,8 +246,23 @@ class Playback:
             content_type=video.content_type,
             key_pair_id=self._signer.key_pair_id,
             video_id=video.video_id,
-            cookies=cookies,
-            cookie_path=cookie_path,
+            format="mp4",
+        )
+
+    def _sign_hls(self, video: Video) -> Grant:
+        if video.hls_key is None:
+            raise UnplayableVideoError(f"video {video.video_id} has no HLS playlist")
+        folder = self._signer.sign_folder(hls_folder(video.video_id), video.hls_key, self._ttl)
+        return Grant(
+            url=folder.url,
+            expires_at=datetime.fromtimestamp(folder.expires_at, tz=UTC),
+            content_type=HLS_CONTENT_TYPE,
+            key_pair_id=self._signer.key_pair_id,
+            video_id=video.video_id,
+            format="hls",
+            cookies=folder.cookies,
+            cookie_path=_cookie_path(self._signer.base_url, video_folder(video.video_id)),
+            lifetime_seconds=folder.lifetime_seconds,
         )
 
     @staticmethod
@@ -233,6 +279,17 @@ class Playback:
         log.info(json.dumps(record, separators=(",", ":")))
 
 
+def _pick_format(video: Video, requested: Format | None) -> Format:
+    formats = video.formats  # never HLS whose playlist lies outside videos/<id>/hls/
+    if requested is None:
+        if not formats:
+            raise UnplayableVideoError(f"video {video.video_id} has no playable media")
+        return formats[0]
+    if requested not in formats:
+        raise FormatUnavailableError(f"this video has no {requested} rendition")
+    return requested
+
+
 def _cookie_path(base_url: str | None, folder: str) -> str:
-    base_path = urlsplit(base_url or "").path.rstrip("/")
-    return base_path + (object_key_to_path(folder) + "/" if folder else "/")
+    """The URL path of key ``folder`` (ending with ``/``) on the CDN, after its own path."""
+    return urlsplit(base_url or "").path.rstrip("/") + object_key_to_path(folder)

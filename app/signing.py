@@ -279,6 +279,21 @@ class SignedCookies:
     expires_at: int
 
 
+@dataclass(frozen=True)
+class SignedFolder:
+    """A folder grant: cookies for every object under ``resource``, plus a URL for its entry.
+
+    The URL and the cookies expire at the same second, ``expires_at``;
+    ``lifetime_seconds`` is how long that is from the signing moment.
+    """
+
+    url: str
+    cookies: dict[str, str]
+    resource: str
+    expires_at: int
+    lifetime_seconds: int
+
+
 class UrlSigner:
     """Signs CloudFront URLs and cookies with one key of the distribution's trusted key group.
 
@@ -292,8 +307,8 @@ class UrlSigner:
     ``CloudFront-Hash-Algorithm=SHA256``.
 
     ``base_url`` (``https://dxxx.cloudfront.net``, no trailing slash needed) is
-    only used by :meth:`url_for_key` and :meth:`cookies_for_prefix`.
-    ``clock`` gives *now* for those two; ``skew_seconds`` is subtracted from an
+    only used by :meth:`url_for_key`, :meth:`cookies_for_prefix` and :meth:`sign_folder`.
+    ``clock`` gives *now* for those three; ``skew_seconds`` is subtracted from an
     explicit ``starts_at`` (module docstring).
     """
 
@@ -493,3 +508,37 @@ class UrlSigner:
         expires_at = int(self._clock()) + ttl_seconds
         resource = self.base_url + object_key_to_path(prefix) + "*"
         return SignedCookies(self.sign_cookies(resource, expires_at=expires_at, ip=ip), expires_at)
+
+    def sign_folder(self, folder: str, entry_key: str, ttl_seconds: int) -> SignedFolder:
+        """Cookies for key folder ``folder`` and a canned URL for ``entry_key`` inside it.
+
+        For an HLS rendition set: the URL names the master playlist, the cookies
+        let the player fetch the playlists and segments it names by relative URL.
+        The cookies' custom policy has ``Resource`` = ``base_url`` + the encoded
+        folder + ``*``. ``folder`` must end with ``/``: ``*`` also matches ``/``,
+        so ``videos/a*`` would open ``videos/ab/…`` too (CP-3,
+        docs/streaming.md#c-2). Both expire ``ttl_seconds`` after one reading
+        of the clock.
+
+        :raises InvalidObjectKeyError: ``folder`` or ``entry_key`` is not a valid
+            key, ``folder`` does not end with ``/``, or ``entry_key`` is not inside it.
+        """
+        if self.base_url is None:
+            raise ConfigurationError("UrlSigner needs base_url to sign object keys")
+        if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
+            raise ValueError("ttl_seconds must be a positive whole number")
+        if not folder.endswith("/"):
+            raise InvalidObjectKeyError("a folder grant's folder must end with '/'")
+        if not entry_key.startswith(folder) or len(entry_key) == len(folder):
+            raise InvalidObjectKeyError("the entry object is not inside the folder")
+        folder_path = object_key_to_path(folder)
+        entry_url = self.base_url + object_key_to_path(entry_key)
+        expires_at = int(self._clock()) + ttl_seconds
+        resource = self.base_url + folder_path + "*"
+        return SignedFolder(
+            url=self.sign_url(entry_url, expires_at=expires_at),
+            cookies=self.sign_cookies(resource, expires_at=expires_at),
+            resource=resource,
+            expires_at=expires_at,
+            lifetime_seconds=ttl_seconds,
+        )

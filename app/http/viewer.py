@@ -3,7 +3,9 @@
 One handler answers API Gateway HTTP API events (payload format 2.0) for
 the viewer routes of the HTTP API (docs/openapi.yaml)::
 
-    POST /api/videos/{id}/playback   Bearer access token → {url, expires_at, content_type}
+    POST /api/videos/{id}/playback   Bearer access token, body {} or {"format": "hls"|"mp4"}
+                                     → {url, expires_at, content_type, format[, cookies,
+                                        cookie_path]} (+ Set-Cookie CloudFront-* for HLS)
     GET  /api/videos?limit&cursor    anyone → {items, next_cursor}
     GET  /api/videos/{id}            anyone → item
     GET  /api/me                     Bearer access token → the viewer and their premium state
@@ -22,20 +24,21 @@ web app (through ``app.web.apigw``) call it.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from app.auth import Principal, extract_bearer
-from app.catalog import poster_url
+from app.catalog import FORMATS, Format, poster_url
 from app.config import Need, load_settings
 from app.dynamo import parse_limit
-from app.errors import DependencyUnavailableError, UserNotFoundError
+from app.errors import BadRequestError, DependencyUnavailableError, UserNotFoundError
 from app.http.router import Request, Response, Router, json_response
 from app.playback import Grant, Playback, iso_utc
 from app.services import Services
@@ -51,8 +54,44 @@ SIGNER_RETRY_SECONDS = 10.0
 """After the signing key failed to load, how long grants answer 503 before it is tried again."""
 
 
+GRANT_FIELDS = frozenset({"format"})
+"""The fields a playback request body may have; any other is a 400."""
+
+
 class SignerUnavailableError(DependencyUnavailableError):
     """The signing key failed to load recently; no URL until it loads."""
+
+
+def parse_grant_body(body: Mapping[str, Any]) -> Format | None:
+    """The format a playback request asks for (None: the video's best).
+
+    :raises BadRequestError: an unknown field, or a format other than ``hls`` / ``mp4``.
+    """
+    unknown = sorted(set(body) - GRANT_FIELDS)
+    if unknown:
+        raise BadRequestError(f"unknown field(s) {', '.join(unknown)[:200]}; allowed: format")
+    if "format" not in body:
+        return None
+    wanted = body["format"]
+    if not isinstance(wanted, str) or wanted not in FORMATS:
+        raise BadRequestError('format must be "hls" or "mp4"')
+    return "hls" if wanted == "hls" else "mp4"
+
+
+def grant_cookie_headers(grant: Grant, *, secure: bool) -> list[str]:
+    """One ``Set-Cookie`` value per CloudFront cookie of ``grant`` (docs/cloudfront-signing.md#k-2).
+
+    The cookies live exactly as long as their policy (``Max-Age`` and
+    ``Expires``), on ``grant.cookie_path``, ``HttpOnly; SameSite=Lax``, and
+    ``Secure`` when the site is served over HTTPS; no ``Domain`` (host-only).
+    """
+    expires = email.utils.formatdate(grant.expires_at.timestamp(), usegmt=True)
+    flags = "; Secure; HttpOnly; SameSite=Lax" if secure else "; HttpOnly; SameSite=Lax"
+    return [
+        f"{name}={value}; Path={grant.cookie_path}; Max-Age={grant.lifetime_seconds}; "
+        f"Expires={expires}{flags}"
+        for name, value in grant.cookies.items()
+    ]
 
 
 def _utc_now() -> datetime:
@@ -121,21 +160,18 @@ class ViewerApi:
         token = extract_bearer(request.header("authorization"))
         return self.services.access_verifier.verify(token)
 
-    def _grant_cookies(self, grant: Grant) -> list[str]:
-        secure = "; Secure" if self.services.settings.cdn_url.startswith("https://") else ""
-        return [
-            f"{name}={value}; Path={grant.cookie_path}{secure}; HttpOnly; SameSite=Lax"
-            for name, value in grant.cookies.items()
-        ]
 
     # --- views ---------------------------------------------------------------------
 
     def playback(self, request: Request) -> Response:
         principal = self._principal(request)
-        request.json_object()  # no fields yet; a body, if any, must be a JSON object
-        grant = self._decider().authorize(principal, request.path_params["id"], self._clock())
+        requested = parse_grant_body(request.json_object())
+        grant = self._decider().authorize(
+            principal, request.path_params["id"], self._clock(), requested=requested
+        )
         response = json_response(grant.to_public())
-        response.cookies = self._grant_cookies(grant)
+        secure = self.services.settings.cdn_url.startswith("https://")
+        response.cookies = grant_cookie_headers(grant, secure=secure)
         return response
 
     def list_videos(self, request: Request) -> Response:

@@ -6,6 +6,12 @@ template uses); the private bucket with all four Block Public Access settings;
 a CloudFront signing key pair whose private half lives in Secrets Manager; and
 the demo videos, uploaded and registered in the catalog. Running it twice
 leaves the same state.
+
+Each demo video is laid out as in AWS: its HLS renditions under
+``videos/<id>/hls/`` (:func:`upload_folder` mirrors the transcoder's ``hls``
+folder there, each file with its media type), the progressive MP4 under
+``videos/<id>/<name>.mp4`` and the public poster at ``posters/<id>.jpg``; the
+catalog entry names both the master playlist and the MP4.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from app.catalog import Video, VideoCatalog
+from app.catalog import Video, VideoCatalog, hls_folder
 from app.cognito_triggers import post_confirmation
 from app.entitlements import EntitlementStore
 from app.errors import VideoNotFoundError
@@ -36,6 +42,7 @@ from app.keys import (
     store_private_key,
 )
 from app.local.media import DEMO_VIDEOS, ensure_demo_media
+from app.signing import object_key_to_path
 from app.tables import create_tables
 from app.users import UserDirectory
 
@@ -44,6 +51,20 @@ log = logging.getLogger("vidgate.bootstrap")
 PREFIX = "vidgate-local"
 ADMIN_GROUP = "admin"
 POSTER_PREFIX = "posters/"
+MASTER_PLAYLIST = "master.m3u8"
+SHA256_METADATA = "sha256"
+"""Object metadata holding the uploaded file's SHA-256, so a re-run skips unchanged files."""
+MEDIA_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",  # progressive files and fMP4 init segments
+    ".m4a": "audio/mp4",
+    ".ts": "video/mp2t",
+    ".aac": "audio/aac",
+    ".vtt": "text/vtt",
+    ".jpg": "image/jpeg",
+}
+"""Content-Type per file suffix of what the bootstrap uploads; anything else is refused."""
 PASSWORD_POLICY = {
     "MinimumLength": 12,
     "RequireUppercase": True,
@@ -103,6 +124,93 @@ class StackState:
 
 def table_names(prefix: str = PREFIX) -> dict[str, str]:
     return {logical: f"{prefix}-{logical}" for logical in ("users", "videos", "audit", "sessions")}
+
+
+def media_type(path: Path) -> str:
+    """The Content-Type the edge (and CloudFront) serves ``path`` with.
+
+    :raises ValueError: a suffix not in :data:`MEDIA_TYPES` (never guessed).
+    """
+    try:
+        return MEDIA_TYPES[path.suffix.lower()]
+    except KeyError:
+        raise ValueError(f"no media type for {path.name!r}") from None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def upload_if_changed(s3: Any, bucket: str, key: str, path: Path, content_type: str) -> int:
+    """Put ``path`` at ``key`` unless the object already has its bytes and type; its size."""
+    size = path.stat().st_size
+    digest = _sha256(path)
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError:
+        head = None
+    if (
+        head is not None
+        and head["ContentLength"] == size
+        and head.get("ContentType") == content_type
+        and head.get("Metadata", {}).get(SHA256_METADATA) == digest
+    ):
+        return size
+    s3.upload_file(
+        str(path),
+        bucket,
+        key,
+        ExtraArgs={"ContentType": content_type, "Metadata": {SHA256_METADATA: digest}},
+    )
+    return size
+
+
+def upload_folder(s3: Any, bucket: str, folder: Path, prefix: str) -> list[str]:
+    """Mirror local ``folder`` under key ``prefix``: every file, and nothing else there.
+
+    Keys are ``prefix`` + the file's path below ``folder`` (``/``-separated);
+    each object gets the Content-Type of :func:`media_type`. Objects under
+    ``prefix`` with no local file (an older ladder's rungs) are deleted, so a
+    second run leaves exactly the folder. Returns the uploaded keys, sorted.
+
+    :raises ValueError: ``prefix`` does not end with ``/``, ``folder`` is not a
+        directory, or a file has an unknown suffix or a name S3 keys refuse
+        (checked for every file before anything is uploaded).
+    """
+    if not prefix.endswith("/"):
+        raise ValueError(f"prefix must end with '/', got {prefix!r}")
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a directory")
+    files: dict[str, tuple[Path, str]] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            key = prefix + path.relative_to(folder).as_posix()
+            object_key_to_path(key)  # raises InvalidObjectKeyError (a ValueError)
+            files[key] = (path, media_type(path))
+    for key, (path, content_type) in files.items():
+        upload_if_changed(s3, bucket, key, path, content_type)
+    stale = [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for item in page.get("Contents", [])
+        if item["Key"] not in files
+    ]
+    for start in range(0, len(stale), 1000):  # DeleteObjects takes at most 1000 keys
+        s3.delete_objects(
+            Bucket=bucket,
+            Delete={"Objects": [{"Key": key} for key in stale[start : start + 1000]]},
+        )
+    return sorted(files)
+
+
+def hls_folder_beside(mp4: Path) -> Path | None:
+    """The transcoder's ``hls`` folder next to a demo MP4 (``<out>/hls/master.m3u8``), if made."""
+    folder = mp4.parent / "hls"
+    return folder if (folder / MASTER_PLAYLIST).is_file() else None
 
 
 def key_pair_id_for(public_pem: bytes) -> str:
@@ -272,25 +380,19 @@ class Bootstrap:
             public_pem = pair.public_pem
         return key_pair_id_for(public_pem), public_pem.decode()
 
-    def _upload_if_changed(self, bucket: str, key: str, path: Path, content_type: str) -> int:
-        size = path.stat().st_size
-        try:
-            head = self.s3.head_object(Bucket=bucket, Key=key)
-            if head["ContentLength"] == size and head.get("ContentType") == content_type:
-                return size
-        except ClientError:
-            pass
-        self.s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
-        return size
-
     def _videos(self, bucket: str, catalog: VideoCatalog) -> None:
         media = ensure_demo_media(self.media_dir)
         for index, demo in enumerate(DEMO_VIDEOS):
             files = media[demo.video_id]
             object_key = OBJECT_KEYS[demo.video_id]
             poster_key = f"{POSTER_PREFIX}{demo.video_id}.jpg"
-            size = self._upload_if_changed(bucket, object_key, files.video, "video/mp4")
-            self._upload_if_changed(bucket, poster_key, files.poster, "image/jpeg")
+            size = upload_if_changed(self.s3, bucket, object_key, files.video, "video/mp4")
+            upload_if_changed(self.s3, bucket, poster_key, files.poster, "image/jpeg")
+            hls_key: str | None = None
+            renditions = hls_folder_beside(files.video)
+            if renditions is not None:
+                upload_folder(self.s3, bucket, renditions, hls_folder(demo.video_id))
+                hls_key = hls_folder(demo.video_id) + MASTER_PLAYLIST
             try:
                 created_at = catalog.get_any(demo.video_id).created_at
             except VideoNotFoundError:
@@ -309,6 +411,7 @@ class Bootstrap:
                     size_bytes=size,
                     created_at=created_at,
                     published=True,
+                    hls_key=hls_key,
                 )
             )
 

@@ -145,8 +145,12 @@ def watch(video_id: str) -> str:
 @blueprint.post("/watch/<video_id>/grant")
 @login_required
 def grant(video_id: str) -> Response:
-    """A fresh signed URL for the player, from the playback handler, answered unchanged.
+    """A fresh grant for the player, from the playback handler, answered unchanged.
 
+    The JSON body (``{}`` or ``{"format": "mp4"}``) goes to the handler as sent,
+    and the handler's ``Set-Cookie`` headers (the CloudFront cookies of an HLS
+    grant, ``Path=/videos/<id>/``) come back to the browser, which sends them
+    with the player's playlist and segment requests to the same host.
     CSRF (``X-CSRF-Token``) and the same-origin check ran before this view.
     """
     token = session_access_token()

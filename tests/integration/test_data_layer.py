@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -369,6 +370,31 @@ def test_a_stored_video_reads_back_with_every_field(ddb_target: DdbTarget) -> No
         "duration_seconds": 12.5,
         "poster_url": "https://cdn/p.jpg",
     }
+
+
+def test_hls_keys_round_trip_and_a_playlist_moved_outside_its_folder_reads_as_no_hls(
+    ddb_target: DdbTarget,
+) -> None:
+    catalog = VideoCatalog(ddb_target.client, ddb_target.tables["videos"], cache_seconds=0)
+    both = replace(_video("both", 1), hls_key="videos/both/hls/master.m3u8")
+    hls_only = replace(
+        _video("hlsonly", 2), object_key="", content_type="", hls_key="videos/hlsonly/hls/m.m3u8"
+    )
+
+    assert catalog.put(both) == both
+    assert catalog.put(hls_only) == hls_only
+    assert catalog.get("both").formats == ("hls", "mp4")
+    assert catalog.get_any("hlsonly") == hls_only
+    assert catalog.get("hlsonly").formats == ("hls",)
+
+    ddb_target.client.update_item(
+        TableName=ddb_target.tables["videos"],
+        Key={"video_id": {"S": "hlsonly"}},
+        UpdateExpression="SET hls_key = :k",
+        ExpressionAttributeValues={":k": {"S": "videos/both/hls/master.m3u8"}},
+    )
+    assert catalog.get("hlsonly").formats == ()
+    assert catalog.get("hlsonly").hls_key is None
 
 
 def test_the_catalog_lists_published_videos_newest_first_by_page(ddb_target: DdbTarget) -> None:

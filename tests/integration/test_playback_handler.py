@@ -227,7 +227,7 @@ def test_a_free_video_is_granted_and_the_edge_serves_its_bytes(stack: Stack) -> 
 
     assert result["statusCode"] == 200, result
     grant = body(result)
-    assert set(grant) == {"url", "expires_at", "content_type"}
+    assert set(grant) == {"url", "expires_at", "content_type", "format"}
     assert grant["content_type"] == "video/mp4"
     assert grant["url"].startswith(f"{stack.edge.url}/videos/{FREE}/clip.mp4?")
     fetched = requests.get(grant["url"], timeout=10)

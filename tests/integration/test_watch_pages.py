@@ -31,7 +31,7 @@ from tests.stackproc import RunningStack
 pytestmark = pytest.mark.integration
 
 DEMO_TIERS = {"free-sampler": "free", "premium-aurora": "premium", "premium-mandelbrot": "premium"}
-GRANT_KEYS = {"url", "expires_at", "content_type"}
+GRANT_KEYS = {"url", "expires_at", "content_type", "format"}
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 TRACEBACK_MARKERS = ("Traceback", 'File "', "BadRequestError", "werkzeug", "botocore")
 TIMEOUT = 15

@@ -1,4 +1,9 @@
-"""The playback decision with in-memory fakes and a real signer: who gets a URL, who does not."""
+"""The playback decision with in-memory fakes and a real signer: who gets a URL, who does not.
+
+HLS grants are checked down to their cookies: the custom policy's ``Resource``
+is exactly the video's own ``videos/<id>/hls/`` folder, whatever the catalog
+entry says, and the edge's own matcher confirms it opens no other video.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,28 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.auth import Principal
-from app.catalog import Video
+from app.catalog import Format, Video
 from app.entitlements import Entitlement
-from app.errors import DependencyUnavailableError, PremiumRequiredError, VideoNotFoundError
-from app.playback import Grant, Playback, SigningFailedError, iso_utc
-from app.signing import SignedCookies, SignedUrl, UrlSigner
+from app.errors import (
+    DependencyUnavailableError,
+    NotFoundError,
+    PremiumRequiredError,
+    VideoNotFoundError,
+)
+from app.local.edge import resource_matches
+from app.playback import (
+    FormatUnavailableError,
+    Grant,
+    Playback,
+    SigningFailedError,
+    UnplayableVideoError,
+    iso_utc,
+)
+from app.signing import SignedFolder, SignedUrl, UrlSigner, cloudfront_b64decode
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 TTL = 300
@@ -28,19 +47,25 @@ BOB = Principal("sub-bob", "bob", None, (), "access", int(NOW.timestamp()) + 360
 
 
 def video(
-    video_id: str, tier: str, *, key: str | None = None, content_type: str = "video/mp4"
+    video_id: str,
+    tier: str,
+    *,
+    key: str | None = None,
+    content_type: str = "video/mp4",
+    hls_key: str | None = None,
 ) -> Video:
     return Video(
         video_id=video_id,
         title=video_id.title(),
         description="",
         tier=tier,  # type: ignore[arg-type]
-        object_key=key or f"videos/{video_id}/{video_id}.mp4",
+        object_key=key if key is not None else f"videos/{video_id}/{video_id}.mp4",
         content_type=content_type,
         duration_seconds=12.5,
         poster_key=None,
         size_bytes=1000,
         created_at=NOW,
+        hls_key=hls_key,
     )
 
 
@@ -85,11 +110,9 @@ class CountingSigner(UrlSigner):
         self.signed += 1
         return super().url_for_key(object_key, ttl_seconds, ip=ip)
 
-    def cookies_for_prefix(
-        self, prefix: str, ttl_seconds: int, *, ip: str | None = None
-    ) -> SignedCookies:
+    def sign_folder(self, folder: str, entry_key: str, ttl_seconds: int) -> SignedFolder:
         self.signed += 1
-        return super().cookies_for_prefix(prefix, ttl_seconds, ip=ip)
+        return super().sign_folder(folder, entry_key, ttl_seconds)
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +136,9 @@ def catalog() -> FakeCatalog:
         {
             "free-sampler": video("free-sampler", "free"),
             "premium-aurora": video("premium-aurora", "premium"),
-            "hls-show": video(
-                "hls-show",
-                "premium",
-                key="videos/hls show/master.m3u8",
-                content_type="application/vnd.apple.mpegurl",
+            "hls-show": video("hls-show", "premium", hls_key="videos/hls-show/hls/master.m3u8"),
+            "hls-only": video(
+                "hls-only", "free", key="", content_type="", hls_key="videos/hls-only/hls/m.m3u8"
             ),
         }
     )
@@ -250,6 +271,7 @@ def test_the_url_expires_ttl_seconds_after_now_and_the_api_shows_it_in_utc(
         "url": grant.url,
         "expires_at": "2026-03-01T12:05:00Z",
         "content_type": "video/mp4",
+        "format": "mp4",
     }
 
 
@@ -264,24 +286,192 @@ def test_the_clock_is_used_when_no_time_is_given(
         late.authorize(ALICE, "premium-aurora")
 
 
-def test_an_hls_grant_adds_signed_cookies_for_the_playlist_folder(
+def _policy(grant: Grant) -> dict[str, object]:
+    document: dict[str, object] = json.loads(
+        cloudfront_b64decode(grant.cookies["CloudFront-Policy"])
+    )
+    return document
+
+
+def _statement(grant: Grant) -> dict[str, object]:
+    statements = _policy(grant)["Statement"]
+    assert isinstance(statements, list) and len(statements) == 1
+    statement: dict[str, object] = statements[0]
+    return statement
+
+
+def test_an_hls_video_is_granted_as_hls_with_cookies_for_exactly_its_own_folder(
+    playback: Playback, entitlements: FakeEntitlements, private_key: ec.EllipticCurvePrivateKey
+) -> None:
+    entitlements.grant(ALICE.user_id)
+
+    grant = playback.authorize(ALICE, "hls-show", NOW)
+
+    assert grant.format == "hls"
+    assert grant.content_type == "application/vnd.apple.mpegurl"
+    assert grant.url.startswith(f"{CDN}/videos/hls-show/hls/master.m3u8?Expires=")
+    assert list(grant.cookies) == [
+        "CloudFront-Policy",
+        "CloudFront-Signature",
+        "CloudFront-Key-Pair-Id",
+        "CloudFront-Hash-Algorithm",
+    ]
+    expires = int((NOW + timedelta(seconds=TTL)).timestamp())
+    assert _statement(grant) == {
+        "Resource": f"{CDN}/videos/hls-show/hls/*",
+        "Condition": {"DateLessThan": {"AWS:EpochTime": expires}},
+    }
+    document = cloudfront_b64decode(grant.cookies["CloudFront-Policy"])
+    signature = cloudfront_b64decode(grant.cookies["CloudFront-Signature"])
+    private_key.public_key().verify(signature, document, ec.ECDSA(hashes.SHA256()))
+    assert grant.cookies["CloudFront-Key-Pair-Id"] == KEY_ID
+    assert grant.cookie_path == "/videos/hls-show/"
+    assert grant.expires_at == NOW + timedelta(seconds=TTL)
+    assert grant.lifetime_seconds == TTL
+
+
+def test_the_cookie_policy_opens_the_videos_renditions_and_nothing_else(
+    playback: Playback, entitlements: FakeEntitlements
+) -> None:
+    entitlements.grant(ALICE.user_id)
+    resource = str(_statement(playback.authorize(ALICE, "hls-show", NOW))["Resource"])
+
+    def opens(path: str) -> bool:
+        return resource_matches(
+            resource, scheme="https", host="d111111abcdef8.cloudfront.net", path=path, query=""
+        )
+
+    assert opens("/videos/hls-show/hls/master.m3u8")
+    assert opens("/videos/hls-show/hls/720p/seg_00001.m4s")
+    assert not opens("/videos/hls-show/show.mp4")
+    assert not opens("/videos/hls-show/hlsx/master.m3u8")
+    assert not opens("/videos/hls-show2/hls/master.m3u8")
+    assert not opens("/videos/other/hls/master.m3u8")
+
+
+def test_an_hls_grant_shows_its_cookies_and_their_path_in_the_body(
     playback: Playback, entitlements: FakeEntitlements
 ) -> None:
     entitlements.grant(ALICE.user_id)
 
     grant = playback.authorize(ALICE, "hls-show", NOW)
 
-    assert grant.url.startswith(f"{CDN}/videos/hls%20show/master.m3u8?")
-    assert set(grant.cookies) >= {
-        "CloudFront-Policy",
-        "CloudFront-Signature",
-        "CloudFront-Key-Pair-Id",
+    assert grant.to_public() == {
+        "url": grant.url,
+        "expires_at": "2026-03-01T12:05:00Z",
+        "content_type": "application/vnd.apple.mpegurl",
+        "format": "hls",
+        "cookies": grant.cookies,
+        "cookie_path": "/videos/hls-show/",
     }
-    assert grant.cookie_path == "/videos/hls%20show/"
 
 
-def test_an_mp4_grant_carries_no_cookies(playback: Playback) -> None:
-    assert playback.authorize(BOB, "free-sampler", NOW).cookies == {}
+def test_asking_for_mp4_gives_the_progressive_fallback_without_cookies(
+    playback: Playback, entitlements: FakeEntitlements
+) -> None:
+    entitlements.grant(ALICE.user_id)
+
+    grant = playback.authorize(ALICE, "hls-show", NOW, requested="mp4")
+
+    assert grant.format == "mp4"
+    assert grant.content_type == "video/mp4"
+    assert grant.url.startswith(f"{CDN}/videos/hls-show/hls-show.mp4?Expires=")
+    assert grant.cookies == {}
+    assert "cookies" not in grant.to_public()
+
+
+def test_an_mp4_only_video_is_granted_as_mp4_and_asking_for_hls_is_not_found(
+    playback: Playback, signer: CountingSigner
+) -> None:
+    grant = playback.authorize(BOB, "free-sampler", NOW)
+    assert (grant.format, grant.cookies) == ("mp4", {})
+    assert playback.authorize(BOB, "free-sampler", NOW, requested="mp4").format == "mp4"
+    signed = signer.signed
+
+    with pytest.raises(FormatUnavailableError) as caught:
+        playback.authorize(BOB, "free-sampler", NOW, requested="hls")
+    assert isinstance(caught.value, NotFoundError)
+    assert signer.signed == signed
+
+
+def test_an_hls_only_video_has_no_mp4_fallback(playback: Playback, signer: CountingSigner) -> None:
+    assert playback.authorize(BOB, "hls-only", NOW).format == "hls"
+    signed = signer.signed
+
+    with pytest.raises(FormatUnavailableError):
+        playback.authorize(BOB, "hls-only", NOW, requested="mp4")
+    assert signer.signed == signed
+
+
+def test_a_user_who_is_not_premium_gets_no_cookies_for_a_premium_hls_video(
+    playback: Playback, signer: CountingSigner
+) -> None:
+    requests: tuple[Format | None, ...] = (None, "hls", "mp4")
+    for requested in requests:
+        with pytest.raises(PremiumRequiredError):
+            playback.authorize(BOB, "hls-show", NOW, requested=requested)
+    assert signer.signed == 0
+
+
+MISPLACED_PLAYLISTS = [
+    "videos/other/hls/master.m3u8",  # another video's folder
+    "videos/stray/master.m3u8",  # its own folder, but not hls/
+    "videos/stray/hls/../../other/hls/master.m3u8",
+    "videos/stray/hlsx/master.m3u8",
+    "videos/shared/hls/master.m3u8",
+    "videos/stray/hls/",
+    "videos/stray/hls/master.mp4",
+]
+
+
+@pytest.mark.parametrize("hls_key", MISPLACED_PLAYLISTS)
+def test_a_playlist_outside_the_videos_own_folder_is_never_granted_as_hls(
+    playback: Playback, catalog: FakeCatalog, signer: CountingSigner, hls_key: str
+) -> None:
+    catalog.videos["stray"] = video("stray", "free", hls_key=hls_key)
+
+    fallback = playback.authorize(BOB, "stray", NOW)
+    assert (fallback.format, fallback.cookies) == ("mp4", {})
+    with pytest.raises(FormatUnavailableError):
+        playback.authorize(BOB, "stray", NOW, requested="hls")
+
+    catalog.videos["stray"] = video("stray", "free", key="", content_type="", hls_key=hls_key)
+    signed = signer.signed
+    with pytest.raises(UnplayableVideoError) as caught:
+        playback.authorize(BOB, "stray", NOW)
+    assert isinstance(caught.value, DependencyUnavailableError)
+    assert signer.signed == signed
+
+
+def test_a_renewal_reissues_the_cookies_with_a_later_expiry(
+    entitlements: FakeEntitlements, catalog: FakeCatalog, private_key: ec.EllipticCurvePrivateKey
+) -> None:
+    entitlements.grant(ALICE.user_id)
+    renewal_time = NOW + timedelta(seconds=TTL * 3 // 4)
+    grants = []
+    for moment in (NOW, renewal_time):
+        signer = UrlSigner(KEY_ID, private_key, base_url=CDN, clock=moment.timestamp)
+        decider = Playback(entitlements, catalog, signer, ttl_seconds=TTL)
+        grants.append(decider.authorize(ALICE, "hls-show", moment))
+
+    first, renewed = grants
+    assert renewed.expires_at == renewal_time + timedelta(seconds=TTL)
+    assert renewed.expires_at > first.expires_at > renewal_time
+    assert _statement(renewed)["Resource"] == _statement(first)["Resource"]
+    assert renewed.cookies["CloudFront-Policy"] != first.cookies["CloudFront-Policy"]
+    assert renewed.cookie_path == first.cookie_path
+
+
+def test_the_cookie_path_keeps_the_sites_own_path_prefix(
+    entitlements: FakeEntitlements, catalog: FakeCatalog, private_key: ec.EllipticCurvePrivateKey
+) -> None:
+    signer = UrlSigner(KEY_ID, private_key, base_url=f"{CDN}/media", clock=NOW.timestamp)
+    decider = Playback(entitlements, catalog, signer, ttl_seconds=TTL, clock=lambda: NOW)
+
+    grant = decider.authorize(BOB, "hls-only")
+
+    assert grant.cookie_path == "/media/videos/hls-only/"
+    assert _statement(grant)["Resource"] == f"{CDN}/media/videos/hls-only/hls/*"
 
 
 def test_an_object_key_the_signer_refuses_fails_closed_as_unavailable(
@@ -321,6 +511,7 @@ def test_every_grant_is_logged_as_one_json_line(
             "decision": "grant",
             "key_pair_id": KEY_ID,
             "expires_at": iso_utc(grant.expires_at),
+            "format": "mp4",
         }
     ]
 

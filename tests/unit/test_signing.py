@@ -26,7 +26,9 @@ from app.keys import (
     store_private_key,
 )
 from app.signing import (
+    InvalidObjectKeyError,
     SignedCookies,
+    SignedFolder,
     SignedUrl,
     UnsupportedSigningKeyError,
     UrlSigner,
@@ -302,6 +304,50 @@ def test_cookies_for_prefix_grant_the_encoded_folder_and_below() -> None:
     assert signed.expires_at == 1_700_000_120
     document = cloudfront_b64decode(signed.cookies["CloudFront-Policy"])
     assert json.loads(document)["Statement"][0]["Resource"] == f"{BASE}/hls/my%20video/*"
+
+
+def test_a_folder_grant_signs_the_entry_url_and_cookies_for_exactly_the_folder() -> None:
+    signer = UrlSigner("KEC", ec_key(), base_url=BASE, clock=lambda: 1_700_000_000.5)
+    signed = signer.sign_folder("videos/a/hls/", "videos/a/hls/master.m3u8", 120)
+
+    assert isinstance(signed, SignedFolder)
+    assert signed.expires_at == 1_700_000_120
+    assert signed.lifetime_seconds == 120
+    assert signed.resource == f"{BASE}/videos/a/hls/*"
+    assert signed.url.startswith(f"{BASE}/videos/a/hls/master.m3u8?Expires=1700000120&")
+    assert "CloudFront-Expires" not in signed.cookies
+    document = cloudfront_b64decode(signed.cookies["CloudFront-Policy"])
+    assert json.loads(document) == {
+        "Statement": [
+            {
+                "Resource": f"{BASE}/videos/a/hls/*",
+                "Condition": {"DateLessThan": {"AWS:EpochTime": 1_700_000_120}},
+            }
+        ]
+    }
+    signature = cloudfront_b64decode(signed.cookies["CloudFront-Signature"])
+    verify(ec_key(), signature, document, hashes.SHA256())
+    assert signed.cookies["CloudFront-Key-Pair-Id"] == "KEC"
+    assert signed.cookies["CloudFront-Hash-Algorithm"] == "SHA256"
+
+
+@pytest.mark.parametrize(
+    ("folder", "entry"),
+    [
+        ("videos/a/hls", "videos/a/hls/master.m3u8"),  # "*" after "hls" would open "hlsx/"
+        ("videos/a/hls/", "videos/b/hls/master.m3u8"),
+        ("videos/a/hls/", "videos/a/master.m3u8"),
+        ("videos/a/hls/", "videos/a/hls/"),
+        ("videos/a/../b/", "videos/a/../b/master.m3u8"),
+        ("/videos/a/hls/", "/videos/a/hls/master.m3u8"),
+    ],
+)
+def test_a_folder_grant_refuses_an_open_folder_or_an_entry_outside_it(
+    folder: str, entry: str
+) -> None:
+    signer = UrlSigner("KEC", ec_key(), base_url=BASE)
+    with pytest.raises(InvalidObjectKeyError):
+        signer.sign_folder(folder, entry, 60)
 
 
 def test_url_for_key_needs_a_base_url() -> None:

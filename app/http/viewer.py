@@ -160,7 +160,6 @@ class ViewerApi:
         token = extract_bearer(request.header("authorization"))
         return self.services.access_verifier.verify(token)
 
-
     # --- views ---------------------------------------------------------------------
 
     def playback(self, request: Request) -> Response:

@@ -22,6 +22,7 @@ mounts ``/api`` may build it first, and this one then reuses it.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -152,8 +153,15 @@ def grant(video_id: str) -> Response:
     grant, ``Path=/videos/<id>/``) come back to the browser, which sends them
     with the player's playlist and segment requests to the same host.
     CSRF (``X-CSRF-Token``) and the same-origin check ran before this view.
+    The cookie values are left out of the JSON the page sees: the browser
+    holds them as ``HttpOnly`` cookies, so page script never needs them.
     """
     token = session_access_token()
-    return invoke_as(
+    response = invoke_as(
         viewer_api(), request, path=f"/api/videos/{video_id}/playback", access_token=token
     )
+    body = response.get_json(silent=True)
+    if isinstance(body, dict) and "cookies" in body:
+        del body["cookies"]
+        response.set_data(json.dumps(body, separators=(",", ":")))
+    return response

@@ -487,18 +487,21 @@ def test_the_web_grant_route_passes_the_cloudfront_cookies_to_the_browser(stack:
     assert answer.status_code == 200, answer.text
     body = answer.get_json()
     assert body["format"] == "hls"
+    assert "cookies" not in body  # HttpOnly in the browser: page script never sees the values
+    assert body["cookie_path"] == f"/videos/{VIDEO_A}/"
     passed = [h for h in answer.headers.getlist("Set-Cookie") if h.startswith("CloudFront-")]
     assert len(passed) == len(CLOUDFRONT_COOKIES)
+    jar: dict[str, str] = {}
     for header in passed:
         name, _, rest = header.partition("=")
-        assert rest.split(";", 1)[0] == body["cookies"][name]
+        jar[name] = rest.split(";", 1)[0]
         assert f"Path=/videos/{VIDEO_A}/" in header and "HttpOnly" in header
     for name in CLOUDFRONT_COOKIES:
         stored = client.get_cookie(name, domain="localhost", path=f"/videos/{VIDEO_A}/")
-        assert stored is not None and stored.value == body["cookies"][name]
+        assert stored is not None and stored.value == jar[name]
     fetched = requests.get(
         edge_url(stack, f"videos/{VIDEO_A}/hls/360p/init.mp4"),
-        cookies=body["cookies"],
+        cookies=jar,
         timeout=TIMEOUT,
     )
     assert fetched.status_code == 200

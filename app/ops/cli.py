@@ -275,4 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as app.ops.cli, not __main__: commands raise app.ops.cli.UserError, which a
+    # __main__ copy of this module would not catch (python -m app.ops.cli dev ...).
+    from app.ops.cli import main as package_main
+
+    sys.exit(package_main())

@@ -6,7 +6,7 @@ signed-in users; whether it shows the player or the upsell page is decided
 here, on the server, before anything is rendered: a premium video for a user
 whose entitlement is not active gets a normal page explaining premium, never
 a player that would fail. The player (``static/player.js``) gets its signed
-URLs from ``POST /videos/<id>/grant``, a same-origin route protected by the
+URLs from ``POST /watch/<id>/grant``, a same-origin route protected by the
 session cookie and the ``X-CSRF-Token`` header (checked by
 :mod:`app.web.csrf` before any view runs): it calls the very playback Lambda
 handler the HTTP API uses, through :func:`app.web.apigw.invoke_as`, with the
@@ -147,7 +147,8 @@ def catalog() -> str:
     )
 
 
-@blueprint.get("/videos/<video_id>")
+# Under /watch/: the front door sends /videos/* to the bucket (docs/local-edge.md#front-door).
+@blueprint.get("/watch/<video_id>")
 @login_required
 def watch(video_id: str) -> str:
     """The player, or the upsell page when the video is premium and the user is not.
@@ -168,7 +169,7 @@ def watch(video_id: str) -> str:
     return render_template("watch.html", video=card)
 
 
-@blueprint.post("/videos/<video_id>/grant")
+@blueprint.post("/watch/<video_id>/grant")
 @login_required
 def grant(video_id: str) -> Response:
     """A fresh signed URL for the player, from the playback handler, answered unchanged.

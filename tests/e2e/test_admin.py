@@ -102,7 +102,7 @@ def test_carol_grants_premium_with_an_end_date_then_revokes_it_after_confirming(
     assert membership_in_list(carol) == ("active", f"Premium until {ends.isoformat()} 00:00 UTC")
     screenshot(carol.page, "admin-users")
     assert account_membership(bob) == ("active", f"Premium until {ends:%d %B %Y}, 00:00 UTC")
-    bob.goto("/videos/premium-aurora")
+    bob.goto("/watch/premium-aurora")
     assert bob.page.locator("#player").count() == 1, "premium bob gets the player, no upsell"
 
     revoke_with_confirmation(carol, stack)
@@ -112,7 +112,7 @@ def test_carol_grants_premium_with_an_end_date_then_revokes_it_after_confirming(
     carol.goto("/admin/users")
     assert membership_in_list(carol) == ("free", "Free")
     assert account_membership(bob) == ("inactive", "Free — premium videos are not included")
-    bob.goto("/videos/premium-aurora")
+    bob.goto("/watch/premium-aurora")
     assert bob.page.locator("article#upsell").is_visible()
 
     carol.goto("/admin/audit")
@@ -135,7 +135,7 @@ def test_revoking_bob_stops_his_playback_at_the_next_renewal(
     grant_in_list(carol, None)
     assert membership_in_list(carol) == ("active", "Premium (no end date)")
 
-    sign_in(bob, "bob", "/videos/premium-aurora")
+    sign_in(bob, "bob", "/watch/premium-aurora")
     start_playing(bob.page)
     _, playing = assert_really_plays(bob.page)
 

@@ -68,7 +68,7 @@ def test_alice_signs_in_and_a_premium_video_really_plays(
 
     with page.expect_navigation():
         card.locator("a.video-link").click()
-    assert alice.path == "/videos/premium-aurora"
+    assert alice.path == "/watch/premium-aurora"
     assert page.locator("h1#video-title").inner_text() == title
 
     start_playing(page)
@@ -83,7 +83,7 @@ def test_seeking_near_the_end_plays_through_to_the_end(
     visit: VisitorFactory, dev_stack: RunningStack
 ) -> None:
     alice = visit(dev_stack)
-    sign_in(alice, "alice", "/videos/premium-mandelbrot")
+    sign_in(alice, "alice", "/watch/premium-mandelbrot")
     page = alice.page
     start_playing(page)
 
@@ -113,7 +113,7 @@ def test_bob_gets_the_upsell_on_premium_and_plays_the_free_video(
     visit: VisitorFactory, dev_stack: RunningStack
 ) -> None:
     bob = visit(dev_stack)
-    sign_in(bob, "bob", "/videos/premium-aurora")
+    sign_in(bob, "bob", "/watch/premium-aurora")
     page = bob.page
 
     upsell = page.locator("article#upsell")
@@ -130,7 +130,7 @@ def test_bob_gets_the_upsell_on_premium_and_plays_the_free_video(
     assert bob.path == "/"
     with page.expect_navigation():
         page.locator("li.video-card[data-tier=free] a.video-link").click()
-    assert bob.path == "/videos/free-sampler"
+    assert bob.path == "/watch/free-sampler"
     start_playing(page)
     assert_really_plays(page)
     bob.problems.assert_clean()
@@ -140,7 +140,7 @@ def test_a_20_second_video_plays_to_the_end_on_6_second_urls(
     visit: VisitorFactory, short_ttl_stack: RunningStack
 ) -> None:
     alice = visit(short_ttl_stack)
-    sign_in(alice, "alice", "/videos/premium-aurora")
+    sign_in(alice, "alice", "/watch/premium-aurora")
     page = alice.page
     start_playing(page)
 
@@ -191,16 +191,16 @@ def test_sign_out_ends_the_session_and_its_cookie(
 
     alice.goto("/account")
     assert sign_in_page_for(alice.path) == "/account", alice.path
-    alice.goto("/videos/free-sampler")
-    assert sign_in_page_for(alice.path) == "/videos/free-sampler", alice.path
+    alice.goto("/watch/free-sampler")
+    assert sign_in_page_for(alice.path) == "/watch/free-sampler", alice.path
 
     # ...and after it, the same cookie is nobody's.
     stolen = visit(dev_stack)
     stolen.context.add_cookies(saved)
     stolen.goto("/account")
     assert sign_in_page_for(stolen.path) == "/account", stolen.path
-    stolen.goto("/videos/premium-aurora")
-    assert sign_in_page_for(stolen.path) == "/videos/premium-aurora", stolen.path
+    stolen.goto("/watch/premium-aurora")
+    assert sign_in_page_for(stolen.path) == "/watch/premium-aurora", stolen.path
     assert stolen.page.locator("#player").count() == 0
     alice.problems.assert_clean()
     stolen.problems.assert_clean()
@@ -213,9 +213,9 @@ def test_viewer_pages_log_no_console_errors_and_break_no_csp_rule(
     bob.goto("/")  # the catalog, signed out
     assert bob.page.locator("#catalog-sign-in-hint").is_visible()
     sign_in(bob, "bob")
-    bob.goto("/videos/premium-mandelbrot")  # the upsell page
+    bob.goto("/watch/premium-mandelbrot")  # the upsell page
     assert bob.page.locator("article#upsell").is_visible()
-    bob.goto("/videos/free-sampler")
+    bob.goto("/watch/free-sampler")
     start_playing(bob.page)
     bob.goto("/account")
     bob.goto("/")

@@ -97,7 +97,7 @@ def page_csrf(client: FlaskClient, path: str) -> str:
 def web_grant(client: FlaskClient, csrf: str, video: str = PREMIUM_VIDEO) -> Any:
     """The watch page's grant route, called as the player's fetch() does."""
     return client.post(
-        f"/videos/{video}/grant",
+        f"/watch/{video}/grant",
         headers={"X-CSRF-Token": csrf, "Accept": "application/json"},
     )
 
@@ -145,7 +145,7 @@ def test_an_emulator_outage_grants_nothing_and_grants_resume_when_it_is_back(
         app = web_app(world, services)
         browser = app.test_client()
         sign_in(browser, "alice", "Fuzz-Fault-Passw0rd!")
-        csrf = page_csrf(browser, f"/videos/{PREMIUM_VIDEO}")
+        csrf = page_csrf(browser, f"/watch/{PREMIUM_VIDEO}")
         alice = world.accounts["alice"].access_token
         assert grant(api, alice)[0] == 200
         assert web_grant(browser, csrf).status_code == 200
@@ -158,7 +158,7 @@ def test_an_emulator_outage_grants_nothing_and_grants_resume_when_it_is_back(
         from_player = web_grant(browser, csrf)
         assert from_player.status_code == 503
         assert_unavailable(503, from_player.get_json())
-        page = browser.get(f"/videos/{PREMIUM_VIDEO}", headers={"Accept": "text/html"})
+        page = browser.get(f"/watch/{PREMIUM_VIDEO}", headers={"Accept": "text/html"})
         assert page.status_code == 503
         assert page.mimetype == "text/html"
         assert "temporarily unavailable" in page.text.lower()
@@ -404,7 +404,7 @@ def test_the_web_grant_route_without_a_signing_key_is_a_503_and_the_site_stays_u
     browser = app.test_client()
     assert browser.get("/").status_code == 200
     sign_in(browser, "alice", "Fuzz-Fault-Passw0rd!")
-    csrf = page_csrf(browser, f"/videos/{PREMIUM_VIDEO}")
+    csrf = page_csrf(browser, f"/watch/{PREMIUM_VIDEO}")
 
     response = web_grant(browser, csrf)
 

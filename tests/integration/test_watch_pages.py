@@ -119,7 +119,7 @@ def bob(dev_stack: RunningStack) -> requests.Session:
 
 
 def watch(stack: RunningStack, viewer: requests.Session, video_id: str) -> requests.Response:
-    return viewer.get(f"{stack.web_url}/videos/{video_id}", timeout=TIMEOUT, allow_redirects=False)
+    return viewer.get(f"{stack.web_url}/watch/{video_id}", timeout=TIMEOUT, allow_redirects=False)
 
 
 def ask_grant(
@@ -137,7 +137,7 @@ def ask_grant(
     if origin is not None:
         headers["Origin"] = origin
     return viewer.post(
-        f"{stack.web_url}/videos/{video_id}/grant",
+        f"{stack.web_url}/watch/{video_id}/grant",
         json={},
         headers=headers,
         timeout=TIMEOUT,
@@ -163,7 +163,7 @@ def test_the_catalog_lists_the_demo_videos_with_edge_posters_and_tier_badges(
     assert DEMO_TIERS.keys() <= cards.keys()
     for video_id, tier in DEMO_TIERS.items():
         assert cards[video_id]["data-tier"] == tier
-        assert f'href="/videos/{video_id}"' in page.text
+        assert f'href="/watch/{video_id}"' in page.text
     badges = [a["data-badge"] for t, a in elements(page.text) if t == "span" and "data-badge" in a]
     assert badges.count("premium") >= 2 and badges.count("free") >= 1
     posters = [a["src"] for t, a in elements(page.text) if t == "img" and "poster" in a["class"]]
@@ -244,7 +244,7 @@ def test_an_anonymous_visitor_is_sent_to_sign_in_and_back(dev_stack: RunningStac
     assert page.status_code == 302
     target = urlsplit(page.headers["Location"])
     assert target.path == "/auth/sign-in"
-    assert parse_qs(target.query)["next"] == ["/videos/free-sampler"]
+    assert parse_qs(target.query)["next"] == ["/watch/free-sampler"]
 
 
 def test_bob_gets_the_upsell_page_for_a_premium_video_and_no_player(
@@ -266,7 +266,7 @@ def _assert_player_page(page: requests.Response, video_id: str) -> None:
     player = element_by_id(page.text, "player")
     assert player is not None, "no player on the page"
     assert player["data-video-id"] == video_id
-    assert player["data-grant-url"] == f"/videos/{video_id}/grant"
+    assert player["data-grant-url"] == f"/watch/{video_id}/grant"
     assert player["data-state"] == "loading"
     assert element_by_id(page.text, "player-video") is not None
     assert element_by_id(page.text, "player-play") is not None

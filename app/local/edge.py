@@ -71,6 +71,7 @@ StartResponse = Callable[..., Any]
 Headers = list[tuple[str, str]]
 
 MAX_URI_BYTES = 8192  # CloudFront's limit on the request URL
+_MEDIA_METHODS = frozenset({"GET", "HEAD"})
 # Presence of any of these makes a request a signed-URL request (U-7).
 _URL_SIGNING_MARKERS = ("Expires", "Policy", "Signature", "Key-Pair-Id")
 _MESSAGES = {
@@ -423,11 +424,30 @@ def _raw_path(environ: Mapping[str, Any]) -> str:
         return ""  # the default behaviour refuses it just the same
 
 
+def _bad_request(exc: FramingError) -> _Refusal:
+    return _Refusal(exc.status, "BadRequest", "Bad request.", reason=exc.reason)
+
+
 def _framing(environ: Mapping[str, Any], headers: Headers) -> Framing:
     try:
         return request_framing(environ, headers)
     except FramingError as exc:
-        raise _Refusal(exc.status, "BadRequest", "Bad request.", reason=exc.reason) from None
+        raise _bad_request(exc) from None
+
+
+def _check_method(method: str, framing: Framing, allowed: frozenset[str]) -> None:
+    """The behaviour's allowed methods; a GET with a body is refused, as CloudFront does."""
+    if method not in allowed:
+        raise _Refusal(
+            403,
+            "MethodNotAllowed",
+            "This distribution is not configured to allow the HTTP request method "
+            "that was used for this request.",
+            reason=f"method {method}",
+            headers=[("Allow", ", ".join(sorted(allowed)))],
+        )
+    if method == "GET" and framing.has_body:
+        raise _Refusal(403, "GetWithBody", "A GET request may not carry a body.", reason="body")
 
 
 def _abort_connection(environ: Mapping[str, Any]) -> None:
@@ -575,17 +595,7 @@ class EdgeApp:
         assert self._origin is not None
         headers = request_headers(environ)
         framing = _framing(environ, headers)
-        if method not in ALLOWED_METHODS:
-            raise _Refusal(
-                403,
-                "MethodNotAllowed",
-                "This distribution is not configured to allow the HTTP request method "
-                "that was used for this request.",
-                reason=f"method {method}",
-                headers=[("Allow", ", ".join(sorted(ALLOWED_METHODS)))],
-            )
-        if method == "GET" and framing.has_body:
-            raise _Refusal(403, "GetWithBody", "A GET request may not carry a body.")
+        _check_method(method, framing, ALLOWED_METHODS)
         target = _request_target(environ)
         viewer, _ = self._viewer(environ)
         try:
@@ -604,7 +614,7 @@ class EdgeApp:
                 on_broken_body=lambda: _abort_connection(environ),
             )
         except FramingError as exc:
-            raise _Refusal(exc.status, "BadRequest", "Bad request.", reason=exc.reason) from None
+            raise _bad_request(exc) from None
         except OriginError as exc:
             message = (
                 "The local edge could not connect to the web app (the origin)."
@@ -620,18 +630,7 @@ class EdgeApp:
     # -- request → object key
 
     def _handle(self, environ: dict[str, Any], method: str) -> tuple[int, Headers, Iterable[bytes]]:
-        framing = _framing(environ, request_headers(environ))
-        if method not in ("GET", "HEAD"):
-            raise _Refusal(
-                403,
-                "MethodNotAllowed",
-                "This distribution is not configured to allow the HTTP request method "
-                "that was used for this request.",
-                reason=f"method {method}",
-                headers=[("Allow", "GET, HEAD")],
-            )
-        if method == "GET" and framing.has_body:
-            raise _Refusal(403, "GetWithBody", "A GET request may not carry a body.")
+        _check_method(method, _framing(environ, request_headers(environ)), _MEDIA_METHODS)
         viewer, signing = self._viewer(environ)
         try:
             key = path_to_object_key(viewer.path)

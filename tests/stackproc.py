@@ -32,7 +32,13 @@ class RunningStack:
     output: list[str] = field(default_factory=list)
 
     @property
+    def site_url(self) -> str:
+        """The front door (the edge): the one URL a person opens."""
+        return str(self.document["site_url"])
+
+    @property
     def web_url(self) -> str:
+        """The web app's own origin, behind the edge."""
         return str(self.document["web_url"])
 
     @property

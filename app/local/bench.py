@@ -60,8 +60,7 @@ class Case:
         env = app_environment(
             state,
             endpoint=endpoint,
-            web_url="http://127.0.0.1:9",
-            edge_url="http://127.0.0.1:9",
+            site_url="http://127.0.0.1:9",
             secret_key="b" * 48,
             url_ttl_seconds=None,
         )

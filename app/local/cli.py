@@ -27,12 +27,17 @@ def _port(value: str) -> int:
 def add_dev(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dev = sub.add_parser("dev", help="run the whole product on the embedded local stack")
     dev.set_defaults(run=run)
-    dev.add_argument("--port", type=_port, default=5000, help="web app port (default 5000)")
+    dev.add_argument(
+        "--port", type=_port, default=5000, help="web app port, behind the edge (default 5000)"
+    )
     dev.add_argument(
         "--aws-port", type=_port, default=5001, help="AWS emulator port (default 5001)"
     )
     dev.add_argument(
-        "--edge-port", type=_port, default=5002, help="local CloudFront edge port (5002)"
+        "--edge-port",
+        type=_port,
+        default=5002,
+        help="the site: local CloudFront edge, the front door (default 5002)",
     )
     dev.add_argument(
         "--state-dir",

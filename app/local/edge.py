@@ -1,60 +1,30 @@
-"""The local CloudFront edge: serves the private bucket only to validly signed requests.
+"""The local CloudFront edge: the front door of the local stack, as one distribution is in AWS.
 
-A stand-in for the vidgate distribution in ``vidgate dev`` and the tests. It
-reads the bucket with its own S3 client (as CloudFront reads through its origin
-identity) and applies CloudFront's viewer rules (aws-semantics §2, §3.3):
+A WSGI stand-in for the vidgate distribution in ``vidgate dev`` and the tests.
+Its cache behaviours:
 
-* A behaviour with no signers serves the ``public_prefixes`` (posters) to anyone.
-* Every other object needs a signed URL or signed cookies from a key in the
-  trusted key group: canned or custom policy, ``*`` / ``?`` wildcards in the
-  custom ``Resource`` (CP-3), ``DateLessThan`` (required), ``DateGreaterThan``,
-  ``IpAddress`` (IPv4, checked against the connecting address; forwarding
-  headers are ignored), SHA-1 or ``Hash-Algorithm=SHA256``, RSA PKCS#1 v1.5 or
-  DER-encoded ECDSA signatures. If the query carries any of ``Expires``,
-  ``Policy``, ``Signature``, ``Key-Pair-Id`` the URL alone decides and cookies
-  are ignored (U-7).
-* The signed resource is the URL as the viewer sent it: scheme, ``Host``
-  header, raw path, and the raw query in its order minus the signing
-  parameters (``Expires``, ``Policy``, ``Signature``, ``Key-Pair-Id``,
-  ``Hash-Algorithm``; values are taken raw, not percent-decoded), so adding,
-  removing or reordering a query parameter after signing breaks a canned URL.
-  Custom-policy times are judged with the edge's clock: allowed iff
-  ``DateGreaterThan < now < DateLessThan``.
+* ``/posters/*``: the private bucket, public (a behaviour without signers);
+* ``/videos/*``: the private bucket, only to a valid CloudFront signed URL or
+  signed cookies from a key of the trusted key group;
+* everything else (the default behaviour): the web app, through
+  :class:`app.local.proxy.OriginProxy`, bodies streamed both ways.
 
-Refusals are 403 with CloudFront's XML body and codes: ``MissingKey`` (no or
-empty key id), ``InvalidKey`` (key id not in the group), ``MalformedPolicy``
-(policy not CloudFront base64, not JSON, wrong shape, no ``DateLessThan``, an
-IPv6 or malformed ``IpAddress``; or neither ``Expires`` nor ``Policy``),
-``AccessDenied`` (everything else: bad or mis-encoded signature, unknown
-``Hash-Algorithm`` value, duplicated or conflicting signing parameters, expired,
-not yet valid, wrong IP, resource mismatch). Checks run in a fixed order:
-key id → key → signing parameters → signature → policy content → conditions.
-
-Choices where CloudFront is not documented (aws-semantics §4), kept strict:
-a path must be the canonical encoding of a valid object key
-(:func:`~app.signing.path_to_object_key`), otherwise 400 ``InvalidURI`` —
-``..``, ``%2e``, needless or lower-case escapes never reach S3, so no path
-escapes a prefix or aliases another; a malformed ``Host`` is 400; a method other
-than GET/HEAD is 403 ``MethodNotAllowed`` (what CloudFront answers for a
-GET/HEAD-only behaviour); a missing object is 404 ``NoSuchKey`` (the bucket
-policy grants the edge ``s3:ListBucket``, BPA-2); an origin that cannot be
-reached is 502. Of repeated cookies the first wins.
-
-Range (V-1, V-4): a single satisfiable range → 206 + ``Content-Range``; an
-unsatisfiable one → 416 + ``Content-Range: bytes */size``; malformed or
-multiple ranges → 200 with the whole object; ``If-Range`` that does not match
-the ETag / Last-Modified → 200. HEAD answers the same headers without a body.
-Bodies are streamed from S3 GetObject (with the byte range) in ``chunk_size``
-reads; no object is ever read whole.
+Without a web-app origin the whole distribution is the bucket (every path
+signed but the public prefixes), as the media-only tests use it. The bucket is
+read with the edge's own S3 client, as CloudFront reads through its origin
+access. The signature rules, the order of checks, the refusal codes and where
+the edge differs from CloudFront are in docs/local-edge.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import ipaddress
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -72,6 +42,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from app.local.ports import LOOPBACK, ensure_free
+from app.local.proxy import (
+    ALLOWED_METHODS,
+    HEADER_DEFECTS,
+    RAW_HEADERS,
+    RAW_INPUT,
+    Framing,
+    FramingError,
+    OriginError,
+    OriginProxy,
+    request_framing,
+    request_headers,
+)
 from app.signing import (
     MAX_EPOCH,
     SIGNING_PARAMS,
@@ -89,6 +71,7 @@ StartResponse = Callable[..., Any]
 Headers = list[tuple[str, str]]
 
 MAX_URI_BYTES = 8192  # CloudFront's limit on the request URL
+_MEDIA_METHODS = frozenset({"GET", "HEAD"})
 # Presence of any of these makes a request a signed-URL request (U-7).
 _URL_SIGNING_MARKERS = ("Expires", "Policy", "Signature", "Key-Pair-Id")
 _MESSAGES = {
@@ -405,8 +388,74 @@ def _http_date(value: Any) -> str | None:
         return None
 
 
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
 def _status_line(status: int) -> str:
-    return f"{status} {HTTPStatus(status).phrase}"
+    return f"{status} {_phrase(status)}"
+
+
+def _request_target(environ: Mapping[str, Any]) -> str:
+    """The raw request target in origin form (path and query), checked as CloudFront would."""
+    raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw_uri is None:  # a WSGI server that keeps no raw URI: rebuild a canonical one
+        path = quote(environ.get("PATH_INFO", "").encode("latin-1"), safe="/")
+        query = environ.get("QUERY_STRING", "")
+        raw_uri = path + (f"?{query}" if query else "")
+    if len(raw_uri) > MAX_URI_BYTES:
+        raise _Refusal(414, "UriTooLong", "Request-URI Too Large", reason=f"{len(raw_uri)} bytes")
+    if not _PRINTABLE_ASCII.fullmatch(raw_uri):
+        raise _Refusal(400, "InvalidURI", "Invalid URI", reason="non-ASCII or blank in the URI")
+    if raw_uri.startswith(("http://", "https://")):  # absolute-form request target
+        after_scheme = raw_uri.split("://", 1)[1]
+        raw_uri = "/" + after_scheme.partition("/")[2]
+    return str(raw_uri)
+
+
+def _raw_path(environ: Mapping[str, Any]) -> str:
+    """The raw path the behaviours are matched on; "" when the target itself is refused."""
+    try:
+        return _request_target(environ).partition("?")[0]
+    except _Refusal:
+        return ""  # the default behaviour refuses it just the same
+
+
+def _bad_request(exc: FramingError) -> _Refusal:
+    return _Refusal(exc.status, "BadRequest", "Bad request.", reason=exc.reason)
+
+
+def _framing(environ: Mapping[str, Any], headers: Headers) -> Framing:
+    try:
+        return request_framing(environ, headers)
+    except FramingError as exc:
+        raise _bad_request(exc) from None
+
+
+def _check_method(method: str, framing: Framing, allowed: frozenset[str]) -> None:
+    """The behaviour's allowed methods; a GET with a body is refused, as CloudFront does."""
+    if method not in allowed:
+        raise _Refusal(
+            403,
+            "MethodNotAllowed",
+            "This distribution is not configured to allow the HTTP request method "
+            "that was used for this request.",
+            reason=f"method {method}",
+            headers=[("Allow", ", ".join(sorted(allowed)))],
+        )
+    if method == "GET" and framing.has_body:
+        raise _Refusal(403, "GetWithBody", "A GET request may not carry a body.", reason="body")
+
+
+def _abort_connection(environ: Mapping[str, Any]) -> None:
+    """Cut the viewer's connection (after a broken origin body) so it cannot look complete."""
+    connection = environ.get("werkzeug.socket")
+    if isinstance(connection, socket.socket):
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
 
 
 class _S3Stream:
@@ -436,11 +485,13 @@ class _S3Stream:
 
 
 class EdgeApp:
-    """The local CloudFront distribution as a WSGI app (see the module docstring for the rules).
+    """The local CloudFront distribution as a WSGI app (see the module docstring).
 
     ``trusted_keys`` is the key group: key id → public key (object or PEM),
     parsed once here. ``public_prefixes`` are object-key prefixes served without
-    a signature (a cache behaviour without trusted signers).
+    a signature (a cache behaviour without trusted signers). With ``origin`` (the
+    web app), only paths under ``media_prefixes`` go to the bucket and every
+    other request is proxied there; without it, every path is the bucket's.
     """
 
     def __init__(
@@ -450,15 +501,20 @@ class EdgeApp:
         bucket: str,
         trusted_keys: Mapping[str, PublicKey | bytes | str],
         public_prefixes: tuple[str, ...] = ("posters/",),
+        origin: OriginProxy | None = None,
+        media_prefixes: tuple[str, ...] = ("videos/", "posters/"),
         clock: Callable[[], float] = time.time,
         chunk_size: int = 256 * 1024,
     ) -> None:
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
-        if any(not prefix or prefix.startswith("/") for prefix in public_prefixes):
-            raise ValueError(
-                "public prefixes are non-empty object-key prefixes without a leading '/'"
-            )
+        for prefixes in (public_prefixes, media_prefixes):
+            if any(not prefix or prefix.startswith("/") for prefix in prefixes):
+                raise ValueError("prefixes are non-empty object-key prefixes without a leading '/'")
+        if origin is not None and not all(
+            public.startswith(tuple(media_prefixes)) for public in public_prefixes
+        ):
+            raise ValueError("with a web-app origin, public prefixes must be media prefixes too")
         self._s3 = s3_client
         self._bucket = bucket
         # A PEM round trip validates key objects too (RSA-2048 / P-256 public keys only).
@@ -467,23 +523,36 @@ class EdgeApp:
             for key_id, key in trusted_keys.items()
         }
         self._public_prefixes = tuple(public_prefixes)
+        self._origin = origin
+        # Path patterns like CloudFront's ("videos/*"): matched on the raw path, case-sensitive.
+        self._media_paths = tuple("/" + prefix for prefix in media_prefixes)
         self._clock = clock
         self._chunk_size = chunk_size
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
+        to_origin = self._origin is not None and not _raw_path(environ).startswith(
+            self._media_paths
+        )
         try:
-            status, headers, body = self._handle(environ, method)
+            if to_origin:
+                status_line, headers, body = self._proxy(environ, method)
+            else:
+                status, headers, body = self._handle(environ, method)
+                status_line = _status_line(status)
         except _Refusal as refusal:
             if refusal.status >= 500:
                 logger.warning("edge %s: %s", refusal.code, refusal.reason)
             else:
                 logger.info("edge refused (%s): %s", refusal.code, refusal.reason)
-            status, headers, body = self._error(refusal)
+            status, headers, body = self._error(refusal, page=to_origin)
+            status_line = _status_line(status)
         except Exception:
             logger.exception("edge failed on %s %s", method, environ.get("RAW_URI", ""))
-            status, headers, body = self._error(_Refusal(500, "InternalError", "Internal error"))
-        start_response(_status_line(status), headers)
+            failure = _Refusal(500, "InternalError", "Internal error")
+            status, headers, body = self._error(failure, page=to_origin)
+            status_line = _status_line(status)
+        start_response(status_line, headers)
         if method == "HEAD":
             if hasattr(body, "close"):
                 body.close()
@@ -491,33 +560,77 @@ class EdgeApp:
         return body
 
     @staticmethod
-    def _error(refusal: _Refusal) -> tuple[int, Headers, Iterable[bytes]]:
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?><Error><Code>'
-            + escape(refusal.code)
-            + "</Code><Message>"
-            + escape(refusal.message)
-            + "</Message></Error>"
-        ).encode("utf-8")
+    def _error(refusal: _Refusal, *, page: bool = False) -> tuple[int, Headers, Iterable[bytes]]:
+        """CloudFront's XML error body, or for the web app's paths, an HTML error page."""
+        if page:
+            title = f"{refusal.status} ERROR"
+            body = (
+                '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+                "<title>ERROR: The request could not be satisfied</title></head><body>"
+                f"<h1>{escape(title)}</h1><h2>The request could not be satisfied.</h2>"
+                f"<p>{escape(refusal.message)}</p>"
+                "<hr><p>Generated by the vidgate local edge (a CloudFront stand-in).</p>"
+                "</body></html>\n"
+            ).encode()
+            content_type = "text/html; charset=utf-8"
+        else:
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?><Error><Code>'
+                + escape(refusal.code)
+                + "</Code><Message>"
+                + escape(refusal.message)
+                + "</Message></Error>"
+            ).encode("utf-8")
+            content_type = "text/xml"
         headers = [
-            ("Content-Type", "text/xml"),
+            ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
             *refusal.headers,
         ]
         return refusal.status, headers, [body]
 
+    # -- the web app (default behaviour)
+
+    def _proxy(self, environ: dict[str, Any], method: str) -> tuple[str, Headers, Iterable[bytes]]:
+        assert self._origin is not None
+        headers = request_headers(environ)
+        framing = _framing(environ, headers)
+        _check_method(method, framing, ALLOWED_METHODS)
+        target = _request_target(environ)
+        viewer, _ = self._viewer(environ)
+        try:
+            answer = self._origin.forward(
+                environ,
+                method=method,
+                target=target,
+                headers=self._origin.upstream_headers(
+                    headers,
+                    framing=framing,
+                    client_ip=str(environ.get("REMOTE_ADDR", "")),
+                    scheme=viewer.scheme,
+                    host=viewer.host,
+                ),
+                framing=framing,
+                on_broken_body=lambda: _abort_connection(environ),
+            )
+        except FramingError as exc:
+            raise _bad_request(exc) from None
+        except OriginError as exc:
+            message = (
+                "The local edge could not connect to the web app (the origin)."
+                if exc.status == 502
+                else "The web app (the origin) took too long to answer."
+            )
+            code = "BadGateway" if exc.status == 502 else "GatewayTimeout"
+            raise _Refusal(exc.status, code, message, reason=exc.reason) from None
+        reason = answer.reason if _HEADER_VALUE.fullmatch(answer.reason or "") else ""
+        status_line = f"{answer.status} {reason or _phrase(answer.status)}"
+        return status_line, answer.headers, answer
+
     # -- request → object key
 
     def _handle(self, environ: dict[str, Any], method: str) -> tuple[int, Headers, Iterable[bytes]]:
-        if method not in ("GET", "HEAD"):
-            raise _Refusal(
-                403,
-                "MethodNotAllowed",
-                "This distribution is not configured to allow the HTTP request method "
-                "that was used for this request.",
-                reason=f"method {method}",
-                headers=[("Allow", "GET, HEAD")],
-            )
+        _check_method(method, _framing(environ, request_headers(environ)), _MEDIA_METHODS)
         viewer, signing = self._viewer(environ)
         try:
             key = path_to_object_key(viewer.path)
@@ -528,20 +641,7 @@ class EdgeApp:
         return self._serve(environ, method, key)
 
     def _viewer(self, environ: dict[str, Any]) -> tuple[_Viewer, dict[str, list[str]]]:
-        raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-        if raw_uri is None:  # a WSGI server that keeps no raw URI: rebuild a canonical one
-            path = quote(environ.get("PATH_INFO", "").encode("latin-1"), safe="/")
-            query = environ.get("QUERY_STRING", "")
-            raw_uri = path + (f"?{query}" if query else "")
-        if len(raw_uri) > MAX_URI_BYTES:
-            raise _Refusal(
-                414, "UriTooLong", "Request-URI Too Large", reason=f"{len(raw_uri)} bytes"
-            )
-        if not _PRINTABLE_ASCII.fullmatch(raw_uri):
-            raise _Refusal(400, "InvalidURI", "Invalid URI", reason="non-ASCII or blank in the URI")
-        if raw_uri.startswith(("http://", "https://")):  # absolute-form request target
-            after_scheme = raw_uri.split("://", 1)[1]
-            raw_uri = "/" + after_scheme.partition("/")[2]
+        raw_uri = _request_target(environ)
         raw_path, _, raw_query = raw_uri.partition("?")
         host = (
             environ.get("HTTP_HOST")
@@ -777,8 +877,44 @@ class EdgeApp:
 # --- the server ----------------------------------------------------------------
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """Werkzeug's handler with per-request logging off (errors still go to the log)."""
+class _EdgeRequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler, quiet, handing the edge the request as received.
+
+    The edge frames request bodies itself: werkzeug's environ keeps only the
+    last of repeated ``Content-Length`` fields and decodes ``chunked``
+    leniently, so the raw fields and the undecoded stream go in the environ.
+    Werkzeug closes every connection after one response, so no second request
+    ever follows on the same connection.
+    """
+
+    def make_environ(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().make_environ()
+        environ[RAW_HEADERS] = list(self.headers.items())
+        environ[HEADER_DEFECTS] = bool(self.headers.defects)
+        environ["wsgi.input"] = self.rfile
+        environ.pop("wsgi.input_terminated", None)
+        environ[RAW_INPUT] = True
+        return environ
+
+    _defaults_due: frozenset[str] = frozenset()
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # Server and Date only where the answer has none (a proxied one keeps the web app's).
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self._defaults_due = frozenset({"server", "date"})
+
+    def send_header(self, keyword: str, value: str) -> None:
+        self._defaults_due = self._defaults_due - {keyword.lower()}
+        super().send_header(keyword, value)
+
+    def end_headers(self) -> None:
+        due, self._defaults_due = self._defaults_due, frozenset()
+        if "server" in due:
+            super().send_header("Server", self.version_string())
+        if "date" in due:
+            super().send_header("Date", self.date_time_string())
+        super().end_headers()
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return None
@@ -816,7 +952,7 @@ def serve_edge(app: EdgeApp, port: int = 0) -> EdgeServer:
     """
     if port:
         ensure_free(port, "local CloudFront edge")
-    server = make_server(LOOPBACK, port, app, threaded=True, request_handler=_QuietHandler)
+    server = make_server(LOOPBACK, port, app, threaded=True, request_handler=_EdgeRequestHandler)
     thread = threading.Thread(
         target=server.serve_forever, name=f"vidgate-edge-{server.server_port}", daemon=True
     )

@@ -6,7 +6,7 @@ gunicorn as a separate process (``-w 2 --threads 8``) with the stack's
 environment, signs ``alice`` in through the web form once per client (each
 client is a browser of its own: its own session cookie and CSRF token), and
 lets every client POST the watch page's same-origin grant route
-(``/videos/<id>/grant`` with ``X-CSRF-Token``, as the player does) in a loop
+(``/watch/<id>/grant`` with ``X-CSRF-Token``, as the player does) in a loop
 for a fixed time, at most ``max_requests`` in all. It reports requests,
 errors, p50/p99/max latency and requests per second. Loopback only; the
 numbers are printed, never asserted (clients and server share the machine).
@@ -116,7 +116,7 @@ def sign_in(base_url: str, username: str, password: str, video_id: str) -> Brows
     )
     if answer.status_code != 302:
         raise LoadTestError(f"sign-in of {username} answered {answer.status_code}")
-    watch = session.get(f"{base_url}/videos/{video_id}", timeout=30)
+    watch = session.get(f"{base_url}/watch/{video_id}", timeout=30)
     found = re.search(r'<meta name="csrf-token" content="([^"]+)">', watch.text)
     if watch.status_code != 200 or found is None:
         raise LoadTestError(f"the watch page of {video_id} answered {watch.status_code}")
@@ -141,7 +141,7 @@ def drive(
     max_requests: int = DEFAULT_MAX_REQUESTS,
 ) -> LoadResult:
     """Every browser POSTs the grant route in a loop until ``seconds`` or ``max_requests``."""
-    route = f"/videos/{video_id}/grant"
+    route = f"/watch/{video_id}/grant"
     result = LoadResult(clients=len(browsers), seconds=seconds, route=route)
     lock = threading.Lock()
     budget = [max_requests]

@@ -1,9 +1,10 @@
 """``vidgate dev``: the whole product on loopback, in one command.
 
-Starts the AWS emulator (its own process), bootstraps it, starts the local
-CloudFront edge and the web app (threads of this process), writes
-``<state-dir>/dev-stack.json`` (the contract in DESIGN.md), prints the URLs
-and demo accounts, says "ready", and on SIGINT/SIGTERM stops everything it
+Starts the AWS emulator (its own process), bootstraps it, starts the web app
+and the local CloudFront edge in front of it (threads of this process), writes
+``<state-dir>/dev-stack.json`` (the contract in the README), prints the one
+URL to open (the edge: the site, as one CloudFront distribution is in AWS) and
+the demo accounts, says "ready", and on SIGINT/SIGTERM stops everything it
 started.
 """
 
@@ -67,12 +68,15 @@ def app_environment(
     state: StackState,
     *,
     endpoint: str,
-    web_url: str,
-    edge_url: str,
+    site_url: str,
     secret_key: str,
     url_ttl_seconds: int | None,
 ) -> dict[str, str]:
-    """The environment the app reads (app.config), as the SAM template would set it."""
+    """The environment the app reads (app.config), as the SAM template would set it.
+
+    ``site_url`` is the front door: media and pages share its host, so it is both
+    the CDN URL and the web app's public base URL.
+    """
     env = {
         **EMULATOR_ENV,
         "AWS_ENDPOINT_URL": endpoint,
@@ -85,11 +89,11 @@ def app_environment(
         "VIDGATE_AUDIT_TABLE": state.tables["audit"],
         "VIDGATE_SESSIONS_TABLE": state.tables["sessions"],
         "VIDGATE_BUCKET": state.bucket,
-        "VIDGATE_CDN_URL": edge_url,
+        "VIDGATE_CDN_URL": site_url,
         "VIDGATE_SIGNING_KEY_SECRET": state.signing_secret_id,
         "VIDGATE_KEY_PAIR_ID": state.key_pair_id,
         "VIDGATE_SECRET_KEY": secret_key,
-        "VIDGATE_BASE_URL": web_url,
+        "VIDGATE_BASE_URL": site_url,
         # The emulator fires no Cognito triggers: the web app runs the same
         # PostConfirmation handler itself after ConfirmSignUp.
         "VIDGATE_LOCAL_TRIGGERS": "1",
@@ -100,12 +104,17 @@ def app_environment(
 
 
 def stack_document(
-    state: StackState, *, endpoint: str, web_url: str, edge_url: str
+    state: StackState, *, endpoint: str, site_url: str, web_url: str, edge_url: str
 ) -> dict[str, Any]:
-    """``dev-stack.json``: the DESIGN.md contract (keys may grow, never change)."""
+    """``dev-stack.json``: the README's contract (keys may grow, never change).
+
+    ``site_url`` is the one URL a person opens; ``web_url`` is the web app's own
+    origin (for tools); ``edge_url`` the edge's.
+    """
     return {
         "region": state.region,
         "aws_endpoint": endpoint,
+        "site_url": site_url,
         "web_url": web_url,
         "edge_url": edge_url,
         "cognito": {
@@ -145,6 +154,11 @@ class DevStack:
     def edge_url(self) -> str:
         return f"http://{LOOPBACK}:{self.options.edge_port}"
 
+    @property
+    def site_url(self) -> str:
+        """The front door: the edge serves the media and proxies everything else to the web app."""
+        return self.edge_url
+
     def start(self) -> DevStack:
         opts = self.options
         check_ports(opts)
@@ -157,9 +171,7 @@ class DevStack:
             self._stoppers.append(self.emulator.stop)
             endpoint = self.emulator.endpoint
             os.environ.update({**EMULATOR_ENV, "AWS_ENDPOINT_URL": endpoint})
-            self.say(
-                f"AWS emulator on {endpoint}; bootstrapping (first run generates demo media)..."
-            )
+            self.say("AWS emulator started; bootstrapping (first run generates demo media)...")
             session = boto3.Session(region_name=EMULATOR_ENV["AWS_REGION"])
             state = Bootstrap(
                 session,
@@ -170,16 +182,19 @@ class DevStack:
             self.environment = app_environment(
                 state,
                 endpoint=endpoint,
-                web_url=self.web_url,
-                edge_url=self.edge_url,
+                site_url=self.site_url,
                 secret_key=_secret_key(state_dir),
                 url_ttl_seconds=opts.url_ttl_seconds,
             )
             os.environ.update(self.environment)
-            self._start_edge(session, state)
             self._start_web()
+            self._start_edge(session, state)
             self.document = stack_document(
-                state, endpoint=endpoint, web_url=self.web_url, edge_url=self.edge_url
+                state,
+                endpoint=endpoint,
+                site_url=self.site_url,
+                web_url=self.web_url,
+                edge_url=self.edge_url,
             )
             (state_dir / "dev-stack.json").write_text(json.dumps(self.document, indent=2) + "\n")
             (state_dir / "dev.env").write_text(
@@ -192,11 +207,13 @@ class DevStack:
 
     def _start_edge(self, session: boto3.Session, state: StackState) -> None:
         from app.local.edge import EdgeApp, serve_edge
+        from app.local.proxy import OriginProxy
 
         edge = EdgeApp(
             s3_client=session.client("s3"),
             bucket=state.bucket,
             trusted_keys={state.key_pair_id: state.public_key_pem.encode()},
+            origin=OriginProxy(self.web_url),
         )
         handle = serve_edge(edge, self.options.edge_port)
         self._stoppers.append(handle.stop)
@@ -226,10 +243,9 @@ class DevStack:
         lines = [
             "",
             "vidgate dev stack",
-            f"  web app        {doc['web_url']}",
-            f"  CloudFront edge {doc['edge_url']}",
-            f"  AWS emulator   {doc['aws_endpoint']}",
-            f"  state          {self.options.state_dir.resolve() / 'dev-stack.json'}",
+            "",
+            f"  Open {doc['site_url']}",
+            "",
             "  demo accounts:",
         ]
         for user in doc["users"]:
@@ -237,7 +253,8 @@ class DevStack:
                 "admin" if "admin" in user["groups"] else ("premium" if user["premium"] else "free")
             )
             lines.append(f"    {user['username']:<6} {user['password']:<24} ({role})")
-        lines += ["", "ready"]
+        state_file = self.options.state_dir.resolve() / "dev-stack.json"
+        lines += ["", f"  every endpoint, for tools: {state_file}", "", "ready"]
         return "\n".join(lines)
 
 

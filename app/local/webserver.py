@@ -1,4 +1,10 @@
-"""Serve a WSGI app on loopback from a background thread (werkzeug, threaded, quiet)."""
+"""Serve a WSGI app on loopback from a background thread (werkzeug, threaded, quiet).
+
+:func:`serve_web` serves the Flask web app behind exactly one trusted proxy
+hop, the local edge: werkzeug's ``ProxyFix`` takes the client address, scheme
+and host from the last ``X-Forwarded-For`` / ``-Proto`` / ``-Host`` entry the
+edge sets (docs/local-edge.md#front-door).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from app.local.ports import LOOPBACK
@@ -41,8 +48,18 @@ def serve_wsgi(app: Any, port: int, *, name: str = "wsgi") -> ServerHandle:
     return ServerHandle(server, thread)
 
 
+TRUSTED_PROXY_HOPS = 1
+"""The local edge, and nothing else, stands in front of the web app."""
+
+
+def behind_edge(app: Any) -> Any:
+    """``app`` trusting the forwarding headers of exactly one proxy hop (the edge)."""
+    hops = TRUSTED_PROXY_HOPS
+    return ProxyFix(app, x_for=hops, x_proto=hops, x_host=hops)
+
+
 def serve_web(port: int) -> ServerHandle:
-    """The Flask web app, configured from the environment like in AWS."""
+    """The Flask web app, configured from the environment like in AWS, behind the edge."""
     from app.web import create_app
 
-    return serve_wsgi(create_app(), port, name="web")
+    return serve_wsgi(behind_edge(create_app()), port, name="web")

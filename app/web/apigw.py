@@ -93,6 +93,8 @@ def build_event(
                 "method": http_request.method,
                 "path": path,
                 "protocol": http_request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+                # The request's peer: behind the local edge, the viewer (the web server
+                # trusts one proxy hop: docs/local-edge.md#proxy-headers).
                 "sourceIp": http_request.remote_addr or "",
                 "userAgent": http_request.headers.get("User-Agent", ""),
             },

@@ -123,6 +123,7 @@ def catalog() -> str:
     )
 
 
+# Under /watch/: the front door sends /videos/* to the bucket (docs/local-edge.md#front-door).
 @blueprint.get("/watch/<video_id>")
 @login_required
 def watch(video_id: str) -> str:

@@ -7,6 +7,10 @@ the reason on a developer machine, and fail when ``VIDGATE_REQUIRE_BROWSER=1``
 (``.ci/run`` sets it), so CI cannot pass without having driven a browser. The
 check runs before any stack starts.
 
+Visitors open a stack's ``site_url``: the local edge, the one front door,
+which serves the media and proxies pages and the API to the web app, so pages
+and videos share one origin (as behind CloudFront).
+
 Two stacks: the session's shared ``dev_stack`` (default options) for the
 scenarios that change nothing, and ``short_ttl_stack``, this package's own
 ``vidgate dev --url-ttl 6``, for renewals, and for the admin scenarios that

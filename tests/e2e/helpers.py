@@ -1,7 +1,8 @@
 """What the browser tests share: visitors, the real sign-in form, the player's state, screenshots.
 
 A :class:`Visitor` is one Chromium browser context (its own cookies) with one
-page, opened on a running ``vidgate dev`` stack. Every page of the context
+page, opened on a running ``vidgate dev`` stack at its ``site_url`` (the
+edge: pages and media on one host, as behind CloudFront). Every page of the context
 reports console errors, uncaught page errors and Content-Security-Policy
 violations (``securitypolicyviolation`` events, seen by a script Playwright
 injects before any page script) to the visitor's :class:`PageProblems`, and
@@ -140,7 +141,7 @@ class Visitor:
     problems: PageProblems
 
     def url(self, path: str) -> str:
-        return self.stack.web_url + path
+        return self.stack.site_url + path
 
     def goto(self, path: str) -> None:
         response = self.page.goto(self.url(path), wait_until="load")
@@ -149,7 +150,7 @@ class Visitor:
     @property
     def path(self) -> str:
         """The current page's path (and query), without the origin."""
-        return self.page.url.removeprefix(self.stack.web_url)
+        return self.page.url.removeprefix(self.stack.site_url)
 
 
 def open_visitor(browser: Browser, stack: RunningStack) -> Visitor:

@@ -1,9 +1,14 @@
-"""``vidgate dev`` as a new user meets it: one command, a ready stack, a clean stop."""
+"""``vidgate dev`` as a new user meets it: one command, one URL to open, a clean stop.
+
+The URL to open is the local edge (``site_url``): the site's pages and API come
+from the web app behind it, the media from the bucket, all on one host.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,16 +18,19 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
 from botocore.config import Config
 
 from app.catalog import VideoCatalog
 from app.local.bootstrap import Bootstrap
 from app.local.ports import LOOPBACK, free_port
+from tests.integration.test_watch_pages import elements, form_csrf, meta_csrf
 from tests.stackproc import ROOT, RunningStack, start_stack
 
 CONTRACT_KEYS = {
     "region",
     "aws_endpoint",
+    "site_url",
     "web_url",
     "edge_url",
     "cognito",
@@ -52,13 +60,94 @@ def test_dev_stack_json_follows_the_contract(dev_stack: RunningStack) -> None:
     assert {"key_pair_id", "algorithm", "public_key_pem"} <= doc["signing"].keys()
     assert doc["signing"]["algorithm"] == "ecdsa-p256"
     assert doc["signing"]["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
-    for url in (doc["aws_endpoint"], doc["web_url"], doc["edge_url"]):
+    for url in (doc["aws_endpoint"], doc["site_url"], doc["web_url"], doc["edge_url"]):
         assert url.startswith(f"http://{LOOPBACK}:")
+    assert doc["site_url"] == doc["edge_url"] != doc["web_url"]
     names = {u["username"]: u for u in doc["users"]}
     assert names["alice"]["premium"] is True
     assert names["bob"]["premium"] is False
     assert names["carol"]["groups"] == ["admin"]
     assert "ready" in dev_stack.output
+
+
+def test_it_prints_one_url_to_open_the_site_and_the_demo_accounts(dev_stack: RunningStack) -> None:
+    printed = "\n".join(dev_stack.output)
+    assert re.findall(r"https?://[^\s]+", printed) == [dev_stack.site_url]
+    assert f"Open {dev_stack.site_url}" in printed
+    for user in dev_stack.document["users"]:
+        assert f"{user['username']:<6} {user['password']}" in printed
+
+
+TIMEOUT = 15
+
+
+def _sign_in_at_the_site(stack: RunningStack, username: str) -> requests.Session:
+    browser = requests.Session()
+    form = browser.get(f"{stack.site_url}/auth/sign-in", timeout=TIMEOUT)
+    assert form.status_code == 200
+    done = browser.post(
+        f"{stack.site_url}/auth/sign-in",
+        data={
+            "csrf_token": form_csrf(form.text),
+            "identifier": username,
+            "password": stack.user(username)["password"],
+            "next": "/",
+        },
+        headers={"Origin": stack.site_url},
+        timeout=TIMEOUT,
+    )
+    assert done.status_code == 200, done.text[:300]
+    assert done.url == f"{stack.site_url}/"
+    assert f"Account ({username})" in done.text
+    return browser
+
+
+def test_the_site_serves_pages_posters_and_media_on_one_host(dev_stack: RunningStack) -> None:
+    site = dev_stack.site_url
+    home = requests.get(f"{site}/", timeout=TIMEOUT)
+    assert home.status_code == 200
+    media_src = next(
+        d.split()[1:]
+        for d in home.headers["Content-Security-Policy"].split(";")
+        if d.split()[:1] == ["media-src"]
+    )
+    assert "'self'" in media_src
+    posters = [a["src"] for t, a in elements(home.text) if t == "img" and "/posters/" in a["src"]]
+    assert posters and all(src.startswith(f"{site}/posters/") for src in posters)
+    assert requests.get(posters[0], timeout=TIMEOUT).headers["Content-Type"] == "image/jpeg"
+
+    alice = _sign_in_at_the_site(dev_stack, "alice")
+    page = alice.get(f"{site}/watch/premium-aurora", timeout=TIMEOUT)
+    assert page.status_code == 200
+    grant = alice.post(
+        f"{site}/watch/premium-aurora/grant",
+        json={},
+        headers={"X-CSRF-Token": meta_csrf(page.text), "Origin": site},
+        timeout=TIMEOUT,
+    )
+    assert grant.status_code == 200, grant.text[:300]
+    url = grant.json()["url"]
+    assert url.startswith(f"{site}/videos/premium-aurora/")
+    first = alice.get(url, headers={"Range": "bytes=0-1023"}, timeout=TIMEOUT)
+    assert first.status_code == 206
+    assert first.content[4:8] == b"ftyp"
+    unsigned = alice.get(url.split("?", 1)[0], timeout=TIMEOUT)
+    assert unsigned.status_code == 403
+    assert b"<Code>MissingKey</Code>" in unsigned.content
+
+
+def test_the_site_and_the_web_app_answer_the_same_pages(dev_stack: RunningStack) -> None:
+    for path in ("/auth/sign-in", "/api/videos?limit=2", "/no-such-page"):
+        through_edge = requests.get(dev_stack.site_url + path, timeout=TIMEOUT)
+        direct = requests.get(dev_stack.web_url + path, timeout=TIMEOUT)
+        assert through_edge.status_code == direct.status_code, path
+        assert through_edge.headers["Content-Type"] == direct.headers["Content-Type"], path
+    listing = requests.get(f"{dev_stack.site_url}/api/videos?limit=2", timeout=TIMEOUT).json()
+    assert all(
+        item["poster_url"].startswith(f"{dev_stack.site_url}/posters/")
+        for item in listing["items"]
+        if item["poster_url"]
+    )
 
 
 def test_alice_can_sign_in_with_user_password_auth(dev_stack: RunningStack) -> None:

@@ -3,8 +3,8 @@
 A :class:`Ladder` holds the H.264 video rungs (size, average and peak bit rate,
 VBV buffer, profile, level), the AAC-LC audio rendition and the segment and
 key-frame timing. :func:`plan` chooses the rungs for one source and sizes them
-(never above the source, aspect ratio kept, even dimensions, the H.264 level
-the frame rate needs). Nothing here runs an encoder: the local ffmpeg
+(never above the source, aspect ratio kept, even dimensions, the lowest H.264
+level their size and frame rate need). Nothing here runs an encoder: the local ffmpeg
 transcoder and a cloud transcoding job both read the same data. The rules are
 in docs/hls-renditions.md.
 """
@@ -144,8 +144,10 @@ def avc_codecs(profile: Profile, level_idc: int) -> str:
 class VideoRung:
     """One H.264 rendition of the ladder, for a 16:9 landscape frame.
 
-    ``level`` is the level for up to 30 frames a second; :func:`plan` raises it
-    when the source's frame rate needs more.
+    ``level`` is the rung's level at its full size and up to 30 frames a second.
+    :func:`plan` encodes each source at the lowest level its real size and rate
+    need, which is lower for a smaller picture and higher above 30 fps
+    (docs/hls-renditions.md#hls-4).
     """
 
     name: str
@@ -309,7 +311,7 @@ def plan(
             buffer_kbits=rung.buffer_kbits,
             profile=rung.profile,
         )
-        planned.append(PlannedRendition(rung, out_w, out_h, rate, max(rung.level, level)))
+        planned.append(PlannedRendition(rung, out_w, out_h, rate, level))
     if not planned:
         raise UnsupportedSourceError(
             f"a {width}x{height} picture is too small: every rendition needs at least "

@@ -20,6 +20,7 @@ from app.ladder import (
     VideoRung,
     avc_codecs,
     keyframe_interval_frames,
+    level_fits,
     level_name,
     minimum_level,
     output_frame_rate,
@@ -78,7 +79,7 @@ def test_a_portrait_source_turns_the_rung_frames() -> None:
 def test_a_tiny_source_still_gets_the_lowest_rung_at_its_own_size() -> None:
     planned = plan(DEFAULT_LADDER, 160, 90, FPS25)
     assert sizes(planned) == {"240p": (160, 90)}
-    assert planned[0].level == 21
+    assert planned[0].level == 13  # 60 macroblocks at 25 fps, 550 kb/s peak
 
 
 def test_a_4_3_source_fits_the_height_of_each_rung() -> None:
@@ -143,24 +144,26 @@ def test_every_plan_keeps_the_rules(width: int, height: int, fps: Fraction) -> N
         assert min(r.width, r.height) >= MIN_DIMENSION
         # The aspect ratio is kept up to the rounding to even pixels.
         assert abs(r.width * height / width - r.height) <= 2 * (1 + height / width)
-        assert r.level >= r.rung.level
-        assert (
-            minimum_level(
-                width=r.width,
-                height=r.height,
-                frame_rate=r.frame_rate,
-                peak_kbps=r.rung.peak_kbps,
-                buffer_kbits=r.rung.buffer_kbits,
-                profile=r.rung.profile,
-            )
-            <= r.level
-        )
+        # The lowest level that fits: this one does, the one below does not.
+        stream = {
+            "width": r.width,
+            "height": r.height,
+            "frame_rate": r.frame_rate,
+            "peak_kbps": r.rung.peak_kbps,
+            "buffer_kbits": r.rung.buffer_kbits,
+            "profile": r.rung.profile,
+        }
+        index = [level.level_idc for level in H264_LEVELS].index(r.level)
+        assert level_fits(H264_LEVELS[index], **stream)  # type: ignore[arg-type]
+        assert index == 0 or not level_fits(H264_LEVELS[index - 1], **stream)  # type: ignore[arg-type]
 
 
 def test_the_level_rises_with_the_frame_rate() -> None:
     at_30 = {r.name: r.level for r in plan(DEFAULT_LADDER, 1920, 1080, FPS30)}
     at_60 = {r.name: r.level for r in plan(DEFAULT_LADDER, 1920, 1080, Fraction(60))}
     assert at_30 == {"1080p": 40, "720p": 31, "480p": 31, "360p": 30, "240p": 21}
+    at_25 = {r.name: r.level for r in plan(DEFAULT_LADDER, 1920, 1080, FPS25)}
+    assert at_25["480p"] == 30  # 1620 macroblocks x 25 = 40500, the 3.0 limit: no higher
     assert at_60 == {"1080p": 42, "720p": 32, "480p": 31, "360p": 31, "240p": 30}
 
 
@@ -237,6 +240,7 @@ def test_a_planned_rendition_reports_its_own_level_in_codecs() -> None:
     by_name = {r.name: r for r in plan(DEFAULT_LADDER, 1920, 1080, Fraction(60))}
     assert by_name["1080p"].codecs == "avc1.64002a"
     assert by_name["240p"].codecs == "avc1.64001e"
+    assert progressive_rendition(plan(DEFAULT_LADDER, 854, 480, FPS25)).codecs == "avc1.64001e"
     assert by_name["1080p"].resolution == "1920x1080"
 
 

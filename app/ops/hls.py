@@ -98,7 +98,11 @@ def read_media_playlist(path: Path) -> MediaPlaylist:
     segments: list[Segment] = []
     pending: float | None = None
     ended = False
-    for raw in path.read_text().splitlines():
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PlaylistError(f"{path}: cannot be read ({exc.strerror})") from exc
+    for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("#EXT-X-VERSION:"):
             version = int(line.split(":", 1)[1])

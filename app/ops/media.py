@@ -208,7 +208,7 @@ def probe(path: Path) -> MediaInfo:
             "-nostdin",
             "-xerror",
             "-i",
-            str(path),
+            str(path.absolute()),  # a name starting with "-" must not read as an option
             "-map",
             "0:v?",
             "-map",

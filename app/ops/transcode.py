@@ -165,13 +165,16 @@ def encode_arguments(
     info: MediaInfo,
     planned: tuple[PlannedRendition, ...],
     ladder: Ladder,
-    hls_dir: Path,
     *,
     preset: str,
 ) -> list[str]:
-    """The ffmpeg arguments that encode every rendition into ``hls_dir`` in one process."""
+    """The ffmpeg arguments that encode every rendition into ``hls/``, run in the work folder.
+
+    Output names are relative: ffmpeg expands ``%`` patterns in them, so no outside
+    path may appear there; the source is absolute, so a name cannot read as an option.
+    """
     gop = keyframe_interval_frames(ladder, planned[0].frame_rate)
-    args = ["-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(source)]
+    args = ["-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(source.absolute())]
     args += ["-filter_complex", _filter_graph(info, planned)]
     for i in range(len(planned)):
         args += ["-map", f"[v{i}]"]
@@ -239,23 +242,28 @@ def encode_arguments(
         "-hls_fmp4_init_filename",
         "init_%v.mp4",
         "-hls_segment_filename",
-        str(hls_dir / "%v" / "seg_%05d.m4s"),
+        f"{HLS_DIR}/%v/seg_%05d.m4s",
         "-var_stream_map",
         " ".join(streams),
         "-progress",
         "pipe:1",
         "-nostats",
-        str(hls_dir / "%v" / MEDIA_PLAYLIST),
+        f"{HLS_DIR}/%v/{MEDIA_PLAYLIST}",
     ]
     return args
 
 
 def _run_with_progress(
-    source: Path, args: list[str], parser: ProgressParser, progress: ProgressCallback | None
+    source: Path,
+    args: list[str],
+    work: Path,
+    parser: ProgressParser,
+    progress: ProgressCallback | None,
 ) -> None:
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv, the wheel's own ffmpeg
             [ffmpeg_exe(), *args],
+            cwd=work,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -279,9 +287,10 @@ def _run_with_progress(
             raise EncodeFailedError(source, f"ffmpeg failed encoding it: {tail}")
 
 
-def _run(source: Path, args: list[str], what: str) -> None:
+def _run(source: Path, args: list[str], work: Path, what: str) -> None:
     proc = subprocess.run(  # noqa: S603 - fixed argv, the wheel's own ffmpeg
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
+        cwd=work,
         capture_output=True,
         text=True,
         errors="replace",
@@ -354,29 +363,29 @@ def _encode(
     progress: ProgressCallback | None,
 ) -> tuple[Variant, ...]:
     hls_dir = work / HLS_DIR
-    args = encode_arguments(source, info, planned, ladder, hls_dir, preset=preset)
-    _run_with_progress(source, args, ProgressParser(info.duration), progress)
+    args = encode_arguments(source, info, planned, ladder, preset=preset)
+    _run_with_progress(source, args, work, ProgressParser(info.duration), progress)
     try:
         variants = _write_master(hls_dir, planned, ladder, info.has_audio)
     except PlaylistError as exc:
         raise EncodeFailedError(source, f"ffmpeg left an incomplete playlist: {exc}") from exc
 
     fallback = progressive_rendition(planned)
-    remux = ["-i", str(hls_dir / fallback.name / MEDIA_PLAYLIST)]
+    remux = ["-i", f"{HLS_DIR}/{fallback.name}/{MEDIA_PLAYLIST}"]
     if info.has_audio:
-        remux += ["-i", str(hls_dir / ladder.audio.name / MEDIA_PLAYLIST)]
+        remux += ["-i", f"{HLS_DIR}/{ladder.audio.name}/{MEDIA_PLAYLIST}"]
         remux += ["-map", "0:v:0", "-map", "1:a:0"]
-    mp4 = work / f"{fallback.name}.mp4"
-    _run(source, [*remux, "-c", "copy", "-movflags", "+faststart", str(mp4)], "remuxing")
+    mp4 = f"{fallback.name}.mp4"
+    _run(source, [*remux, "-c", "copy", "-movflags", "+faststart", mp4], work, "remuxing")
 
     top = planned[0]
     at = min(info.duration / 10, 10.0)
     poster = [
-        *("-ss", f"{at:.3f}", "-i", str(source), "-map", f"0:v:{info.video_index}"),
+        *("-ss", f"{at:.3f}", "-i", str(source.absolute()), "-map", f"0:v:{info.video_index}"),
         *("-frames:v", "1", "-vf", f"scale={top.width}:{top.height},setsar=1"),
-        *("-q:v", "3", str(work / POSTER)),
+        *("-q:v", "3", POSTER),
     ]
-    _run(source, poster, "taking the poster")
+    _run(source, poster, work, "taking the poster")
     return variants
 
 

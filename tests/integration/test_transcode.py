@@ -367,7 +367,10 @@ def test_a_failed_encode_leaves_the_previous_output_untouched(
 def test_an_odd_sized_video_only_source_gets_even_sizes_and_no_audio_group(
     tmp_path: Path,
 ) -> None:
-    odd = tmp_path / "odd.mkv"
+    # ffmpeg expands % patterns in output names and reads "-x" as an option: neither may leak.
+    folder = tmp_path / "50% off %v %d"
+    folder.mkdir()
+    odd = folder / "-odd.mkv"
     result = ffmpeg(
         "-f",
         "lavfi",
@@ -378,7 +381,9 @@ def test_an_odd_sized_video_only_source_gets_even_sizes_and_no_audio_group(
         str(odd),
     )
     assert result.returncode == 0, result.stderr
-    renditions = transcode(odd, tmp_path / "out")
+    renditions = transcode(odd, folder / "out %d")
+    assert renditions.root == folder / "out %d"
+    assert sorted(p.name for p in folder.iterdir()) == ["-odd.mkv", "out %d"]
     master = m3u8.load(str(renditions.master))
     [variant] = master.playlists
     assert variant.stream_info.resolution == (426, 240)
@@ -387,3 +392,4 @@ def test_an_odd_sized_video_only_source_gets_even_sizes_and_no_audio_group(
     assert variant.stream_info.audio is None and not master.media
     assert not (renditions.hls_dir / "audio").exists()
     assert probe(renditions.mp4).has_audio is False
+    assert renditions.poster.is_file()

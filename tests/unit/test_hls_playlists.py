@@ -118,6 +118,11 @@ def test_an_incomplete_media_playlist_is_refused(
         read_media_playlist(write_playlist(tmp_path, body, files))
 
 
+def test_a_missing_media_playlist_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PlaylistError):
+        read_media_playlist(tmp_path / "360p" / "index.m3u8")
+
+
 def test_the_master_playlist_parses_with_every_attribute() -> None:
     text = master_playlist(
         [

@@ -42,6 +42,7 @@ from app.keys import (
     store_private_key,
 )
 from app.local.media import DEMO_VIDEOS, ensure_demo_media
+from app.ops.hls import CONTENT_TYPES as HLS_CONTENT_TYPES
 from app.signing import object_key_to_path
 from app.tables import create_tables
 from app.users import UserDirectory
@@ -54,16 +55,7 @@ POSTER_PREFIX = "posters/"
 MASTER_PLAYLIST = "master.m3u8"
 SHA256_METADATA = "sha256"
 """Object metadata holding the uploaded file's SHA-256, so a re-run skips unchanged files."""
-MEDIA_TYPES = {
-    ".m3u8": "application/vnd.apple.mpegurl",
-    ".m4s": "video/iso.segment",
-    ".mp4": "video/mp4",  # progressive files and fMP4 init segments
-    ".m4a": "audio/mp4",
-    ".ts": "video/mp2t",
-    ".aac": "audio/aac",
-    ".vtt": "text/vtt",
-    ".jpg": "image/jpeg",
-}
+MEDIA_TYPES = {**HLS_CONTENT_TYPES, ".jpg": "image/jpeg"}
 """Content-Type per file suffix of what the bootstrap uploads; anything else is refused."""
 PASSWORD_POLICY = {
     "MinimumLength": 12,

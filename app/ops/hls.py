@@ -17,8 +17,13 @@ from pathlib import Path
 CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".m4s": "video/iso.segment",
-    ".mp4": "video/mp4",
+    ".mp4": "video/mp4",  # progressive files and fMP4 init segments
+    ".m4a": "audio/mp4",
+    ".ts": "video/mp2t",
+    ".aac": "audio/aac",
+    ".vtt": "text/vtt",
 }
+"""Content-Type per suffix of every file an HLS folder may hold (served as stored)."""
 
 
 class PlaylistError(ValueError):

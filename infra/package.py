@@ -375,7 +375,8 @@ def cold_import_times(
 
     Measured with ``python -X importtime`` on the source tree (``root`` first on
     the path), ``runs`` new processes per module after one unmeasured warm-up,
-    so nothing is imported twice and nobody pays the bytecode compiler: the
+    the modules taking turns so that they share the machine's noise; nothing
+    is imported twice and nobody pays the bytecode compiler: the
     bytecode goes to a temporary ``PYTHONPYCACHEPREFIX`` whatever
     ``PYTHONDONTWRITEBYTECODE`` says. The handlers are those the template names
     (:func:`handler_modules`), plus :data:`IMPORT_FLOOR` under its own name.
@@ -387,15 +388,16 @@ def cold_import_times(
         raise ValueError(f"runs must be >= 1, got {runs}")
     python = python or sys.executable
     modules = {IMPORT_FLOOR: IMPORT_FLOOR, **handler_modules()}
-    times: dict[str, float] = {}
+    samples: dict[str, list[int]] = {name: [] for name in modules}
     with tempfile.TemporaryDirectory(prefix="vidgate-pycache-") as pycache:
         run_env = {**os.environ, **BENCH_ENV, **(env or {}), "PYTHONPYCACHEPREFIX": pycache}
         run_env.pop("PYTHONDONTWRITEBYTECODE", None)
-        for name, module in modules.items():
-            _import_time_us(python, module, [str(root)], run_env)  # warm-up: compiles
-            samples = [_import_time_us(python, module, [str(root)], run_env) for _ in range(runs)]
-            times[name] = statistics.median(samples) / 1e6
-    return times
+        for module in modules.values():  # warm-up: compiles
+            _import_time_us(python, module, [str(root)], run_env)
+        for _ in range(runs):
+            for name, module in modules.items():
+                samples[name].append(_import_time_us(python, module, [str(root)], run_env))
+    return {name: statistics.median(us) / 1e6 for name, us in samples.items()}
 
 
 # --------------------------------------------------------------------------- command line

@@ -335,12 +335,12 @@ def cold_start(state: StackState, endpoint: str, runs: int, pycache: Path) -> li
     return lines
 
 
-def cold_imports() -> list[str]:
+def cold_imports(runs: int) -> list[str]:
     """Cold import of each Lambda handler against boto3's (``python -X importtime``, medians)."""
     sys.path.insert(0, str(ROOT))
     from infra.package import IMPORT_FLOOR, cold_import_times
 
-    times = cold_import_times()
+    times = cold_import_times(runs=runs)
     floor = times[IMPORT_FLOOR]
     lines = ["cold import per Lambda handler (python -X importtime, fresh interpreters, median):"]
     for name, seconds in times.items():
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="vidgate benchmarks (printed, never asserted)")
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument(
-        "--cold-runs", type=int, default=15, help="fresh interpreters per cold-start figure"
+        "--cold-runs", type=int, default=15, help="fresh interpreters per cold figure"
     )
     parser.add_argument("--load-seconds", type=float, default=30.0)
     parser.add_argument("--load-clients", type=int, default=50)
@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
                 for line in lines:
                     print(line, flush=True)
     if "imports" in sections:
-        for line in cold_imports():
+        for line in cold_imports(args.cold_runs):
             print(line, flush=True)
     if "load" in sections:
         for line in run_load(args.load_seconds, args.load_clients).lines():

@@ -4,28 +4,31 @@
 :class:`~app.config.Settings`: boto3 clients, the token verifiers (with one
 JWKS cache), the stores and the CloudFront signer. Nothing here is built per
 request. Lambda handlers keep one module-level instance; the Flask app keeps
-one on ``app.extensions``.
+one on ``app.extensions``. What a request path needs only once built (the
+JWKS cache, the key loader, the stores the handler modules do not import)
+is imported where it is built, keeping it off the handlers' cold import.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
 from app.auth import CognitoVerifier
-from app.auth.jwks import JwksCache
 from app.catalog import VideoCatalog
 from app.config import Settings
 from app.dynamo import dynamodb_client
-from app.entitlements import EntitlementStore
 from app.errors import ConfigurationError
-from app.keys import load_private_key_from_secret
 from app.playback import Playback, PlaybackRule
 from app.signing import UrlSigner
-from app.users import UserDirectory
+
+if TYPE_CHECKING:
+    from app.auth.jwks import JwksCache
+    from app.entitlements import EntitlementStore
+    from app.users import UserDirectory
 
 COGNITO_CLIENT_CONFIG = Config(
     # One retry only: a person is waiting, and the emulator answers operations
@@ -55,6 +58,8 @@ class Services:
 
     @cached_property
     def jwks(self) -> JwksCache:
+        from app.auth.jwks import JwksCache
+
         return JwksCache(self._cognito_settings().jwks_url)
 
     def _verifier(self, token_use: str) -> CognitoVerifier:
@@ -78,10 +83,14 @@ class Services:
 
     @cached_property
     def entitlements(self) -> EntitlementStore:
+        from app.entitlements import EntitlementStore
+
         return EntitlementStore(self.dynamodb, self.settings.users_table, self.settings.audit_table)
 
     @cached_property
     def users(self) -> UserDirectory:
+        from app.users import UserDirectory
+
         return UserDirectory(self.dynamodb, self.settings.users_table)
 
     @cached_property
@@ -111,6 +120,8 @@ class Services:
         settings = self.settings
         if not (settings.signing_secret_id and settings.key_pair_id and settings.cdn_url):
             raise ConfigurationError("signing settings were not loaded (Need.SIGNING)")
+        from app.keys import load_private_key_from_secret
+
         key = load_private_key_from_secret(self.secretsmanager, settings.signing_secret_id)
         return UrlSigner(settings.key_pair_id, key, base_url=settings.cdn_url)
 

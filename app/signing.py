@@ -30,19 +30,21 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 from botocore.signers import CloudFrontSigner
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from app.errors import BadRequestError, ConfigurationError
 
+# cryptography is imported by the functions that handle keys, not here: it is
+# most of what the playback handler's cold import would add to boto3's.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
 HashAlgorithm = Literal["SHA1", "SHA256"]
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+PrivateKey: TypeAlias = "rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey"
+PublicKey: TypeAlias = "rsa.RSAPublicKey | ec.EllipticCurvePublicKey"
 
 RSA_KEY_BITS = 2048
 MAX_EPOCH = 2**31 - 1  # U-5: a 32-bit integer, no later than 2038-01-19
@@ -204,6 +206,8 @@ def _is_pattern(resource: str) -> bool:
 
 
 def _check_key_type(key: object) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
         if key.key_size != RSA_KEY_BITS:
             raise UnsupportedSigningKeyError(
@@ -226,6 +230,9 @@ def load_private_key(pem: bytes | str) -> PrivateKey:
     :raises UnsupportedSigningKeyError: (a :class:`ConfigurationError`) when the
         PEM does not parse or is not RSA-2048 / ECDSA P-256.
     """
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     data = pem.encode("ascii", errors="replace") if isinstance(pem, str) else pem
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -241,6 +248,9 @@ def load_public_key(pem: bytes | str) -> PublicKey:
     :raises UnsupportedSigningKeyError: when the PEM does not parse or is not
         RSA-2048 / ECDSA P-256.
     """
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     data = pem.encode("ascii", errors="replace") if isinstance(pem, str) else pem
     try:
         key = serialization.load_pem_public_key(data)
@@ -252,6 +262,9 @@ def load_public_key(pem: bytes | str) -> PublicKey:
 
 def public_key_pem(key: PrivateKey | PublicKey) -> bytes:
     """The SubjectPublicKeyInfo PEM of ``key`` (what CloudFront's CreatePublicKey takes)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     public = (
         key.public_key() if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) else key
     )
@@ -322,6 +335,8 @@ class UrlSigner:
         clock: Callable[[], float] = time.time,
         skew_seconds: int = 30,
     ) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
         if not key_pair_id or not re.fullmatch(r"[A-Za-z0-9]+", key_pair_id):
             raise ConfigurationError(f"invalid CloudFront key pair id {key_pair_id!r}")
         if not isinstance(private_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
@@ -357,6 +372,9 @@ class UrlSigner:
 
     @staticmethod
     def _make_sign(key: PrivateKey, algorithm: HashAlgorithm) -> Callable[[bytes], bytes]:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, padding
+
         digest: hashes.HashAlgorithm = hashes.SHA256() if algorithm == "SHA256" else hashes.SHA1()  # noqa: S303 - CloudFront's default
         if isinstance(key, ec.EllipticCurvePrivateKey):
             scheme = ec.ECDSA(digest)  # DER-encoded (r, s), as openssl -sign produces (E-3)

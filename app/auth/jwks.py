@@ -24,15 +24,14 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from jwt.algorithms import RSAAlgorithm
-from jwt.exceptions import InvalidKeyError
 
 from app.auth.errors import JwksUnavailableError, UnknownKeyIdError
 from app.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +119,11 @@ def _parse_key(jwk: object) -> SigningKey | None:
         return None
     if "d" in jwk or not isinstance(jwk.get("n"), str) or not isinstance(jwk.get("e"), str):
         return None  # a private key has no place in a JWKS; n and e are required
+    # Imported when a JWKS is first parsed, not with the handler (its cold import).
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+    from jwt.algorithms import RSAAlgorithm
+    from jwt.exceptions import InvalidKeyError
+
     try:
         # PyJWT's JWK parser (RFC 7518 section 6.3) builds the cryptography key.
         public_key = RSAAlgorithm.from_jwk({"kty": "RSA", "n": jwk["n"], "e": jwk["e"]})

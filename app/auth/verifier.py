@@ -27,8 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from jwt.algorithms import RSAAlgorithm
-
 from app.auth.errors import (
     AlgorithmNotAllowedError,
     ForbiddenHeaderError,
@@ -51,14 +49,14 @@ from app.auth.errors import (
 from app.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from jwt.algorithms import RSAAlgorithm
+
     from app.auth.jwks import JwksCache
 
 TokenUse = Literal["access", "id"]
 
 ALGORITHM: Final = "RS256"
 """The only signature algorithm accepted: Cognito user pools sign with RS256."""
-
-_RS256: Final = RSAAlgorithm(RSAAlgorithm.SHA256)
 
 DEFAULT_MAX_TOKEN_BYTES: Final = 8192
 """8 KiB. Cognito access tokens are ~1 KiB and id tokens grow with attributes
@@ -355,6 +353,10 @@ class CognitoVerifier:
         self._clock = clock
         self._max_bytes = max_token_bytes
         self._cache = _ClaimsCache(claims_cache_size)
+        # PyJWT (and cryptography under it) load with the first verifier, not the handler module.
+        from jwt.algorithms import RSAAlgorithm
+
+        self._rs256: RSAAlgorithm = RSAAlgorithm(RSAAlgorithm.SHA256)
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid token.
@@ -409,7 +411,7 @@ class CognitoVerifier:
             raise InvalidSignatureError("signature has the wrong length for the key")
         # PyJWT's RS256 (RSASSA-PKCS1-v1_5 with SHA-256), with the algorithm
         # pinned here, never taken from the token.
-        if not _RS256.verify(parsed.signing_input, key.public_key, parsed.signature):
+        if not self._rs256.verify(parsed.signing_input, key.public_key, parsed.signature):
             raise InvalidSignatureError("invalid signature")
 
         principal, deadline = self._check_claims(parsed.payload)

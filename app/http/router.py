@@ -24,7 +24,6 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -244,6 +243,8 @@ def _path(value: str) -> str:
 def _parse_cookies(header: str) -> dict[str, str]:
     if not header:
         return {}
+    from http.cookies import CookieError, SimpleCookie  # only routes that read cookies pay
+
     jar: SimpleCookie = SimpleCookie()
     try:
         jar.load(header)

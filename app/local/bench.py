@@ -10,9 +10,16 @@ see the same noise:
   the grant makes + one raw CloudFront signature with the same key.
 
 It prints p50/p99, the ratio grant/floor (goal <= 1.3) and grants per second
-per core (from this process's CPU time) for ECDSA P-256 and RSA-2048 keys,
-then the load test of :mod:`app.local.loadtest` (``--load-seconds``,
-``--load-clients``). Timings are printed, never asserted.
+per core (from this process's CPU time) for ECDSA P-256 and RSA-2048 keys.
+
+Then the playback function's **cold start**, each sample a fresh interpreter,
+interleaved, reported as medians: (a) ``import boto3`` (the floor), (b) the
+handler module's import, (c) its import plus the first event, a real grant
+answered 200 (settings, clients, the CloudFront key from Secrets Manager, the
+JWKS), with the ratios b/a (goal <= 1.3) and c/a; then each handler's import
+(:func:`infra.package.cold_import_times`) and the load test of
+:mod:`app.local.loadtest` (``--load-seconds``, ``--load-clients``). Timings are
+printed, never asserted.
 """
 
 from __future__ import annotations
@@ -22,10 +29,13 @@ import base64
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
 from cryptography.hazmat.primitives import hashes
@@ -39,6 +49,9 @@ from app.local.ports import free_port
 from app.local.stack import app_environment
 
 ROOT = Path(__file__).resolve().parents[2]
+SECTIONS = ("grant", "cold", "imports", "load")
+COLD_MODULE = "lambda_handlers.playback"
+GRANT_PATH = "/api/videos/premium-aurora/playback"
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -48,6 +61,40 @@ def _percentile(samples: list[float], q: float) -> float:
 
 def _b64url(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def playback_event(token: str) -> dict[str, object]:
+    """An HTTP API (payload 2.0) event: alice asks for a premium video's grant."""
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": GRANT_PATH,
+        "rawQueryString": "",
+        "headers": {"authorization": f"Bearer {token}", "content-type": "application/json"},
+        "requestContext": {
+            "http": {
+                "method": "POST",
+                "path": GRANT_PATH,
+                "sourceIp": "127.0.0.1",
+                "protocol": "HTTP/1.1",
+                "userAgent": "bench",
+            },
+            "stage": "$default",
+        },
+        "body": "",
+        "isBase64Encoded": False,
+    }
+
+
+def sign_in(cognito_idp: Any, state: StackState) -> str:
+    """alice's access token from the emulator's user pool."""
+    alice = next(u for u in state.users if u["username"] == "alice")
+    auth = cognito_idp.initiate_auth(
+        ClientId=state.client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "alice", "PASSWORD": alice["password"]},
+    )
+    return str(auth["AuthenticationResult"]["AccessToken"])
 
 
 class Case:
@@ -79,36 +126,9 @@ class Case:
                 claims_cache_size=0,
             )
         self.handler = make_handler(self.services)
-        alice = next(u for u in state.users if u["username"] == "alice")
-        auth = self.services.cognito_idp.initiate_auth(
-            ClientId=state.client_id,
-            AuthFlow="USER_PASSWORD_AUTH",
-            AuthParameters={"USERNAME": "alice", "PASSWORD": alice["password"]},
-        )
-        self.token = auth["AuthenticationResult"]["AccessToken"]
+        self.token = sign_in(self.services.cognito_idp, state)
         self.user_id = json.loads(_b64url(self.token.split(".")[1]))["sub"]
-        self.event = {
-            "version": "2.0",
-            "routeKey": "$default",
-            "rawPath": "/api/videos/premium-aurora/playback",
-            "rawQueryString": "",
-            "headers": {
-                "authorization": f"Bearer {self.token}",
-                "content-type": "application/json",
-            },
-            "requestContext": {
-                "http": {
-                    "method": "POST",
-                    "path": "/api/videos/premium-aurora/playback",
-                    "sourceIp": "127.0.0.1",
-                    "protocol": "HTTP/1.1",
-                    "userAgent": "bench",
-                },
-                "stage": "$default",
-            },
-            "body": "",
-            "isBase64Encoded": False,
-        }
+        self.event = playback_event(self.token)
         header_b64, payload_b64, sig_b64 = self.token.split(".")
         self.signing_input = f"{header_b64}.{payload_b64}".encode()
         self.jwt_signature = _b64url(sig_b64)
@@ -177,74 +197,190 @@ def _measure(fns: dict[str, Callable[[], None]], rounds: int) -> dict[str, dict[
     }
 
 
-def run(rounds: int) -> list[str]:
-    lines: list[str] = []
-    media = ROOT / ".cache" / "test-media"
-    with tempfile.TemporaryDirectory() as tmp, Emulator(free_port()) as emulator:
-        os.environ.update({**EMULATOR_ENV, "AWS_ENDPOINT_URL": emulator.endpoint})
-        media_dir = media if media.exists() else Path(tmp) / "media"
-        session = boto3.Session(region_name=EMULATOR_ENV["AWS_REGION"])
-        lines.append(
-            f"grant latency vs floor, {rounds} rounds each, AWS emulator {emulator.endpoint}"
+def grant_latency(session: boto3.Session, endpoint: str, media_dir: Path, rounds: int) -> list[str]:
+    """Grant vs floor for each key algorithm (the module docstring's first part)."""
+    lines = [
+        f"grant latency vs floor, {rounds} rounds each, AWS emulator {endpoint}",
+        f"{'key':<11}{'path':<26}{'p50 ms':>9}{'p99 ms':>9}{'/s wall':>9}{'/s/core':>9}",
+    ]
+    for algorithm in ("ecdsa-p256", "rsa-2048"):
+        state = Bootstrap(
+            session, endpoint=endpoint, key_algorithm=algorithm, media_dir=media_dir
+        ).run()
+        renew, first = (
+            Case(state, endpoint, cached=True),
+            Case(state, endpoint, cached=False),
         )
-        lines.append(
-            f"{'key':<11}{'path':<26}{'p50 ms':>9}{'p99 ms':>9}{'/s wall':>9}{'/s/core':>9}"
+        results = _measure(
+            {
+                "grant (renewal, cached)": renew.grant,
+                "grant (first, verify)": first.grant,
+                "floor (verify+get+sign)": renew.floor,
+            },
+            rounds,
         )
-        for algorithm in ("ecdsa-p256", "rsa-2048"):
-            state = Bootstrap(
-                session, endpoint=emulator.endpoint, key_algorithm=algorithm, media_dir=media_dir
-            ).run()
-            renew, first = (
-                Case(state, emulator.endpoint, cached=True),
-                Case(state, emulator.endpoint, cached=False),
+        for name, r in results.items():
+            lines.append(
+                f"{algorithm:<11}{name:<26}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+                f"{r['per_s_wall']:>9.0f}{r['per_s_cpu']:>9.0f}"
             )
-            results = _measure(
-                {
-                    "grant (renewal, cached)": renew.grant,
-                    "grant (first, verify)": first.grant,
-                    "floor (verify+get+sign)": renew.floor,
-                },
-                rounds,
+        floor = results["floor (verify+get+sign)"]["p50_ms"]
+        for name in ("grant (renewal, cached)", "grant (first, verify)"):
+            lines.append(
+                f"{algorithm:<11}ratio {name} / floor (p50): "
+                f"{results[name]['p50_ms'] / floor:.2f}  (goal <= 1.3)"
             )
-            for name, r in results.items():
-                lines.append(
-                    f"{algorithm:<11}{name:<26}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-                    f"{r['per_s_wall']:>9.0f}{r['per_s_cpu']:>9.0f}"
-                )
-            floor = results["floor (verify+get+sign)"]["p50_ms"]
-            for name in ("grant (renewal, cached)", "grant (first, verify)"):
-                lines.append(
-                    f"{algorithm:<11}ratio {name} / floor (p50): "
-                    f"{results[name]['p50_ms'] / floor:.2f}  (goal <= 1.3)"
-                )
     return lines
 
 
-def cold_imports() -> list[str]:
-    """Cold import of each Lambda handler (``python -X importtime``, a fresh process each)."""
-    import sys
+# --------------------------------------------------------------------------- cold start
 
+COLD_KINDS = ("floor", "import", "first_event")
+
+# One sample in a fresh interpreter. Everything before the clock starts is the
+# same for every kind; the handler module is imported exactly as Lambda does.
+COLD_CHILD = """
+import json, sys, time
+task = json.loads(sys.stdin.read())
+sys.path.insert(0, task["root"])
+t0, c0 = time.perf_counter(), time.process_time()
+if task["kind"] == "floor":
+    import boto3
+else:
+    entry = __import__(task["module"], fromlist=["handler"])
+t1, c1 = time.perf_counter(), time.process_time()
+result = entry.handler(task["event"], None) if task["kind"] == "first_event" else None
+t2, c2 = time.perf_counter(), time.process_time()
+print(json.dumps({"import": [t1 - t0, c1 - c0], "event": [t2 - t1, c2 - c1], "result": result}))
+"""
+
+
+def _cold_sample(task: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    done = subprocess.run(  # noqa: S603 - our interpreter, our code
+        [sys.executable, "-c", COLD_CHILD],
+        input=json.dumps(task),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"cold-start sample {task['kind']} failed:\n{done.stderr[-2000:]}")
+    sample: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if task["kind"] == "first_event" and sample["result"]["statusCode"] != 200:
+        raise RuntimeError(f"the first event was not a grant: {sample['result']}")
+    return sample
+
+
+def cold_start(state: StackState, endpoint: str, runs: int, pycache: Path) -> list[str]:
+    """(a) ``import boto3``, (b) the playback handler's import, (c) its import + first grant.
+
+    Each sample is a fresh interpreter with the function's environment (the
+    settings it reads, the emulator as its AWS); kinds are interleaved so they
+    share the machine's noise. Bytecode is compiled once, by an unmeasured
+    warm-up, into ``pycache`` (as Lambda's runtime has boto3's), so neither
+    side pays the compiler.
+    """
+    session = boto3.Session(region_name=state.region)
+    token = sign_in(session.client("cognito-idp"), state)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AWS_", "VIDGATE_")) and key != "PYTHONDONTWRITEBYTECODE"
+    }
+    env.update(
+        app_environment(
+            state,
+            endpoint=endpoint,
+            site_url="http://127.0.0.1:9",
+            secret_key="c" * 48,
+            url_ttl_seconds=None,
+        )
+    )
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    task = {"root": str(ROOT), "module": COLD_MODULE, "event": playback_event(token)}
+    for kind in COLD_KINDS:  # warm-up: bytecode and the OS file cache
+        _cold_sample({**task, "kind": kind}, env)
+    samples: dict[str, list[dict[str, Any]]] = {kind: [] for kind in COLD_KINDS}
+    for _ in range(runs):
+        for kind in COLD_KINDS:
+            samples[kind].append(_cold_sample({**task, "kind": kind}, env))
+
+    def median_ms(kind: str, *parts: str, cpu: bool = False) -> float:
+        index = 1 if cpu else 0
+        totals = [sum(sample[part][index] for part in parts) for sample in samples[kind]]
+        return 1000 * float(statistics.median(totals))
+
+    floor, floor_cpu = median_ms("floor", "import"), median_ms("floor", "import", cpu=True)
+    rows = [
+        ("(a) import boto3 (floor)", "floor", ("import",)),
+        (f"(b) import {COLD_MODULE}", "import", ("import",)),
+        ("(c) import + first grant (200)", "first_event", ("import", "event")),
+        ("    of which the first event", "first_event", ("event",)),
+    ]
+    lines = [
+        f"playback cold start, median of {runs} fresh interpreters each, AWS emulator {endpoint}",
+        f"  {'':<44}{'wall ms':>9}{'CPU ms':>9}{'wall/(a)':>10}{'CPU/(a)':>9}",
+    ]
+    for label, kind, parts in rows:
+        wall, cpu = median_ms(kind, *parts), median_ms(kind, *parts, cpu=True)
+        lines.append(
+            f"  {label:<44}{wall:>9.0f}{cpu:>9.0f}{wall / floor:>10.2f}{cpu / floor_cpu:>9.2f}"
+        )
+    ratio = median_ms("import", "import") / floor
+    lines.append(f"  import ratio (b)/(a): {ratio:.2f}  (goal <= 1.3)")
+    return lines
+
+
+def cold_imports(runs: int) -> list[str]:
+    """Cold import of each Lambda handler against boto3's (``python -X importtime``, medians)."""
     sys.path.insert(0, str(ROOT))
-    from infra.package import cold_import_times
+    from infra.package import IMPORT_FLOOR, cold_import_times
 
-    lines = ["cold import per Lambda handler (python -X importtime, fresh interpreter):"]
-    for name, seconds in cold_import_times().items():
-        lines.append(f"  {name:<24}{seconds * 1000:>8.0f} ms")
+    times = cold_import_times(runs=runs)
+    floor = times[IMPORT_FLOOR]
+    lines = ["cold import per Lambda handler (python -X importtime, fresh interpreters, median):"]
+    for name, seconds in times.items():
+        lines.append(
+            f"  {name:<24}{seconds * 1000:>8.0f} ms {seconds / floor:>6.2f}x {IMPORT_FLOOR}"
+        )
     return lines
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="vidgate benchmarks (printed, never asserted)")
     parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument(
+        "--cold-runs", type=int, default=15, help="fresh interpreters per cold figure"
+    )
     parser.add_argument("--load-seconds", type=float, default=30.0)
     parser.add_argument("--load-clients", type=int, default=50)
+    parser.add_argument(
+        "--only", choices=SECTIONS, action="append", help="run only this part (repeatable)"
+    )
     args = parser.parse_args(argv)
-    for line in run(args.rounds):
-        print(line, flush=True)
-    for line in cold_imports():
-        print(line, flush=True)
-    for line in run_load(args.load_seconds, args.load_clients).lines():
-        print(line, flush=True)
+    sections = set(args.only or SECTIONS)
+    if sections & {"grant", "cold"}:
+        with tempfile.TemporaryDirectory() as tmp, Emulator(free_port()) as emulator:
+            os.environ.update({**EMULATOR_ENV, "AWS_ENDPOINT_URL": emulator.endpoint})
+            media = ROOT / ".cache" / "test-media"
+            media_dir = media if media.exists() else Path(tmp) / "media"
+            session = boto3.Session(region_name=EMULATOR_ENV["AWS_REGION"])
+            if "grant" in sections:
+                for line in grant_latency(session, emulator.endpoint, media_dir, args.rounds):
+                    print(line, flush=True)
+            if "cold" in sections:
+                state = Bootstrap(session, endpoint=emulator.endpoint, media_dir=media_dir).run()
+                lines = cold_start(state, emulator.endpoint, args.cold_runs, Path(tmp) / "pyc")
+                for line in lines:
+                    print(line, flush=True)
+    if "imports" in sections:
+        for line in cold_imports(args.cold_runs):
+            print(line, flush=True)
+    if "load" in sections:
+        for line in run_load(args.load_seconds, args.load_clients).lines():
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,17 @@ PLAYER_STATE_JS = """() => {
     paused: video.paused,
     ended: video.ended,
     hasSource: video.hasAttribute('src'),
+    format: root.dataset.format,
+    engine: root.dataset.engine,
+    levels: Number(root.dataset.levels),
+    level: Number(root.dataset.level),
+    loadingLevel: Number(root.dataset.loadingLevel),
+    quality: root.dataset.quality,
+    rate: Number(root.dataset.rate),
+    playbackRate: video.playbackRate,
+    captions: root.dataset.captions,
+    buffering: root.dataset.buffering === 'true',
+    muted: video.muted,
     status: status ? status.textContent.trim() : '',
     statusKind: status ? status.dataset.kind : '',
     history: window.__vidgatePlayerStates || [],
@@ -140,7 +151,7 @@ class Visitor:
     problems: PageProblems
 
     def url(self, path: str) -> str:
-        return self.stack.web_url + path
+        return front_door(self.stack) + path
 
     def goto(self, path: str) -> None:
         response = self.page.goto(self.url(path), wait_until="load")
@@ -149,7 +160,15 @@ class Visitor:
     @property
     def path(self) -> str:
         """The current page's path (and query), without the origin."""
-        return self.page.url.removeprefix(self.stack.web_url)
+        return self.page.url.removeprefix(front_door(self.stack))
+
+
+def front_door(stack: RunningStack) -> str:
+    """The one URL a person opens: ``site_url`` where the stack has a front door, else the web app.
+
+    HLS needs it: the grant's CloudFront cookies reach the media only on the page's own host.
+    """
+    return str(stack.document.get("site_url") or stack.web_url)
 
 
 def open_visitor(browser: Browser, stack: RunningStack) -> Visitor:

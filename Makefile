@@ -5,8 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 PYTEST_ARGS ?=
+# The player's hls.js: pinned by app/web/player/package-lock.json, installed with `npm ci`,
+# its dist build copied to app/web/static/vendor/ (git-ignored) and served from /static.
+PLAYER     := app/web/player
+VENDOR     := app/web/static/vendor
+HLS_DIST   := $(PLAYER)/node_modules/hls.js/dist
+PLAYER_JS  := $(VENDOR)/hls.min.js
 
-.PHONY: dev test check lint bench package clean
+.PHONY: dev test check lint bench package clean player
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,10 +20,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-dev: $(STAMP)  ## run the whole product on the embedded local stack
+$(PLAYER_JS): $(PLAYER)/package.json $(PLAYER)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is needed for the player's hls.js (Debian: apt-get install npm)" >&2; exit 1; }
+	cd $(PLAYER) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)
+	cp $(HLS_DIST)/hls.worker.js $(VENDOR)/hls.worker.js
+	cp $(PLAYER)/node_modules/hls.js/LICENSE $(VENDOR)/hls.js-LICENSE.txt
+	cp $(HLS_DIST)/hls.min.js $(PLAYER_JS)
+
+player: $(PLAYER_JS)  ## install hls.js (npm ci) and copy its build to app/web/static/vendor/
+
+dev: $(STAMP) $(PLAYER_JS)  ## run the whole product on the embedded local stack
 	$(BIN)/vidgate dev $(ARGS)
 
-test: $(STAMP)  ## the whole suite: unit, integration (emulators), e2e (real browser)
+test: $(STAMP) $(PLAYER_JS)  ## the whole suite: unit, integration (emulators), e2e (real browser)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: lint $(STAMP)  ## the quick gate: lint, types, import contracts, unit tests (CI runs it first)
@@ -33,8 +49,9 @@ lint: $(STAMP)  ## ruff, ruff format, mypy (strict on app, lambda_handlers, infr
 bench: $(STAMP)
 	$(BIN)/python -m app.local.bench $(ARGS)
 
-package: $(STAMP)  ## Lambda zips + deploy templates (arm64, x86_64) under build/lambda/
+package: $(STAMP) $(PLAYER_JS)  ## Lambda zips + deploy templates (arm64, x86_64) under build/lambda/
 	$(BIN)/python infra/package.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .vidgate .cache build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(PLAYER)/node_modules $(VENDOR)

@@ -12,8 +12,10 @@ Two zips per architecture, under ``build/lambda/``:
     cryptography and what they pull in). No boto3: Lambda's Python runtime
     provides boto3 and botocore. No Flask, no werkzeug, no emulator.
 ``web-<arch>.zip``
-    the same plus ``app/web`` (Flask app, its static files and
-    :mod:`app.web.lambda_entry`), ``templates/`` at the zip's root (where
+    the same plus ``app/web`` (Flask app, its static files with the player's
+    hls.js under ``static/vendor/``, which the build refuses to leave out, and
+    :mod:`app.web.lambda_entry`; not the npm project ``app/web/player``),
+    ``templates/`` at the zip's root (where
     ``app/web`` looks for them: two levels above ``app/web/__init__.py``), and
     the web dependencies (Flask, Authlib, requests, apig-wsgi).
 
@@ -75,7 +77,14 @@ NOT_IN_HANDLERS: tuple[str, ...] = ("web", "local", "ops")
 """``app/`` folders never in ``handlers-<arch>.zip``: Flask, the local stack, operator tools."""
 NOT_IN_WEB: tuple[str, ...] = ("local", "ops")
 """``app/`` folders never in ``web-<arch>.zip``."""
-_SKIP_PARTS = frozenset({"__pycache__", "tests", ".mypy_cache", ".pytest_cache"})
+PLAYER_SOURCES = "app/web/player"
+"""The player's npm project (package.json, node_modules): a build input, never shipped."""
+WEB_VENDOR: tuple[str, ...] = (
+    "app/web/static/vendor/hls.min.js",
+    "app/web/static/vendor/hls.worker.js",
+)
+"""What the Makefile's npm step copies from hls.js; the web zip must carry it."""
+_SKIP_PARTS = frozenset({"__pycache__", "tests", ".mypy_cache", ".pytest_cache", "node_modules"})
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _HANDLER = re.compile(r"^\s+Handler:\s*([A-Za-z_][\w.]*)\.(\w+)\s*$", re.MULTILINE)
@@ -245,7 +254,7 @@ def source_files(kind: str, root: Path = ROOT) -> list[tuple[Path, str]]:
     files = [
         (path, name)
         for path, name in _walk(root, root / "app")
-        if name.split("/")[1] not in excluded
+        if name.split("/")[1] not in excluded and not name.startswith(PLAYER_SOURCES + "/")
     ]
     files += list(_walk(root, root / "lambda_handlers"))
     if kind == "web":
@@ -253,6 +262,12 @@ def source_files(kind: str, root: Path = ROOT) -> list[tuple[Path, str]]:
         if not templates.is_dir():
             raise PackagingError(f"{templates} is missing: the web app needs its templates")
         files += list(_walk(root, templates))
+        missing = [name for name in WEB_VENDOR if not (root / name).is_file()]
+        if missing:
+            raise PackagingError(
+                f"{', '.join(missing)} missing: the player needs hls.js; "
+                "`make player` (run by `make package`) installs it with npm ci and copies it there"
+            )
     return files
 
 

@@ -98,7 +98,7 @@ def default_csp(settings: Settings) -> dict[str, list[str]]:
         "img-src": ["'self'", "data:", *cdn],
         "media-src": ["'self'", "blob:", *cdn],
         "connect-src": ["'self'", *cdn],
-        "worker-src": ["'self'", "blob:"],
+        "worker-src": ["'self'"],  # hls.js's worker is a file under /static (workerPath)
         "font-src": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'none'"],

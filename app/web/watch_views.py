@@ -32,8 +32,8 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response
 
 from app.catalog import Video, poster_url
-from app.dynamo import parse_limit
-from app.errors import BadRequestError
+from app.dynamo import MAX_PAGE_SIZE, parse_limit
+from app.errors import BadRequestError, DependencyUnavailableError
 from app.http.viewer import make_handler
 from app.services import Services
 from app.web.apigw import Handler, invoke_as
@@ -99,6 +99,21 @@ def _now() -> datetime:
     return datetime.fromtimestamp(web().clock(), UTC)
 
 
+def _next_video(services: Services, video_id: str) -> dict[str, str] | None:
+    """The video after ``video_id`` in the catalog's first page (wrapping), offered at the end."""
+    try:
+        videos, _ = services.catalog.list(MAX_PAGE_SIZE, None)
+    except DependencyUnavailableError:
+        return None  # an offer, not the page: the video still plays without it
+    ids = [video.video_id for video in videos]
+    if not ids:
+        return None
+    following = videos[(ids.index(video_id) + 1) % len(ids) if video_id in ids else 0]
+    if following.video_id == video_id:
+        return None
+    return {"id": following.video_id, "title": following.title}
+
+
 # --------------------------------------------------------------------------- pages
 
 
@@ -141,7 +156,7 @@ def watch(video_id: str) -> str:
         entitlement = decision.entitlement
         lapsed = entitlement.premium_until if entitlement and entitlement.premium else None
         return render_template("upsell.html", video=card, lapsed_on=lapsed)
-    return render_template("watch.html", video=card)
+    return render_template("watch.html", video=card, next_video=_next_video(services, video_id))
 
 
 @blueprint.post("/watch/<video_id>/grant")

@@ -506,6 +506,39 @@ def test_the_packaged_web_app_renders_pages_from_the_templates_in_its_zip(
     assert (built["web"] / "templates" / "base.html").exists()
 
 
+def _source_tree(root: Path, *, vendor: bool) -> None:
+    """A minimal tree: app/web with the player's npm project, lambda_handlers, templates."""
+    for name in (
+        "app/__init__.py",
+        "app/web/__init__.py",
+        "app/web/static/player.js",
+        "app/web/player/package.json",
+        "app/web/player/node_modules/hls.js/dist/hls.min.js",
+        "lambda_handlers/playback.py",
+        "templates/base.html",
+        *(package.WEB_VENDOR if vendor else ()),
+    ):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("x\n")
+
+
+def test_the_web_zip_carries_the_vendored_hls_js_and_not_the_npm_project(tmp_path: Path) -> None:
+    _source_tree(tmp_path, vendor=True)
+    names = {name for _, name in package.source_files("web", root=tmp_path)}
+    assert set(package.WEB_VENDOR) <= names
+    assert "app/web/static/player.js" in names
+    assert not [name for name in names if name.startswith("app/web/player/")], names
+    handler_names = {name for _, name in package.source_files("handlers", root=tmp_path)}
+    assert not [name for name in handler_names if name.startswith("app/web/")]
+
+
+def test_the_web_zip_is_refused_without_the_vendored_hls_js(tmp_path: Path) -> None:
+    _source_tree(tmp_path, vendor=False)
+    with pytest.raises(package.PackagingError, match=r"hls\.min\.js.*make player"):
+        package.source_files("web", root=tmp_path)
+    package.source_files("handlers", root=tmp_path)  # the handler zip has no web app: no check
+
+
 # --------------------------------------------------------------------------- IAM
 
 

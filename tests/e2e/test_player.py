@@ -121,7 +121,7 @@ def assert_ring_visible(ring: dict[str, Any]) -> None:
 
 def open_watch_page(visitor: Visitor, video_id: str) -> None:
     """Sign in as alice straight onto a watch page and wait for its first grant."""
-    sign_in(visitor, "alice", f"/videos/{video_id}")
+    sign_in(visitor, "alice", f"/watch/{video_id}")
     wait_for_state(visitor.page, "ready", timeout_ms=PAGE_TIMEOUT_MS)
     visitor.page.wait_for_function(
         "() => document.getElementById('player-video').duration > 0", timeout=PAGE_TIMEOUT_MS
@@ -422,7 +422,7 @@ def test_at_the_end_the_next_catalog_video_is_offered(
     ids = [item["id"] for item in order]
     expected = order[(ids.index("free-sampler") + 1) % len(order)]
 
-    alice.goto("/videos/free-sampler")
+    alice.goto("/watch/free-sampler")
     offer = page.locator("#player-next")
     assert offer.is_hidden(), "offered only at the end"
     start_playing(page)
@@ -435,11 +435,11 @@ def test_at_the_end_the_next_catalog_video_is_offered(
     assert offer.is_visible()
     link = page.locator("#player-next-link")
     assert link.inner_text() == expected["title"]
-    assert link.get_attribute("href") == f"/videos/{expected['id']}"
+    assert link.get_attribute("href") == f"/watch/{expected['id']}"
     assert page.locator("#player-status").inner_text() == "Finished. Press Play to watch again."
     with page.expect_navigation():
         link.click()
-    assert alice.path == f"/videos/{expected['id']}"
+    assert alice.path == f"/watch/{expected['id']}"
     alice.problems.assert_clean()
 
 

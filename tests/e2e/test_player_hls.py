@@ -86,7 +86,7 @@ STALL_WATCH_JS = """() => {
 
 def open_hls_video(visitor: Visitor, video_id: str) -> dict[str, Any]:
     """Open ``video_id``'s watch page, wait for its grant; skip unless it is HLS."""
-    visitor.goto(f"/videos/{video_id}")
+    visitor.goto(f"/watch/{video_id}")
     state = wait_for_state(visitor.page, "ready", "error", "stopped", timeout_ms=PAGE_TIMEOUT_MS)
     assert state["state"] == "ready", state
     if state["format"] != "hls":
@@ -107,7 +107,7 @@ def longest_hls_video(visitor: Visitor) -> str:
     """The longest demo granted as HLS (the ABR scenario needs time to drop and climb)."""
     durations: dict[str, float] = {}
     for video_id in HLS_DEMOS:
-        visitor.goto(f"/videos/{video_id}")
+        visitor.goto(f"/watch/{video_id}")
         page = visitor.page
         state = wait_for_state(page, "ready", "error", "stopped", timeout_ms=PAGE_TIMEOUT_MS)
         if state["format"] == "hls":
@@ -384,7 +384,7 @@ def test_without_mse_the_browser_plays_the_hls_itself(
         "() => document.createElement('video').canPlayType('application/vnd.apple.mpegurl') !== ''"
     ):
         pytest.skip("this Chromium has no native HLS: the iOS Safari path cannot run here")
-    alice.goto("/videos/premium-aurora")
+    alice.goto("/watch/premium-aurora")
     state = wait_for_state(alice.page, "ready", "error", "stopped", timeout_ms=PAGE_TIMEOUT_MS)
     if state["format"] != "hls":
         pytest.skip("premium-aurora is not granted as HLS yet")

@@ -153,7 +153,7 @@ def test_a_20_second_video_plays_to_the_end_on_6_second_urls(
         page.wait_for_timeout(400)
         state = player(page)
 
-    assert state["state"] == "ended", state
+    assert state["state"] == "ended", repr(state)
     assert state["ended"], state
     assert state["position"] >= state["duration"] - 0.5, state
     assert state["renewals"] >= 2, state

@@ -127,11 +127,19 @@ def test_the_site_serves_pages_posters_and_media_on_one_host(dev_stack: RunningS
     )
     assert grant.status_code == 200, grant.text[:300]
     url = grant.json()["url"]
-    assert url.startswith(f"{site}/videos/premium-aurora/")
-    first = alice.get(url, headers={"Range": "bytes=0-1023"}, timeout=TIMEOUT)
-    assert first.status_code == 206
+    assert url.startswith(f"{site}/videos/premium-aurora/hls/")
+    # The grant's cookies came back through the site: the playlist, a rung, its init segment.
+    master = alice.get(url, timeout=TIMEOUT)
+    assert master.status_code == 200 and master.text.startswith("#EXTM3U")
+    variant = next(line for line in master.text.splitlines() if line and line[0] != "#")
+    rung_url = url.rsplit("/", 1)[0] + "/" + variant
+    rung = alice.get(rung_url, timeout=TIMEOUT)
+    init = re.search(r'#EXT-X-MAP:URI="([^"]+)"', rung.text)
+    assert rung.status_code == 200 and init
+    first = alice.get(rung_url.rsplit("/", 1)[0] + "/" + init.group(1), timeout=TIMEOUT)
+    assert first.status_code == 200
     assert first.content[4:8] == b"ftyp"
-    unsigned = alice.get(url.split("?", 1)[0], timeout=TIMEOUT)
+    unsigned = requests.get(url.split("?", 1)[0], timeout=TIMEOUT)  # no signature, no cookies
     assert unsigned.status_code == 403
     assert b"<Code>MissingKey</Code>" in unsigned.content
 

@@ -132,6 +132,7 @@ def ask_grant(
     *,
     token: str | None,
     origin: str | None = None,
+    body: dict[str, str] | None = None,
 ) -> requests.Response:
     """POST the grant route the way player.js does (JSON, same origin, CSRF header)."""
     headers = {"Accept": "application/json"}
@@ -141,17 +142,20 @@ def ask_grant(
         headers["Origin"] = origin
     return viewer.post(
         f"{stack.web_url}/watch/{video_id}/grant",
-        json={},
+        json=body or {},
         headers=headers,
         timeout=TIMEOUT,
         allow_redirects=False,
     )
 
 
-def grant_for(stack: RunningStack, viewer: requests.Session, video_id: str) -> requests.Response:
+def grant_for(
+    stack: RunningStack, viewer: requests.Session, video_id: str, fmt: str | None = None
+) -> requests.Response:
     page = watch(stack, viewer, video_id)
     assert page.status_code == 200
-    return ask_grant(stack, viewer, video_id, token=meta_csrf(page.text))
+    body = {"format": fmt} if fmt else None
+    return ask_grant(stack, viewer, video_id, token=meta_csrf(page.text), body=body)
 
 
 # --------------------------------------------------------------------------- catalog
@@ -332,7 +336,7 @@ def test_alice_gets_a_grant_whose_url_the_edge_serves_in_ranges(
     dev_stack: RunningStack, alice: requests.Session
 ) -> None:
     for video_id in ("premium-aurora", "premium-mandelbrot"):
-        answer = grant_for(dev_stack, alice, video_id)
+        answer = grant_for(dev_stack, alice, video_id, "mp4")  # the progressive fallback
         assert answer.status_code == 200, answer.text
         assert answer.headers["Content-Type"].startswith("application/json")
         body = answer.json()
@@ -440,7 +444,10 @@ def test_the_grant_never_hands_the_access_token_to_the_page(
     for secret in (access_token, id_token, access_token.split(".")[1]):
         assert secret not in exposed
     assert not JWT.search(exposed)
-    assert "set-cookie" not in {name.lower() for name in answer.headers}
+    # The only cookies a grant sets are CloudFront's, scoped to the video's own folder.
+    set_cookies = answer.raw.headers.getlist("Set-Cookie")
+    assert set_cookies and all(c.startswith("CloudFront-") for c in set_cookies)
+    assert all("Path=/videos/premium-aurora/" in c for c in set_cookies)
 
 
 # --------------------------------------------------------------------------- one rule

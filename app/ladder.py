@@ -224,7 +224,7 @@ DEFAULT_LADDER = Ladder(
         VideoRung("720p", 1280, 720, 3000, 4500, 9000, "high", 31),
         VideoRung("480p", 854, 480, 1400, 2100, 4200, "high", 31),
         VideoRung("360p", 640, 360, 730, 1100, 2200, "high", 30),
-        VideoRung("240p", 426, 240, 365, 550, 1100, "high", 21),
+        VideoRung("240p", 426, 240, 200, 300, 600, "high", 21),  # fits a 500 kb/s line with audio
     ),
     audio=AudioRendition("audio", "audio", bitrate_kbps=128, channels=2, sample_rate=48_000),
     segment_seconds=4,

@@ -528,10 +528,12 @@ class UrlSigner:
         return SignedCookies(self.sign_cookies(resource, expires_at=expires_at, ip=ip), expires_at)
 
     def sign_folder(self, folder: str, entry_key: str, ttl_seconds: int) -> SignedFolder:
-        """Cookies for key folder ``folder`` and a canned URL for ``entry_key`` inside it.
+        """Cookies for key folder ``folder``, and the plain URL of ``entry_key`` inside it.
 
-        For an HLS rendition set: the URL names the master playlist, the cookies
-        let the player fetch the playlists and segments it names by relative URL.
+        For an HLS rendition set: the URL names the master playlist and carries no
+        signature of its own (one signature per grant; the URL stays the same from
+        one renewal to the next, so a player never reloads it): the cookies let
+        the player fetch it and every playlist and segment it names.
         The cookies' custom policy has ``Resource`` = ``base_url`` + the encoded
         folder + ``*``. ``folder`` must end with ``/``: ``*`` also matches ``/``,
         so ``videos/a*`` would open ``videos/ab/…`` too (CP-3,
@@ -554,7 +556,7 @@ class UrlSigner:
         expires_at = int(self._clock()) + ttl_seconds
         resource = self.base_url + folder_path + "*"
         return SignedFolder(
-            url=self.sign_url(entry_url, expires_at=expires_at),
+            url=entry_url,
             cookies=self.sign_cookies(resource, expires_at=expires_at),
             resource=resource,
             expires_at=expires_at,

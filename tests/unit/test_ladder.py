@@ -79,7 +79,7 @@ def test_a_portrait_source_turns_the_rung_frames() -> None:
 def test_a_tiny_source_still_gets_the_lowest_rung_at_its_own_size() -> None:
     planned = plan(DEFAULT_LADDER, 160, 90, FPS25)
     assert sizes(planned) == {"240p": (160, 90)}
-    assert planned[0].level == 13  # 60 macroblocks at 25 fps, 550 kb/s peak
+    assert planned[0].level == 12  # 60 macroblocks at 25 fps, 300 kb/s peak (High: 1.25 x 384)
 
 
 def test_a_4_3_source_fits_the_height_of_each_rung() -> None:

@@ -486,11 +486,17 @@
       hls.attachMedia(video);
     }
 
+    function withoutQuery(address) {
+      return typeof address === "string" ? address.split("?", 1)[0] : address;
+    }
+
     // A renewal or recovery grant for hls.js: the cookies are fresh again.
     function resumeHls(newUrl, kind, where) {
-      if (kind === "recovery" || loadingStopped || newUrl !== url) {
+      // Each grant signs the master playlist's URL anew: only another path is another playlist.
+      var moved = withoutQuery(newUrl) !== withoutQuery(url);
+      if (kind === "recovery" || loadingStopped || moved) {
         loadingStopped = false;
-        if (newUrl !== url || !hls.levels || hls.levels.length === 0) {
+        if (moved || !hls.levels || hls.levels.length === 0) {
           url = newUrl;
           hls.loadSource(newUrl); // the playlist itself never loaded (or moved)
         } else {

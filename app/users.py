@@ -20,7 +20,6 @@ from botocore.exceptions import ClientError
 
 from app.dynamo import (
     Item,
-    b,
     check_limit,
     decode_cursor,
     error_code,
@@ -29,7 +28,6 @@ from app.dynamo import (
     get_n,
     get_s,
     get_time,
-    n,
     query_page,
     s,
     unavailable_on_errors,
@@ -124,6 +122,8 @@ class UserDirectory:
             if "@" not in email:
                 raise BadRequestError("email must contain @")
         stamp = format_time(self._clock())
+        # No premium, premium_until or version: absent, they mean not premium at version 0
+        # (app.entitlements), so whoever creates records never writes an entitlement.
         item: Item = {
             "user_id": s(user_id),
             "entity": s("user"),
@@ -131,18 +131,23 @@ class UserDirectory:
             "email": s(email),
             # A user without an e-mail still appears in the listing, after everyone else.
             "email_lower": s(email.lower() if email else NO_EMAIL_SORT_PREFIX + username.lower()),
-            "premium": b(False),
-            "version": n(0),
             "created_at": s(stamp),
             "updated_at": s(stamp),
             "updated_by": s(SIGNUP_ACTOR),
         }
+        fields = {name: value for name, value in item.items() if name != "user_id"}
         try:
             with unavailable_on_errors():
-                self._client.put_item(
+                # UpdateItem, not PutItem: a put replaces a whole item, premium included,
+                # whatever IAM allows; an update names every attribute it touches, so the
+                # roles' dynamodb:Attributes condition can leave premium out (docs/deploy.md).
+                self._client.update_item(
                     TableName=self._table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(user_id)",
+                    Key={"user_id": item["user_id"]},
+                    UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in fields),
+                    ConditionExpression="attribute_not_exists(#user_id)",
+                    ExpressionAttributeNames={f"#{name}": name for name in item},
+                    ExpressionAttributeValues={f":{name}": value for name, value in fields.items()},
                 )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":

@@ -13,9 +13,11 @@ Two zips per architecture, under ``build/lambda/``:
     provides boto3 and botocore. No Flask, no werkzeug, no emulator.
 ``web-<arch>.zip``
     the same plus ``app/web`` (Flask app, its static files with the player's
-    hls.js under ``static/vendor/``, which the build refuses to leave out, and
-    :mod:`app.web.lambda_entry`; not the npm project ``app/web/player``),
-    ``templates/`` at the zip's root (where
+    hls.js under ``static/vendor/``, which the build refuses to leave out, not
+    the npm project ``app/web/player``, and two entry
+    points: :mod:`app.web.lambda_entry` for the viewer pages,
+    :mod:`app.web.lambda_admin_entry` for the admin pages, each function
+    with its own role), ``templates/`` at the zip's root (where
     ``app/web`` looks for them: two levels above ``app/web/__init__.py``), and
     the web dependencies (Flask, Authlib, requests, apig-wsgi).
 
@@ -88,10 +90,15 @@ _SKIP_PARTS = frozenset({"__pycache__", "tests", ".mypy_cache", ".pytest_cache",
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _HANDLER = re.compile(r"^\s+Handler:\s*([A-Za-z_][\w.]*)\.(\w+)\s*$", re.MULTILINE)
+WEB_ENTRIES = {"app.web.lambda_entry": "web", "app.web.lambda_admin_entry": "admin_web"}
+"""The web zip's entry modules, by the name :func:`handler_modules` gives them."""
 
 
 def handler_modules(template: Path = TEMPLATE) -> dict[str, str]:
-    """Entry module of every function in the template, by its last name part (``playback``).
+    """Entry module of every function in the template, by name (``playback``, ``web``...).
+
+    A handler module's name is its last part; the web zip's entries are named by
+    :data:`WEB_ENTRIES`.
 
     :raises PackagingError: a ``Handler`` names a module that does not exist in the tree.
     """
@@ -99,8 +106,7 @@ def handler_modules(template: Path = TEMPLATE) -> dict[str, str]:
     for module, _function in _HANDLER.findall(template.read_text()):
         if not (ROOT / (module.replace(".", "/") + ".py")).is_file():
             raise PackagingError(f"{template.name}: Handler module {module} does not exist")
-        parts = module.split(".")  # app.web.lambda_entry is "web"; the others their own name
-        modules[parts[-2] if parts[-1] == "lambda_entry" else parts[-1]] = module
+        modules[WEB_ENTRIES.get(module, module.rsplit(".", 1)[-1])] = module
     if not modules:
         raise PackagingError(f"{template.name} names no Handler")
     return modules

@@ -11,6 +11,14 @@ every other ``app/web/*_views.py`` module that defines ``blueprint`` (a
 :class:`flask.Blueprint`), in name order, so page modules plug in without
 editing this file. ``/`` falls back to a placeholder home page when no
 blueprint serves it.
+
+``pages`` selects what one app serves. In AWS the viewer pages and the admin
+pages are two Lambda functions with two IAM roles (docs/deploy.md), so the
+internet-facing viewer function cannot write entitlements or the catalog:
+``"viewer"`` is everything but ``/admin`` (and ``/api`` answers with the viewer
+API only), ``"admin"`` is the ``/admin`` pages alone (the sign-in pages they
+link to are known for building URLs, never served). Locally one process
+serves both (``"all"``, the default).
 """
 
 from __future__ import annotations
@@ -21,9 +29,9 @@ import logging
 import os
 import pkgutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from flask import Flask, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
@@ -42,7 +50,20 @@ log = logging.getLogger("vidgate.web")
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
-NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.SIGNING, Need.MEDIA, Need.WEB})
+Pages = Literal["all", "viewer", "admin"]
+"""What one app serves: the viewer pages, the admin pages, or both (the local web app)."""
+VIEWER_NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.SIGNING, Need.WEB})
+"""The viewer pages sign grants on the watch page (through the viewer API, in-process)."""
+ADMIN_NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.WEB})
+"""The admin pages sign nothing: no signing key, no CloudFront settings."""
+NEEDS = VIEWER_NEEDS | ADMIN_NEEDS
+NEEDS_OF: dict[Pages, frozenset[Need]] = {
+    "all": NEEDS,
+    "viewer": VIEWER_NEEDS,
+    "admin": ADMIN_NEEDS,
+}
+ADMIN_VIEWS = "admin_views"
+"""The module of the ``/admin`` pages: only apps with ``pages`` "admin" or "all" register it."""
 MAX_FORM_BYTES = 1024 * 1024
 
 HTTP_ERROR_CODES = {
@@ -113,6 +134,7 @@ def create_app(
     *,
     services: Services | None = None,
     local_triggers: bool | None = None,
+    pages: Pages = "all",
 ) -> Flask:
     """Build the web app.
 
@@ -121,10 +143,14 @@ def create_app(
     :param local_triggers: run the Cognito PostConfirmation handler in-process
         after ConfirmSignUp / ConfirmForgotPassword (the emulator fires no
         triggers); default from ``VIDGATE_LOCAL_TRIGGERS=1``.
+    :param pages: ``"viewer"`` (every page but ``/admin``), ``"admin"`` (the
+        ``/admin`` pages alone) or ``"all"``; see the module docstring.
     :raises ConfigurationError: a missing or malformed setting.
     """
+    if pages not in NEEDS_OF:
+        raise ConfigurationError(f"pages must be one of {sorted(NEEDS_OF)}, got {pages!r}")
     if settings is None:
-        settings = load_settings(os.environ, NEEDS)
+        settings = load_settings(os.environ, NEEDS_OF[pages])
     if settings.cognito is None:
         raise ConfigurationError("the web app needs the Cognito settings (Need.COGNITO)")
     if not settings.web_secret_key or not settings.sessions_table:
@@ -186,33 +212,64 @@ def create_app(
     app.register_error_handler(Exception, handle_error)
     app.context_processor(_template_context)
 
-    # The Lambda handlers answer /api locally through the API Gateway v2 shim,
-    # the same code as in AWS; one warmed handler per app.
-    from app.http.admin import make_handler as admin_handler
-    from app.http.viewer import make_handler as viewer_handler
-    from app.web.apigw import mount_api
     from app.web.auth_views import blueprint as auth_blueprint
 
-    viewer = viewer_handler(services)
-    app.extensions["vidgate.viewer_api"] = viewer
-    mount_api(app, {"/api": viewer, "/api/admin": admin_handler(services)})
-    app.register_blueprint(auth_blueprint)
-    for module in _view_modules():
+    if pages == "admin":
+        # The admin pages link to sign-in, account and sign-out, which the viewer function serves.
+        _register_links_only(app, auth_blueprint)
+    else:
+        _mount_api(app, services, with_admin=pages == "all")
+        app.register_blueprint(auth_blueprint)
+    for module in _view_modules(pages):
         blueprint = getattr(module, "blueprint", None)
         if blueprint is not None:
             app.register_blueprint(blueprint)
-    if not any(rule.rule == "/" for rule in app.url_map.iter_rules()):
+    if pages != "admin" and not any(rule.rule == "/" for rule in app.url_map.iter_rules()):
         app.add_url_rule("/", "home", _home)
     return app
 
 
-def _view_modules() -> list[Any]:
-    """Every ``app/web/*_views.py`` except ours, imported in name order."""
+def _mount_api(app: Flask, services: Services, *, with_admin: bool) -> None:
+    """``/api`` answered by the Lambda handlers through the API Gateway v2 shim.
+
+    Locally this is the HTTP API, the same code as in AWS; one warmed handler per
+    app. In AWS the API's routes reach the handler functions first and only the
+    paths no route claims fall through to the viewer web function: there the
+    admin API is not mounted, so ``/api/admin/...`` never runs with its role.
+    """
+    from app.http.viewer import make_handler as viewer_handler
+    from app.web.apigw import Handler, mount_api
+
+    viewer = viewer_handler(services)
+    app.extensions["vidgate.viewer_api"] = viewer
+    handlers: dict[str, Handler] = {"/api": viewer}
+    if with_admin:
+        from app.http.admin import make_handler as admin_handler
+
+        handlers["/api/admin"] = admin_handler(services)
+    mount_api(app, handlers)
+
+
+def _register_links_only(app: Flask, blueprint: Blueprint) -> None:
+    """Make ``url_for`` build ``blueprint``'s URLs in ``app`` without serving any of them."""
+    scratch = Flask(__name__, static_folder=None)
+    scratch.register_blueprint(blueprint)
+    for rule in scratch.url_map.iter_rules():
+        if rule.endpoint.startswith(f"{blueprint.name}."):
+            app.add_url_rule(rule.rule, rule.endpoint, methods=rule.methods, build_only=True)
+
+
+def _view_modules(pages: Pages = "all") -> list[Any]:
+    """The ``app/web/*_views.py`` modules ``pages`` serves (never ours), in name order."""
     names = sorted(
         info.name
         for info in pkgutil.iter_modules([str(Path(__file__).resolve().parent)])
         if info.name.endswith("_views") and info.name != "auth_views"
     )
+    if pages == "viewer":
+        names = [name for name in names if name != ADMIN_VIEWS]
+    elif pages == "admin":
+        names = [name for name in names if name == ADMIN_VIEWS]
     return [importlib.import_module(f"{__name__}.{name}") for name in names]
 
 

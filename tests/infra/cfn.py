@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -267,3 +267,59 @@ def rule_failures(template: dict[str, Any], overrides: dict[str, str]) -> list[s
                 if not verdict[f"assert{i}"]
             ]
     return failures
+
+
+# --------------------------------------------------------------------------- HTTP API routes
+
+
+def http_api_routes(template: dict[str, Any]) -> dict[str, str]:
+    """Route key (``GET /api/videos``, ``ANY /admin/{proxy+}``, ``$default``) -> the function
+    its integration invokes."""
+    routes: dict[str, str] = {}
+    for route in of_type(template, "AWS::ApiGatewayV2::Route").values():
+        props = route["Properties"]
+        match = re.fullmatch(r"integrations/\$\{(\w+)\}", props["Target"]["Fn::Sub"])
+        assert match, props["Target"]
+        integration = template["Resources"][match.group(1)]["Properties"]
+        function, _attribute = integration["IntegrationUri"]["Fn::GetAtt"]
+        routes[props["RouteKey"]] = function
+    return routes
+
+
+def _route_rank(route_key: str, method: str, path: str) -> tuple[bool, int, bool] | None:
+    """How well ``route_key`` matches the request (lower is better), or None if it does not."""
+    route_method, _, pattern = route_key.partition(" ")
+    if not pattern or route_method not in (method, "ANY"):
+        return None
+    wanted = [part for part in path.strip("/").split("/") if part]
+    parts = [part for part in pattern.strip("/").split("/") if part]
+    greedy = bool(parts) and parts[-1].startswith("{") and parts[-1].endswith("+}")
+    fixed = parts[:-1] if greedy else parts
+    if len(wanted) < len(fixed) + (1 if greedy else 0) or (
+        not greedy and len(wanted) != len(fixed)
+    ):
+        return None
+    variables = 0
+    for part, value in zip(fixed, wanted, strict=False):
+        if part.startswith("{"):
+            variables += 1
+        elif part != value:
+            return None
+    return greedy, variables, route_method == "ANY"
+
+
+def route_key_for(route_keys: Iterable[str], method: str, path: str) -> str | None:
+    """The route an HTTP API chooses for ``method path``, or None (API Gateway's 404).
+
+    API Gateway Developer Guide, "Routing API requests": a full match of path and
+    method first, then a route with a greedy path variable (``{proxy+}``, one
+    segment or more), then ``$default``; a route's own method goes before ``ANY``,
+    and a literal segment before a path variable. A trailing slash matches the route
+    without it, as HTTP APIs are observed to do (the template routes ``/admin`` and
+    ``/admin/{proxy+}`` to the same function, so ``/admin/`` goes there either way).
+    """
+    keys = list(route_keys)
+    ranked = [(rank, key) for key in keys if (rank := _route_rank(key, method, path)) is not None]
+    if ranked:
+        return min(ranked)[1]
+    return "$default" if "$default" in keys else None

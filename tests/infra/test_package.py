@@ -8,10 +8,20 @@ and its dependencies, as Lambda's runtime provides them. There the handler
 modules are imported and run on AWS-shaped events against the AWS emulator:
 the PostConfirmation trigger writes the user record, the playback handler
 answers 401 without a token and grants a signed URL with a real Cognito
-access token (cryptography from the zip at work), the web app
-renders its home page from the templates inside its zip. Flask is not
-importable next to the handler artifact. Every AWS call the packaged code
-made is checked against the IAM role the template gives that function.
+access token (cryptography from the zip at work). Flask is not importable
+next to the handler artifact.
+
+The web zip's two entry points run as the two web functions, each in its own
+interpreter with the environment the template gives it, and a browser-like
+client visits the site through them, each request going to the function the
+template's HTTP API routes it to: sign-up and confirmation (the emulator
+fires no PostConfirmation trigger, like a trigger that failed), sign-in (which
+creates the missing user record, also for a user an admin created), the
+watch page and a grant, the admin pages (a premium grant, the audit trail, a
+catalog edit), an idle and an expired session, sign-out. Every AWS call the
+packaged code made is checked against the IAM role the template gives that
+function, conditions included, and every permission of a role must have been
+needed.
 """
 
 from __future__ import annotations
@@ -19,29 +29,43 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
+import selectors
 import subprocess
 import sys
 import uuid
 import warnings
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import boto3
 import pytest
 
 from app.catalog import Video, VideoCatalog
 from app.dynamo import dynamodb_client
+from app.errors import UserNotFoundError
 from app.keys import generate_key_pair, store_private_key
 from app.local.emulator import Emulator
 from app.tables import create_tables
 from app.users import UserDirectory
+from app.web.session_store import SessionStore
 from infra import package
-from tests.infra.cfn import SCENARIOS, as_list, load, of_type, resolve
+from tests.infra.cfn import (
+    SCENARIOS,
+    as_list,
+    http_api_routes,
+    load,
+    of_type,
+    resolve,
+    route_key_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -53,28 +77,54 @@ CDN = "https://d111111abcdef8.cloudfront.net"
 RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 """What Lambda's Python runtime puts on the path after the function's own code."""
 
-CHILD = r"""
-import json, os, sys
+RECORDER = r"""
+import json, os, re, sys
 task, runtime = sys.argv[1], sys.argv[2]
 sys.path[:0] = [task, runtime]
-inputs = json.loads(sys.stdin.read())
 
 import botocore.client
 calls = []
 _original = botocore.client.BaseClient._make_api_call
+_WORDS = re.compile(r"[#:]?[A-Za-z_][A-Za-z0-9_]*")
+_NOT_NAMES = {"SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "BETWEEN", "IN",
+              "if_not_exists", "list_append", "attribute_exists", "attribute_not_exists",
+              "attribute_type", "begins_with", "contains", "size"}
+
+def _attributes(params):
+    # The top-level attribute names a request touches: what IAM's dynamodb:Attributes holds.
+    if "Item" in params:
+        return sorted(params["Item"])
+    names = set(params.get("Key", {}))
+    aliases = params.get("ExpressionAttributeNames", {})
+    for key in ("UpdateExpression", "ConditionExpression", "ProjectionExpression"):
+        for word in _WORDS.findall(params.get(key, "")):
+            if word.startswith("#"):
+                names.add(aliases[word])
+            elif not word.startswith(":") and word not in _NOT_NAMES:
+                names.add(word)
+    return sorted(names)
 
 def _recording(self, operation, params):
     item = {"service": self.meta.service_model.endpoint_prefix, "operation": operation}
     for key in ("TableName", "IndexName", "SecretId", "UserPoolId"):
         if key in params:
             item[key] = params[key]
+    if item["service"] == "dynamodb" and operation in ("PutItem", "UpdateItem", "DeleteItem"):
+        item["attributes"] = _attributes(params)
     if operation == "TransactWriteItems":
-        item["items"] = [[kind, body["TableName"]] for entry in params["TransactItems"]
-                         for kind, body in entry.items()]
+        item["items"] = [[kind, body["TableName"], _attributes(body)]
+                         for entry in params["TransactItems"] for kind, body in entry.items()]
     calls.append(item)
     return _original(self, operation, params)
 
 botocore.client.BaseClient._make_api_call = _recording
+"""
+"""Run first in every child: the artifact on the path, and a record of every AWS call."""
+
+CHILD = (
+    RECORDER
+    + r"""
+inputs = json.loads(sys.stdin.read())
 
 def importable(name):
     try:
@@ -96,6 +146,28 @@ out["file_of"] = {name: getattr(sys.modules.get(name), "__file__", None)
                   for name in ("jwt", "cryptography", "boto3", "app", "flask")}
 print(json.dumps(out))
 """
+)
+"""Runs a list of steps, each with its function's environment, and prints what happened."""
+
+SERVER = (
+    RECORDER
+    + r"""
+protocol, sys.stdout = sys.stdout, sys.stderr  # the app's own prints never reach the protocol
+os.environ.clear()
+os.environ.update(json.loads(sys.stdin.readline()))
+module = __import__(sys.argv[3], fromlist=["handler"])  # Lambda's init phase
+file_of = {name: getattr(sys.modules.get(name), "__file__", None) for name in ("app", "flask")}
+protocol.write(json.dumps({"calls": calls, "file_of": file_of}) + "\n")
+protocol.flush()
+for line in sys.stdin:
+    del calls[:]
+    result = module.handler(json.loads(line), None)
+    protocol.write(json.dumps({"result": result, "calls": calls}) + "\n")
+    protocol.flush()
+"""
+)
+"""One function's execution environment: imports its entry module, then answers events
+(one JSON line in, one out), reporting the AWS calls each made."""
 
 
 # --------------------------------------------------------------------------- artifacts
@@ -186,6 +258,21 @@ class Stack:
     session: boto3.Session
 
 
+def _video(video_id: str, title: str, tier: Literal["free", "premium"]) -> Video:
+    return Video(
+        video_id=video_id,
+        title=title,
+        description=f"a {tier} clip",
+        tier=tier,
+        object_key=f"videos/{video_id}/clip.mp4",
+        content_type="video/mp4",
+        duration_seconds=10.0,
+        poster_key=f"posters/{video_id}.jpg",
+        size_bytes=1000,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
 @pytest.fixture(scope="module")
 def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
     prefix = f"pk{uuid.uuid4().hex[:10]}"
@@ -220,20 +307,7 @@ def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
     }
     dynamodb = dynamodb_client(boto_session)
     create_tables(dynamodb, tables)
-    VideoCatalog(dynamodb, tables["videos"]).put(
-        Video(
-            video_id="free-clip",
-            title="Free Clip",
-            description="a free clip",
-            tier="free",
-            object_key="videos/free-clip/clip.mp4",
-            content_type="video/mp4",
-            duration_seconds=10.0,
-            poster_key="posters/free-clip.jpg",
-            size_bytes=1000,
-            created_at=datetime(2026, 1, 1, tzinfo=UTC),
-        )
-    )
+    VideoCatalog(dynamodb, tables["videos"]).put(_video("free-clip", "Free Clip", "free"))
     secret_id = f"{prefix}/cloudfront-key"
     pair = generate_key_pair("ecdsa-p256")
     store_private_key(boto_session.client("secretsmanager"), secret_id, pair.private_pem)
@@ -323,19 +397,15 @@ def _api_event(
     return event
 
 
-def _web_home_event() -> dict[str, Any]:
-    return _api_event("GET", "/", headers={"accept": "text/html"})
-
-
-def _environment(stack: Stack, function: str) -> dict[str, str]:
-    """The variables the template gives ``function``, with the emulator's values."""
+def _environment(values: dict[str, str], function: str) -> dict[str, str]:
+    """The variables the template gives ``function``, with the emulator's ``values``."""
     template = resolve(load(), SCENARIOS["oai"])
     names = template["Resources"][function]["Properties"]["Environment"]["Variables"]
-    aws = {k: v for k, v in stack.env.items() if k.startswith("AWS_")}
-    env = {**aws, **{name: stack.env[name] for name in names}, "PATH": os.environ["PATH"]}
+    aws = {k: v for k, v in values.items() if k.startswith("AWS_")}
+    env = {**aws, **{name: values[name] for name in names}, "PATH": os.environ["PATH"]}
     if "VIDGATE_USER_POOL_ID" in env:
         # AWS serves the JWKS at the address derived from the pool id; the emulator elsewhere.
-        env["VIDGATE_JWKS_URL"] = stack.env["VIDGATE_JWKS_URL"]
+        env["VIDGATE_JWKS_URL"] = values["VIDGATE_JWKS_URL"]
     return env
 
 
@@ -385,19 +455,462 @@ def handler_run(built: dict[str, Path], stack: Stack, interpreter: Interpreter) 
     ]  # fmt: skip
     inputs = {
         "forbidden": sorted(package.FORBIDDEN_IN_HANDLERS),
-        "env": {step["function"]: _environment(stack, step["function"]) for step in steps},
+        "env": {step["function"]: _environment(stack.env, step["function"]) for step in steps},
         "steps": steps,
     }
     return _run(interpreter, built["handlers"], built["runtime"], inputs)
 
 
+# --------------------------------------------------------------------------- the web functions
+
+
+WEB_FUNCTIONS = ("WebFunction", "AdminWebFunction")
+"""The two functions of the web zip: the viewer pages, and the admin pages with their own role."""
+REPLY_SECONDS = 60
+"""How long a web function may take to answer one event (its init, for the first)."""
+_CSRF = re.compile(r'(?:name="csrf_token" value|name="csrf-token" content)="([^"]+)"')
+
+
+@dataclass
+class WebStack:
+    """The web visit's own tables (the handler run's catalog stays as it is), its Cognito pool."""
+
+    env: dict[str, str]
+    tables: dict[str, str]
+    dynamodb: Any
+    cognito: Any
+    pool_id: str
+
+    def directory(self) -> UserDirectory:
+        return UserDirectory(self.dynamodb, self.tables["users"])
+
+    def age_session(self, sid: str, seconds: int) -> None:
+        """Move a session's last use ``seconds`` into the past, as if the user had been away."""
+        self.dynamodb.update_item(
+            TableName=self.tables["sessions"],
+            Key={"session_id": {"S": SessionStore.key_for(sid)}},
+            UpdateExpression="SET last_seen_at = last_seen_at - :d",
+            ConditionExpression="attribute_exists(session_id)",
+            ExpressionAttributeValues={":d": {"N": str(seconds)}},
+        )
+
+    def session_exists(self, sid: str) -> bool:
+        found = self.dynamodb.get_item(
+            TableName=self.tables["sessions"], Key={"session_id": {"S": SessionStore.key_for(sid)}}
+        )
+        return "Item" in found
+
+
 @pytest.fixture(scope="module")
-def web_run(built: dict[str, Path], stack: Stack, interpreter: Interpreter) -> Any:
-    step = {"name": "home", "function": "WebFunction", "module": "app.web.lambda_entry",
-            "event": _web_home_event()}  # fmt: skip
-    inputs = {"forbidden": [], "env": {"WebFunction": _environment(stack, "WebFunction")},
-              "steps": [step]}  # fmt: skip
-    return _run(interpreter, built["web"], built["runtime"], inputs)
+def web_stack(stack: Stack) -> WebStack:
+    prefix = f"pw{uuid.uuid4().hex[:10]}"
+    tables = {
+        logical: f"{prefix}-{logical}" for logical in ("users", "videos", "audit", "sessions")
+    }
+    dynamodb = dynamodb_client(stack.session)
+    create_tables(dynamodb, tables)
+    catalog = VideoCatalog(dynamodb, tables["videos"])
+    catalog.put(_video("free-clip", "Free Clip", "free"))
+    catalog.put(_video("premium-clip", "Premium Clip", "premium"))
+    env = {
+        **stack.env,
+        **{f"VIDGATE_{logical.upper()}_TABLE": name for logical, name in tables.items()},
+    }
+    return WebStack(
+        env,
+        tables,
+        dynamodb,
+        stack.session.client("cognito-idp"),
+        stack.env["VIDGATE_USER_POOL_ID"],
+    )
+
+
+class FunctionProcess:
+    """One function's execution environment: a bare interpreter running :data:`SERVER`."""
+
+    def __init__(
+        self,
+        interpreter: Interpreter,
+        task: Path,
+        runtime: Path,
+        module: str,
+        env: dict[str, str],
+        log: Path,
+    ) -> None:
+        self._log = log.open("w", encoding="utf-8")
+        self._process = subprocess.Popen(
+            [interpreter.path, "-I", "-S", "-c", SERVER, str(task), str(runtime), module],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            env={"PATH": os.environ["PATH"]},
+        )
+        self._path = log
+        self._send(env)
+        ready = self._receive()
+        self.init_calls: list[dict[str, Any]] = ready["calls"]
+        self.file_of: dict[str, str | None] = ready["file_of"]
+
+    def invoke(self, event: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        self._send(event)
+        answer = self._receive()
+        return answer["result"], answer["calls"]
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps(message) + "\n")
+        self._process.stdin.flush()
+
+    def _receive(self) -> dict[str, Any]:
+        assert self._process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._process.stdout, selectors.EVENT_READ)
+            ready = selector.select(timeout=REPLY_SECONDS)
+        line = self._process.stdout.readline() if ready else ""
+        if not line:
+            self.close()
+            pytest.fail(f"the function gave no answer:\n{self._path.read_text()[-4000:]}")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def close(self) -> None:
+        if self._process.stdin is not None and not self._process.stdin.closed:
+            self._process.stdin.close()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._log.close()
+
+    def __enter__(self) -> FunctionProcess:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the site answered, and which function answered it."""
+
+    function: str
+    status: int
+    headers: dict[str, str]
+    body: str
+    cookies: list[str]
+
+    @property
+    def location(self) -> str:
+        """The redirect's target as a local path (with its query)."""
+        parts = urlsplit(self.headers["location"])
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+    def csrf(self) -> str:
+        found = _CSRF.search(self.body)
+        assert found, f"no CSRF token on this page:\n{self.body[:2000]}"
+        return found.group(1)
+
+
+@dataclass
+class Site:
+    """The HTTP API in front of the web functions: each request goes where its route says."""
+
+    routes: dict[str, str]
+    processes: dict[str, FunctionProcess]
+    calls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.calls = {name: list(p.init_calls) for name, p in self.processes.items()}
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: str | None,
+        cookies: list[str],
+    ) -> Answer:
+        parts = urlsplit(path)
+        route = route_key_for(self.routes, method, parts.path)
+        assert route is not None, f"no route for {method} {parts.path}"
+        function = self.routes[route]
+        assert function in self.processes, f"{method} {path} goes to {function}"
+        event = _event("apigw-v2-list-videos.json")
+        event.pop("queryStringParameters", None)
+        event.update(rawPath=parts.path, rawQueryString=parts.query, routeKey=route)
+        event["requestContext"].update(routeKey=route)
+        event["requestContext"]["http"].update(method=method, path=parts.path)
+        event["headers"] = {**event["headers"], "accept": "text/html", **headers}
+        if parts.query:
+            event["queryStringParameters"] = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if cookies:
+            event["cookies"] = cookies
+        if body is not None:
+            event["body"] = body
+        result, calls = self.processes[function].invoke(event)
+        self.calls[function] += calls
+        assert isinstance(result, dict) and "statusCode" in result, result
+        return Answer(
+            function=function,
+            status=result["statusCode"],
+            headers={k.lower(): v for k, v in (result.get("headers") or {}).items()},
+            body=result.get("body") or "",
+            cookies=list(result.get("cookies") or []),
+        )
+
+
+class Browser:
+    """Keeps cookies (by name and path) and sends forms from the site's own pages."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.jar: dict[str, tuple[str, str]] = {}
+
+    @property
+    def sid(self) -> str:
+        return self.jar["vidgate_session"][0]
+
+    def get(self, path: str) -> Answer:
+        return self._send("GET", path, {}, None)
+
+    def post(self, path: str, form: dict[str, str]) -> Answer:
+        headers = {"content-type": "application/x-www-form-urlencoded", "origin": CDN}
+        return self._send("POST", path, headers, urlencode(form))
+
+    def post_json(self, path: str, body: Any, csrf: str) -> Answer:
+        """What the player's ``fetch()`` sends: JSON with the page's CSRF token in a header."""
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "origin": CDN,
+            "x-csrf-token": csrf,
+        }
+        return self._send("POST", path, headers, json.dumps(body))
+
+    def _send(self, method: str, path: str, headers: dict[str, str], body: str | None) -> Answer:
+        request_path = urlsplit(path).path
+        cookies = [
+            f"{name}={value}"
+            for name, (value, cookie_path) in self.jar.items()
+            # RFC 6265 path-match: the cookie's path, or below it.
+            if request_path == cookie_path or request_path.startswith(cookie_path.rstrip("/") + "/")
+        ]
+        answer = self.site.send(method, path, headers, body, cookies)
+        for line in answer.cookies:
+            parsed: SimpleCookie = SimpleCookie()
+            parsed.load(line)
+            for name, morsel in parsed.items():
+                if morsel["max-age"] == "0":
+                    self.jar.pop(name, None)
+                else:
+                    self.jar[name] = (morsel.value, morsel["path"] or "/")
+        return answer
+
+
+@dataclass
+class Visit:
+    """What a visit through both web functions did: its answers by step, and its people."""
+
+    answers: dict[str, Answer]
+    calls: dict[str, list[dict[str, Any]]]
+    file_of: dict[str, dict[str, str | None]]
+    viewer: str
+    viewer_email: str
+    admin: str
+    sessions_left: dict[str, bool]
+    """Whether the session item was still in the table after the step of that name."""
+    record_before_sign_in: bool
+    """Whether the viewer had a directory record between confirmation and sign-in."""
+
+
+def _sign_up(browser: Browser, username: str, email: str, password: str) -> dict[str, Answer]:
+    """Sign up and confirm (any code: the emulator's): a new viewer's first visit."""
+    seen: dict[str, Answer] = {"home": browser.get("/")}
+    form = browser.get("/auth/sign-up")
+    seen["sign_up"] = browser.post(
+        "/auth/sign-up",
+        {
+            "username": username,
+            "email": email,
+            "password": password,
+            "password_repeat": password,
+            "csrf_token": form.csrf(),
+        },
+    )
+    form = browser.get(seen["sign_up"].location)
+    seen["confirm"] = browser.post(
+        "/auth/confirm", {"username": username, "code": "123456", "csrf_token": form.csrf()}
+    )
+    return seen
+
+
+def _sign_in(browser: Browser, username: str, password: str) -> Answer:
+    form = browser.get(f"/auth/sign-in?username={username}")
+    return browser.post(
+        "/auth/sign-in", {"identifier": username, "password": password, "csrf_token": form.csrf()}
+    )
+
+
+def _admin_first_sign_in(
+    browser: Browser, username: str, temporary: str, password: str
+) -> dict[str, Answer]:
+    """An admin-created user: a temporary password, then the new-password challenge."""
+    form = browser.get("/auth/sign-in?next=/admin/users")
+    seen = {
+        "admin_sign_in": browser.post(
+            "/auth/sign-in",
+            {
+                "identifier": username,
+                "password": temporary,
+                "next": "/admin/users",
+                "csrf_token": form.csrf(),
+            },
+        )
+    }
+    form = browser.get(seen["admin_sign_in"].location)
+    seen["admin_new_password"] = browser.post(
+        seen["admin_sign_in"].location,
+        {"password": password, "password_repeat": password, "csrf_token": form.csrf()},
+    )
+    return seen
+
+
+@pytest.fixture(scope="module")
+def visit(
+    built: dict[str, Path],
+    web_stack: WebStack,
+    interpreter: Interpreter,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Visit]:
+    template = resolve(load(), SCENARIOS["oai"])
+    logs = tmp_path_factory.mktemp("web-functions")
+    processes: dict[str, FunctionProcess] = {}
+    try:
+        for function in WEB_FUNCTIONS:
+            handler = template["Resources"][function]["Properties"]["Handler"]
+            processes[function] = FunctionProcess(
+                interpreter,
+                built["web"],
+                built["runtime"],
+                handler.rsplit(".", 1)[0],
+                _environment(web_stack.env, function),
+                logs / f"{function}.log",
+            )
+        site = Site(http_api_routes(template), processes)
+        yield _walk_the_site(site, web_stack)
+    finally:
+        for process in processes.values():
+            process.close()
+
+
+def _walk_the_site(site: Site, web_stack: WebStack) -> Visit:
+    suffix = uuid.uuid4().hex[:8]
+    viewer, admin = f"webviewer{suffix}", f"webadmin{suffix}"
+    viewer_email = f"{viewer}@example.com"
+    answers: dict[str, Answer] = {}
+
+    # A viewer signs up; no trigger creates their record (as when the trigger fails).
+    alice = Browser(site)
+    answers.update(_sign_up(alice, viewer, viewer_email, PASSWORD))
+    try:
+        web_stack.directory().find(viewer)
+        record_before_sign_in = True
+    except UserNotFoundError:
+        record_before_sign_in = False
+    answers["sign_in"] = _sign_in(alice, viewer, PASSWORD)
+    answers["upsell"] = alice.get("/watch/premium-clip")
+    watch = alice.get("/watch/free-clip")
+    answers["watch"] = watch
+    answers["grant"] = alice.post_json("/watch/free-clip/grant", {}, watch.csrf())
+    web_stack.age_session(alice.sid, 120)  # back after two minutes: the session is touched
+    answers["account"] = alice.get("/account")
+    answers["viewer_on_admin_pages"] = alice.get("/admin/users")
+
+    # Forgotten passwords name the account by e-mail, known or not.
+    stranger = Browser(site)
+    for name, identifier in (
+        ("forgot", viewer_email),
+        ("forgot_unknown", f"nobody{suffix}@example.com"),
+    ):
+        form = stranger.get("/auth/forgot")
+        answers[name] = stranger.post(
+            "/auth/forgot", {"identifier": identifier, "csrf_token": form.csrf()}
+        )
+
+    # An admin an operator created (AdminCreateUser): their first sign-in creates their record.
+    temporary = "Temp-Pass-2026!x"
+    web_stack.cognito.admin_create_user(
+        UserPoolId=web_stack.pool_id,
+        Username=admin,
+        TemporaryPassword=temporary,
+        MessageAction="SUPPRESS",
+        UserAttributes=[{"Name": "email", "Value": f"{admin}@example.com"}],
+    )
+    web_stack.cognito.admin_add_user_to_group(
+        UserPoolId=web_stack.pool_id, Username=admin, GroupName="admin"
+    )
+    carol = Browser(site)
+    answers.update(_admin_first_sign_in(carol, admin, temporary, PASSWORD))
+    answers["admin_root"] = carol.get("/admin")
+    answers["admin_index"] = carol.get(answers["admin_root"].location)
+    answers["admin_users"] = carol.get(answers["admin_index"].location)
+    sub = web_stack.directory().find(viewer).user_id
+    page = carol.get(f"/admin/users/{sub}")
+    answers["admin_grant"] = carol.post(
+        f"/admin/users/{sub}/grant", {"version": "0", "until": "", "csrf_token": page.csrf()}
+    )
+    answers["admin_granted"] = carol.get(answers["admin_grant"].location)
+    answers["player"] = alice.get("/watch/premium-clip")
+    answers["admin_audit"] = carol.get("/admin/audit")
+    answers["admin_user_audit"] = carol.get(f"/admin/users/{sub}/audit")
+    answers["admin_videos"] = carol.get("/admin/videos")
+    page = carol.get("/admin/videos/free-clip")
+    token = page.csrf()
+    answers["admin_edit_video"] = carol.post(
+        "/admin/videos/free-clip",
+        {
+            "title": "Free Clip, edited",
+            "description": "a free clip",
+            "tier": "free",
+            "csrf_token": token,
+        },
+    )
+    answers["admin_unpublish"] = carol.post(
+        "/admin/videos/free-clip/unpublish", {"csrf_token": token}
+    )
+    answers["admin_publish"] = carol.post("/admin/videos/free-clip/publish", {"csrf_token": token})
+    answers["admin_published"] = carol.get(answers["admin_publish"].location)  # shows the flash
+    web_stack.age_session(carol.sid, 120)
+    answers["admin_touched"] = carol.get("/admin/users")
+    carol_sid = carol.sid
+    web_stack.age_session(carol_sid, 13 * 3600)  # away longer than the idle timeout
+    answers["admin_expired"] = carol.get("/admin/users")
+    sessions_left = {"admin_expired": web_stack.session_exists(carol_sid)}
+
+    # The viewer signs out.
+    alice_sid = alice.sid
+    form = alice.get("/auth/sign-out")
+    answers["sign_out"] = alice.post("/auth/sign-out", {"csrf_token": form.csrf()})
+    answers["signed_out"] = alice.get("/account")
+    sessions_left["signed_out"] = web_stack.session_exists(alice_sid)
+
+    return Visit(
+        answers=answers,
+        calls=site.calls,
+        file_of={name: process.file_of for name, process in site.processes.items()},
+        viewer=viewer,
+        viewer_email=viewer_email,
+        admin=admin,
+        sessions_left=sessions_left,
+        record_before_sign_in=record_before_sign_in,
+    )
 
 
 # --------------------------------------------------------------------------- tests
@@ -497,12 +1010,14 @@ def test_the_packaged_admin_handler_grants_premium_with_its_audit_record(
 
 
 def test_the_packaged_web_app_renders_pages_from_the_templates_in_its_zip(
-    built: dict[str, Path], web_run: Any
+    built: dict[str, Path], visit: Visit
 ) -> None:
-    result = web_run["home"]
-    assert result["statusCode"] == 200, result
-    assert "<html" in result["body"].lower()
-    assert web_run["file_of"]["flask"].startswith(str(built["web"]))
+    home = visit.answers["home"]
+    assert (home.function, home.status) == ("WebFunction", 200), home
+    assert "<html" in home.body.lower() and "Free Clip" in home.body
+    for function in WEB_FUNCTIONS:
+        assert str(visit.file_of[function]["flask"]).startswith(str(built["web"]))
+        assert str(visit.file_of[function]["app"]).startswith(str(built["web"]))
     assert (built["web"] / "templates" / "base.html").exists()
 
 
@@ -539,18 +1054,157 @@ def test_the_web_zip_is_refused_without_the_vendored_hls_js(tmp_path: Path) -> N
     package.source_files("handlers", root=tmp_path)  # the handler zip has no web app: no check
 
 
+def test_sign_in_creates_the_missing_user_record_of_a_viewer_and_of_an_admin_created_user(
+    visit: Visit, web_stack: WebStack
+) -> None:
+    assert visit.answers["confirm"].status == 302, visit.answers["confirm"]
+    assert not visit.record_before_sign_in, "a trigger ran? the record must be missing"
+    assert visit.answers["sign_in"].status == 302, visit.answers["sign_in"].body[:2000]
+    assert visit.answers["sign_in"].location == "/"
+    assert visit.answers["admin_sign_in"].location == "/auth/new-password"
+    assert visit.answers["admin_new_password"].location == "/admin/users"
+    directory = web_stack.directory()
+    viewer = directory.find(visit.viewer)
+    # Created at sign-in, then made premium on the admin pages.
+    assert (viewer.email, viewer.premium, viewer.version) == (visit.viewer_email, True, 1)
+    assert viewer.created_at is not None and viewer.updated_by == visit.admin
+    assert directory.find(visit.admin).email == f"{visit.admin}@example.com"
+    created = [
+        call
+        for call in visit.calls["WebFunction"]
+        if call["operation"] == "UpdateItem" and call["TableName"] == web_stack.tables["users"]
+    ]
+    assert len(created) == 2, created
+    # Nothing that grants: no premium, no end date, no version (the role's condition).
+    for call in created:
+        assert not {"premium", "premium_until", "version"} & set(call["attributes"]), call
+
+
+def test_the_watch_page_grants_through_the_viewer_function(visit: Visit) -> None:
+    assert visit.answers["upsell"].status == 200
+    assert 'id="upsell-back"' in visit.answers["upsell"].body
+    grant = visit.answers["grant"]
+    assert (grant.function, grant.status) == ("WebFunction", 200), grant
+    assert json.loads(grant.body)["url"].startswith(f"{CDN}/videos/free-clip/clip.mp4?")
+    assert visit.answers["account"].status == 200
+    # After the admin's grant, the premium video plays.
+    assert "data-grant-url" in visit.answers["player"].body
+
+
+def test_a_forgotten_password_is_asked_for_by_email_known_or_not(visit: Visit) -> None:
+    known, unknown = visit.answers["forgot"], visit.answers["forgot_unknown"]
+    assert known.status < 500 and (known.status, known.function) == (
+        unknown.status,
+        unknown.function,
+    )
+
+
+def test_the_admin_pages_are_served_by_their_own_function(visit: Visit) -> None:
+    for name, answer in visit.answers.items():
+        expected = (
+            "AdminWebFunction"
+            if name.startswith(("admin_", "viewer_on_admin"))
+            else ("WebFunction")
+        )
+        if name in ("admin_sign_in", "admin_new_password"):
+            expected = "WebFunction"  # signing in is the viewer function's, wherever it leads
+        assert answer.function == expected, (name, answer.function)
+    assert visit.answers["viewer_on_admin_pages"].status == 403
+    assert visit.answers["admin_root"].location == "/admin/"
+    assert visit.answers["admin_users"].status == 200
+    assert visit.viewer_email in visit.answers["admin_users"].body
+    assert visit.answers["admin_grant"].status == 302, visit.answers["admin_grant"].body[:2000]
+    assert "is now premium" in visit.answers["admin_granted"].body
+    assert "grant" in visit.answers["admin_user_audit"].body
+    for step in ("admin_edit_video", "admin_unpublish", "admin_publish"):
+        assert visit.answers[step].status == 302, (step, visit.answers[step].body[:2000])
+        assert visit.answers[step].location == "/admin/videos"
+
+
+def test_sessions_are_touched_expire_and_end_on_both_functions(visit: Visit) -> None:
+    assert visit.answers["admin_touched"].status == 200
+    expired = visit.answers["admin_expired"]
+    assert (expired.status, expired.location) == (302, "/auth/sign-in?next=/admin/users")
+    assert visit.sessions_left == {"admin_expired": False, "signed_out": False}
+    assert visit.answers["sign_out"].status == 302
+    assert visit.answers["signed_out"].location.startswith("/auth/sign-in")
+    for function in WEB_FUNCTIONS:
+        touches = [
+            call
+            for call in visit.calls[function]
+            if call["operation"] == "UpdateItem" and call["TableName"].endswith("-sessions")
+        ]
+        assert touches, f"{function} never touched a session"
+
+
 # --------------------------------------------------------------------------- IAM
 
 
-def _grants(function: str) -> list[tuple[str, tuple[str, ...]]]:
-    """(action, resource) pairs the function's role allows, resources as symbolic keys."""
+Key = tuple[str, ...]
+"""A resource as the template names it: ("arn", "UsersTable"), ("index", "UsersTable",
+"email-index") or ("param", "SigningKeySecretArnA")."""
+
+UNAUTHENTICATED_COGNITO = frozenset(
+    {
+        "SignUp",
+        "ConfirmSignUp",
+        "ResendConfirmationCode",
+        "InitiateAuth",
+        "RespondToAuthChallenge",
+        "GetUser",
+        "GlobalSignOut",
+        "RevokeToken",
+        "ForgotPassword",
+        "ConfirmForgotPassword",
+    }
+)
+"""Cognito operations authorized by the app client or the user's own token, not by IAM."""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One action on one resource a role's statement allows, with the statement's condition."""
+
+    action: str
+    key: Key
+    condition: str = "{}"
+    """The statement's Condition, as JSON (a grant is hashable)."""
+
+    def admits(self, attributes: tuple[str, ...] | None) -> bool:
+        """Whether the condition holds for a request touching ``attributes`` (None: unknown)."""
+        condition: dict[str, dict[str, Any]] = json.loads(self.condition)
+        for operator, tests in condition.items():
+            for name, expected in tests.items():
+                if (operator, name) == ("ForAllValues:StringEquals", "dynamodb:Attributes"):
+                    # ForAllValues holds for a request without the key: the Null test guards it.
+                    holds = attributes is None or set(attributes) <= set(as_list(expected))
+                elif (operator, name) == ("Null", "dynamodb:Attributes"):
+                    holds = (attributes is None) == (expected == "true")
+                else:
+                    raise AssertionError(f"this test cannot evaluate {operator} on {name}")
+                if not holds:
+                    return False
+        return True
+
+
+@dataclass(frozen=True)
+class Needed:
+    """What IAM must allow for one recorded call: an action on a resource, for these attributes."""
+
+    action: str
+    key: Key
+    attributes: tuple[str, ...] | None = None
+
+
+def _grants(function: str) -> list[Grant]:
+    """What the function's role allows, resources as symbolic keys."""
     template = resolve(load(), SCENARIOS["oai"])
     role = template["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
-    pairs: list[tuple[str, tuple[str, ...]]] = []
+    grants: list[Grant] = []
     for policy in template["Resources"][role]["Properties"]["Policies"]:
         for statement in as_list(policy["PolicyDocument"]["Statement"]):
             for resource in as_list(statement["Resource"]):
-                key: tuple[str, ...]
+                key: Key
                 if "Fn::GetAtt" in resource:
                     key = ("arn", resource["Fn::GetAtt"][0])
                 elif "Fn::Sub" in resource and "/index/" in resource["Fn::Sub"]:
@@ -560,29 +1214,57 @@ def _grants(function: str) -> list[tuple[str, tuple[str, ...]]]:
                     key = ("param", resource["Ref"])
                 else:
                     continue
-                pairs += [(action, key) for action in as_list(statement["Action"])]
-    return pairs
+                condition = json.dumps(statement.get("Condition", {}), sort_keys=True)
+                grants += [Grant(action, key, condition) for action in as_list(statement["Action"])]
+    return grants
 
 
-def _needed(call: dict[str, Any], stack: Stack) -> list[tuple[str, tuple[str, ...]]]:
-    """What IAM must allow for one recorded call, in :func:`_grants`' terms."""
-    table_ids = {name: f"{logical.capitalize()}Table" for logical, name in stack.tables.items()}
+def _needed(call: dict[str, Any], tables: dict[str, str], secret_id: str) -> list[Needed]:
+    """What IAM must allow for one recorded call (``tables``: logical name -> table name)."""
+    table_ids = {name: f"{logical.capitalize()}Table" for logical, name in tables.items()}
     service, operation = call["service"], call["operation"]
     if operation == "TransactWriteItems":
         verbs = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
                  "ConditionCheck": "ConditionCheckItem"}  # fmt: skip
-        return [(f"dynamodb:{verbs[kind]}", ("arn", table_ids[t])) for kind, t in call["items"]]
+        return [
+            Needed(f"dynamodb:{verbs[kind]}", ("arn", table_ids[table]), tuple(attributes))
+            for kind, table, attributes in call["items"]
+        ]
     if service == "dynamodb":
         table = table_ids[call["TableName"]]
         if "IndexName" in call:
-            return [(f"dynamodb:{operation}", ("index", table, call["IndexName"]))]
-        return [(f"dynamodb:{operation}", ("arn", table))]
+            return [Needed(f"dynamodb:{operation}", ("index", table, call["IndexName"]))]
+        attributes = tuple(call["attributes"]) if "attributes" in call else None
+        return [Needed(f"dynamodb:{operation}", ("arn", table), attributes)]
     if service == "secretsmanager":
-        assert call["SecretId"] == stack.secret_id
-        return [(f"secretsmanager:{operation}", ("param", "SigningKeySecretArnA"))]
+        assert call["SecretId"] == secret_id
+        return [Needed(f"secretsmanager:{operation}", ("param", "SigningKeySecretArnA"))]
+    if service == "cognito-idp" and operation in UNAUTHENTICATED_COGNITO:
+        return []
     if service == "cognito-idp" and "UserPoolId" in call:
-        return [(f"cognito-idp:{operation}", ("arn", "UserPool"))]
-    return []  # unauthenticated Cognito calls (InitiateAuth...) need no IAM permission
+        return [Needed(f"cognito-idp:{operation}", ("arn", "UserPool"))]
+    raise AssertionError(f"no IAM mapping for {service}:{operation} here; add one: {call}")
+
+
+def _check_role(
+    function: str, calls: list[dict[str, Any]], tables: dict[str, str], secret_id: str
+) -> tuple[list[str], set[Grant]]:
+    """(calls the role refuses, data permissions of the role that no call needed)."""
+    grants = _grants(function)
+    refused, used = [], set()
+    for call in calls:
+        for needed in _needed(call, tables, secret_id):
+            admitting = [
+                grant
+                for grant in grants
+                if (grant.action, grant.key) == (needed.action, needed.key)
+                and grant.admits(needed.attributes)
+            ]
+            if not admitting:
+                refused.append(f"{function} needs {needed} for {call}")
+            used.update(admitting)
+    unused = {grant for grant in grants if not grant.action.startswith("logs:")} - used
+    return refused, unused
 
 
 def test_every_aws_call_the_packaged_handlers_made_is_allowed_by_their_template_role(
@@ -590,19 +1272,44 @@ def test_every_aws_call_the_packaged_handlers_made_is_allowed_by_their_template_
 ) -> None:
     assert handler_run["calls"]["PlaybackFunction"], "the playback handler made no AWS call?"
     for function, calls in handler_run["calls"].items():
-        grants = set(_grants(function))
-        for call in calls:
-            for needed in _needed(call, stack):
-                assert needed in grants, f"{function} needs {needed} for {call}"
+        refused, _ = _check_role(function, calls, stack.tables, stack.secret_id)
+        assert refused == []
 
 
 @pytest.mark.parametrize("function", ["PlaybackFunction", "AdminFunction", "TriggerFunction"])
 def test_every_data_permission_of_the_api_roles_is_used_by_the_handlers(
     handler_run: Any, stack: Stack, function: str
 ) -> None:
-    used = {needed for call in handler_run["calls"][function] for needed in _needed(call, stack)}
-    granted = {(action, key) for action, key in _grants(function) if not action.startswith("logs:")}
-    assert granted - used == set(), f"{function}: granted but never needed"
+    _, unused = _check_role(function, handler_run["calls"][function], stack.tables, stack.secret_id)
+    assert unused == set(), f"{function}: granted but never needed"
+
+
+@pytest.mark.parametrize("function", WEB_FUNCTIONS)
+def test_every_aws_call_the_packaged_web_functions_made_is_allowed_by_their_template_role(
+    visit: Visit, web_stack: WebStack, stack: Stack, function: str
+) -> None:
+    calls = visit.calls[function]
+    assert calls, f"{function} made no AWS call?"
+    refused, _ = _check_role(function, calls, web_stack.tables, stack.secret_id)
+    assert refused == []
+
+
+@pytest.mark.parametrize("function", WEB_FUNCTIONS)
+def test_every_data_permission_of_the_web_roles_is_used_by_the_visit(
+    visit: Visit, web_stack: WebStack, stack: Stack, function: str
+) -> None:
+    _, unused = _check_role(function, visit.calls[function], web_stack.tables, stack.secret_id)
+    assert unused == set(), f"{function}: granted but never needed"
+
+
+def test_the_attribute_condition_refuses_a_record_write_that_names_an_entitlement() -> None:
+    (create,) = [g for g in _grants("WebFunction") if g.condition != "{}"]
+    assert (create.action, create.key) == ("dynamodb:UpdateItem", ("arn", "UsersTable"))
+    record = ("user_id", "entity", "username", "email", "email_lower", "created_at")
+    assert create.admits(record)
+    assert not create.admits((*record, "premium"))
+    assert not create.admits(("user_id", "version"))
+    assert not create.admits(None), "a request naming no attribute must not pass"
 
 
 def test_every_role_in_the_template_belongs_to_a_packaged_function() -> None:

@@ -24,10 +24,12 @@ from tests.infra.cfn import (
     SCENARIOS,
     cycles,
     dependencies,
+    http_api_routes,
     load,
     render,
     requires,
     resolve,
+    route_key_for,
     rule_failures,
     sam_transform,
 )
@@ -283,9 +285,10 @@ def test_the_functions_sign_and_redirect_for_the_sites_own_url(deployment: str) 
     # The viewer API signs URLs and cookies for the host the browser is on.
     assert render(env("PlaybackFunction")["VIDGATE_CDN_URL"], values) == site
     # The web app signs the same way in-process and redirects (and checks CSRF origins)
-    # against the site, not against the API's own host.
+    # against the site, not against the API's own host; so do the admin pages.
     assert render(env("WebFunction")["VIDGATE_CDN_URL"], values) == site
     assert render(env("WebFunction")["VIDGATE_BASE_URL"], values) == site
+    assert render(env("AdminWebFunction")["VIDGATE_BASE_URL"], values) == site
     assert render(DEPLOYMENTS[deployment]["Outputs"]["SiteUrl"]["Value"], values) == site
 
 
@@ -304,11 +307,11 @@ def test_the_app_client_accepts_the_sites_callback_without_a_second_deploy(
     assert render(client["LogoutURLs"], values) == [f"{site}/", *extra_logouts]
 
 
+@pytest.mark.parametrize("function", ["WebFunction", "AdminWebFunction"])
 @ALL
-def test_the_web_app_uses_the_hosted_ui_exactly_when_asked(deployment: str) -> None:
-    env = DEPLOYMENTS[deployment]["Resources"]["WebFunction"]["Properties"]["Environment"][
-        "Variables"
-    ]
+def test_the_web_app_uses_the_hosted_ui_exactly_when_asked(deployment: str, function: str) -> None:
+    # The admin pages refresh a hosted-UI session's tokens at the hosted UI too.
+    env = DEPLOYMENTS[deployment]["Resources"][function]["Properties"]["Environment"]["Variables"]
     if DEPLOYMENTS[deployment]["_parameters"]["SignInWith"] == "hosted-ui":
         assert render(env["VIDGATE_COGNITO_DOMAIN"], _values(deployment)) == (
             "https://vidgate-test.auth.eu-west-1.amazoncognito.com"
@@ -341,12 +344,18 @@ def test_one_deploy_suffices_the_distribution_needs_no_function_and_nothing_cycl
     assert cycles(graph) == set()
     resources = output["Resources"]
     functions = {n for n, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
-    assert functions >= {"PlaybackFunction", "AdminFunction", "WebFunction", "TriggerFunction"}
+    assert functions >= {
+        "PlaybackFunction",
+        "AdminFunction",
+        "WebFunction",
+        "AdminWebFunction",
+        "TriggerFunction",
+    }
     needed = requires(graph, "Distribution")
     assert "HttpApi" in needed
     assert not needed & functions, needed & functions
     # ...and the functions that build URLs get the distribution's name in the same deploy.
-    for function in ("PlaybackFunction", "WebFunction"):
+    for function in ("PlaybackFunction", "WebFunction", "AdminWebFunction"):
         assert "Distribution" in requires(graph, function), function
     # The API's routes reach the functions, and nothing routes before the function exists.
     for name, resource in resources.items():
@@ -357,12 +366,12 @@ def test_one_deploy_suffices_the_distribution_needs_no_function_and_nothing_cycl
 # --------------------------------------------------------------------------- web routes
 
 
-@pytest.fixture(scope="module")
-def web_rules() -> list[str]:
-    """Every URL rule of the web app (create_app, no AWS call: the clients are lazy)."""
-    from app.web import create_app
+WEB_FUNCTION_OF_PAGES = {"viewer": "WebFunction", "admin": "AdminWebFunction"}
+"""Which function serves which pages (create_app(pages=...) in its entry module)."""
 
-    settings = Settings(
+
+def _web_settings() -> Settings:
+    return Settings(
         region="eu-west-1",
         cognito=CognitoSettings(
             region="eu-west-1",
@@ -382,9 +391,26 @@ def web_rules() -> list[str]:
         web_secret_key="x" * 40,
         web_base_url=f"https://{DISTRIBUTION_NAME}",
     )
-    # Without signing settings the viewer API logs that it could not warm up: harmless here.
-    app = create_app(settings)
-    return sorted(rule.rule for rule in app.url_map.iter_rules())
+
+
+@pytest.fixture(scope="module")
+def web_rules() -> dict[str, list[tuple[str, str, str]]]:
+    """(rule, method, endpoint) of every URL rule each web app serves, by its ``pages``
+    (create_app, no AWS call: the clients are lazy); rules kept only for building URLs
+    are left out, they answer nothing."""
+    from app.web import create_app
+
+    rules: dict[str, list[tuple[str, str, str]]] = {}
+    for pages in ("all", "viewer", "admin"):
+        # Without signing settings the viewer API logs that it could not warm up: harmless here.
+        app = create_app(_web_settings(), pages=pages)
+        rules[pages] = sorted(
+            (rule.rule, method, str(rule.endpoint))
+            for rule in app.url_map.iter_rules()
+            if not rule.build_only
+            for method in sorted(rule.methods or ())
+        )
+    return rules
 
 
 def _sample(rule: str) -> str:
@@ -392,16 +418,50 @@ def _sample(rule: str) -> str:
     return re.sub(r"<[^>]+>", "x", rule)
 
 
-def test_every_web_page_is_reachable_through_the_distribution(web_rules: list[str]) -> None:
+def test_every_web_page_is_reachable_through_the_distribution(
+    web_rules: dict[str, list[tuple[str, str, str]]],
+) -> None:
     # A page under a bucket pattern would be answered by S3 (or refused without a signature)
     # and never reach the web app.
-    assert web_rules, "the web app has no URL rules?"
+    assert web_rules["all"], "the web app has no URL rules?"
     misrouted = {
         rule: _behavior_for("oai", _sample(rule)).get("PathPattern")
-        for rule in web_rules
+        for rule, _method, _endpoint in web_rules["all"]
         if _behavior_for("oai", _sample(rule))["TargetOriginId"] != WEB
     }
     assert misrouted == {}
+
+
+@pytest.mark.parametrize("pages", sorted(WEB_FUNCTION_OF_PAGES))
+def test_the_http_api_sends_each_page_to_the_function_that_serves_it(
+    web_rules: dict[str, list[tuple[str, str, str]]], pages: str
+) -> None:
+    routes = http_api_routes(RAW)
+    function = WEB_FUNCTION_OF_PAGES[pages]
+    misrouted = {}
+    for rule, method, endpoint in web_rules[pages]:
+        if pages == "admin" and endpoint == "static":
+            continue  # /static/* is the viewer function's; the admin pages link to it
+        route = route_key_for(routes, method, _sample(rule))
+        if route is None or routes[route] != function:
+            misrouted[(method, rule)] = route and routes[route]
+    assert misrouted == {}
+    # Together the two apps serve every page of the local app, which serves both.
+    assert set(web_rules["all"]) == {*web_rules["viewer"], *web_rules["admin"]}
+
+
+def test_the_route_matcher_follows_the_http_apis_priorities() -> None:
+    routes = http_api_routes(RAW)
+    assert route_key_for(routes, "POST", "/api/videos/v1/playback") == (
+        "POST /api/videos/{id}/playback"
+    )
+    assert route_key_for(routes, "GET", "/api/videos/v1/playback") == "$default"
+    assert route_key_for(routes, "DELETE", "/admin") == "ANY /admin"
+    assert route_key_for(routes, "GET", "/admin/") == "ANY /admin"
+    assert route_key_for(routes, "POST", "/admin/users/u1/grant") == "ANY /admin/{proxy+}"
+    assert route_key_for(routes, "GET", "/administrator") == "$default"
+    assert route_key_for(routes, "GET", "/api/admin/users") == "GET /api/admin/users"
+    assert route_key_for(["GET /a/{id}"], "GET", "/a/b/c") is None
 
 
 def test_only_an_http_api_with_payload_2_is_deployed() -> None:

@@ -37,9 +37,12 @@ ROUTES = {
     ("GET", "/api/admin/users"): "AdminFunction",
     ("PUT", "/api/admin/users/{user_id}/premium"): "AdminFunction",
     ("GET", "/api/admin/audit"): "AdminFunction",
+    ("ANY", "/admin"): "AdminWebFunction",
+    ("ANY", "/admin/{proxy+}"): "AdminWebFunction",
     ("ANY", "$default"): "WebFunction",
 }
-"""The HTTP API (docs/openapi.yaml), by the function that answers it; the web app takes the rest."""
+"""The HTTP API (docs/openapi.yaml) and the admin pages, by the function that answers them;
+the viewer web app takes the rest."""
 
 
 def _tool(name: str) -> str:

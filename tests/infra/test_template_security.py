@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -45,14 +45,22 @@ SERVED_PREFIXES = [
 STAR_RESOURCE_ACTIONS: dict[str, str] = {}
 """IAM actions allowed on Resource "*", each with the reason it cannot name an ARN (none yet)."""
 
-# Function -> the file whose ``Need.*`` names say what it reads from the environment
-# (the handler modules are entry points of a few lines; their APIs load the settings).
-FUNCTION_SOURCES = {
-    "PlaybackFunction": "app/http/viewer.py",
-    "AdminFunction": "app/http/admin.py",
-    "TriggerFunction": "lambda_handlers/cognito_triggers.py",
-    "WebFunction": "app/web/__init__.py",
+# Function -> the file whose ``Need.*`` names say what it reads from the environment, and
+# the constant holding them there (None: every Need the file names). The handler modules are
+# entry points of a few lines; their APIs load the settings. The web zip's two entry points
+# build the app with create_app(pages=...), which loads the settings for those pages.
+FUNCTION_SOURCES: dict[str, tuple[str, str | None]] = {
+    "PlaybackFunction": ("app/http/viewer.py", "NEEDS"),
+    "AdminFunction": ("app/http/admin.py", "NEEDS"),
+    "TriggerFunction": ("lambda_handlers/cognito_triggers.py", None),
+    "WebFunction": ("app/web/__init__.py", "VIEWER_NEEDS"),
+    "AdminWebFunction": ("app/web/__init__.py", "ADMIN_NEEDS"),
 }
+WEB_ENTRIES: dict[str, Literal["viewer", "admin"]] = {
+    "WebFunction": "viewer",
+    "AdminWebFunction": "admin",
+}
+"""Each web function, by the ``pages`` its entry module gives create_app."""
 
 
 def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -324,6 +332,44 @@ def test_only_the_roles_that_sign_may_read_the_signing_key_and_only_it() -> None
         ]
 
 
+ENTITLEMENT_ATTRIBUTES = {"premium", "premium_until", "version"}
+"""What a premium change writes on a user item (app/entitlements.py)."""
+WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+          "dynamodb:BatchWriteItem", "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate",
+          "dynamodb:PartiQLDelete"}  # fmt: skip
+GUARDED_TABLES = {"UsersTable", "VideosTable", "AuditTable"}
+
+
+@ALL
+def test_the_internet_facing_roles_cannot_write_entitlements_the_audit_trail_or_the_catalog(
+    deployment: str,
+) -> None:
+    """Only the admin roles write them; the viewer web role may create a user record whose
+    attributes leave every entitlement attribute out (a condition IAM enforces)."""
+    statements = _role_statements(DEPLOYMENTS[deployment])
+    for role in ("WebRole", "PlaybackRole"):
+        for statement in statements[role]:
+            writes = set(as_list(statement["Action"])) & WRITES
+            tables = {
+                r["Fn::GetAtt"][0] for r in as_list(statement["Resource"])
+                if isinstance(r, dict) and "Fn::GetAtt" in r
+            } & GUARDED_TABLES  # fmt: skip
+            if not writes or not tables:
+                continue
+            assert (writes, tables) == ({"dynamodb:UpdateItem"}, {"UsersTable"}), statement
+            condition = statement["Condition"]
+            allowed = set(condition["ForAllValues:StringEquals"]["dynamodb:Attributes"])
+            assert allowed and not allowed & ENTITLEMENT_ATTRIBUTES, allowed
+            assert condition["Null"] == {"dynamodb:Attributes": "false"}
+    writers = {
+        role for role, role_statements in statements.items() for s in role_statements
+        if set(as_list(s["Action"])) & WRITES and "Condition" not in s
+        and {r["Fn::GetAtt"][0] for r in as_list(s["Resource"])
+             if isinstance(r, dict) and "Fn::GetAtt" in r} & GUARDED_TABLES
+    }  # fmt: skip
+    assert writers == {"AdminRole", "AdminWebRole"}
+
+
 @ALL
 def test_each_function_has_its_own_role_and_a_log_group_with_retention(deployment: str) -> None:
     template = DEPLOYMENTS[deployment]
@@ -377,12 +423,20 @@ def test_render_refuses_a_template_without_markers() -> None:
 # --------------------------------------------------------------------------- environment
 
 
-def _needs_named_in(path: Path) -> set[Need]:
-    """The ``Need.X`` members a source file mentions (its ``load_settings`` needs)."""
+def _needs_named_in(path: Path, constant: str | None = None) -> set[Need]:
+    """The ``Need.X`` members a source file mentions (its ``load_settings`` needs), or, with
+    ``constant``, those in the module-level assignment of that name."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    scope: ast.AST = tree
+    if constant is not None:
+        (scope,) = [
+            node.value for node in tree.body
+            if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None
+            and constant in {t.id for t in _targets(node) if isinstance(t, ast.Name)}
+        ]  # fmt: skip
     return {
         Need[node.attr]
-        for node in ast.walk(tree)
+        for node in ast.walk(scope)
         if isinstance(node, ast.Attribute)
         and isinstance(node.value, ast.Name)
         and node.value.id == "Need"
@@ -390,13 +444,29 @@ def _needs_named_in(path: Path) -> set[Need]:
     }
 
 
+def _targets(node: ast.Assign | ast.AnnAssign) -> list[ast.expr]:
+    return node.targets if isinstance(node, ast.Assign) else [node.target]
+
+
+def test_the_web_entry_points_build_the_pages_whose_needs_the_template_meets() -> None:
+    from app.web import NEEDS_OF
+
+    for function, pages in WEB_ENTRIES.items():
+        handler = RAW["Resources"][function]["Properties"]["Handler"]
+        source = ROOT / (handler.rsplit(".", 1)[0].replace(".", "/") + ".py")
+        assert f'create_app(pages="{pages}")' in source.read_text(encoding="utf-8"), source
+        path, constant = FUNCTION_SOURCES[function]
+        assert NEEDS_OF[pages] == _needs_named_in(ROOT / path, constant), function
+
+
 @pytest.mark.parametrize("function", sorted(FUNCTION_SOURCES))
 @ALL
 def test_each_function_gets_exactly_the_variables_its_code_reads(
     function: str, deployment: str
 ) -> None:
-    source = ROOT / FUNCTION_SOURCES[function]
-    needs = _needs_named_in(source)
+    path, constant = FUNCTION_SOURCES[function]
+    source = ROOT / path
+    needs = _needs_named_in(source, constant)
     assert needs, f"{source} names no Need.*"
     env = DEPLOYMENTS[deployment]["Resources"][function]["Properties"]["Environment"]["Variables"]
     unknown = set(env) - set(VARIABLES)
@@ -407,8 +477,10 @@ def test_each_function_gets_exactly_the_variables_its_code_reads(
     assert not foreign, f"{function}: gets variables of needs it does not have: {foreign}"
 
 
-def test_the_web_secret_key_is_generated_and_resolved_never_a_literal() -> None:
-    env = RAW["Resources"]["WebFunction"]["Properties"]["Environment"]["Variables"]
+@pytest.mark.parametrize("function", sorted(WEB_ENTRIES))
+def test_the_web_secret_key_is_generated_and_resolved_never_a_literal(function: str) -> None:
+    # One secret for both web functions: they check the CSRF tokens of the same sessions.
+    env = RAW["Resources"][function]["Properties"]["Environment"]["Variables"]
     assert env["VIDGATE_SECRET_KEY"] == {
         "Fn::Sub": "{{resolve:secretsmanager:${WebSecretKey}:SecretString}}"
     }

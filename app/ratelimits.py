@@ -57,7 +57,11 @@ HTML_BODY = (
 
 @dataclass(frozen=True)
 class PathPattern:
-    """A normalised URI path that starts with ``prefix`` and ends with ``suffix``."""
+    """A normalised URI path that starts with ``prefix`` and ends with ``suffix``.
+
+    Two independent tests, as the web ACL's two byte matches are: the ends may
+    overlap (``/watch/grant`` matches ``/watch/`` + ``/grant``).
+    """
 
     prefix: str
     suffix: str = ""
@@ -67,11 +71,7 @@ class PathPattern:
             raise ValueError(f"a path prefix starts with '/', got {self.prefix!r}")
 
     def matches(self, path: str) -> bool:
-        return (
-            len(path) >= len(self.prefix) + len(self.suffix)
-            and path.startswith(self.prefix)
-            and path.endswith(self.suffix)
-        )
+        return path.startswith(self.prefix) and path.endswith(self.suffix)
 
 
 @dataclass(frozen=True)

@@ -128,11 +128,12 @@ def test_json_answers_go_to_json_routes_and_pages_to_the_rest() -> None:
             assert (rule.answer is Answer.JSON) == json_route, (rule.name, path)
 
 
-def test_a_pattern_with_a_suffix_needs_room_for_both_ends() -> None:
+def test_a_pattern_tests_its_two_ends_apart_as_the_web_acl_does() -> None:
     grant = PathPattern("/watch/", "/grant")
     assert grant.matches("/watch/a/grant")
-    assert not grant.matches("/watch/grant")  # "/watch/" and "/grant" overlap: no video id
+    assert grant.matches("/watch/grant")  # the ends overlap: still two byte matches that hold
     assert not grant.matches("/watch/a/grants")
+    assert not grant.matches("/watchx/a/grant")
 
 
 def test_route_throttles_name_each_route_once() -> None:

@@ -37,6 +37,9 @@ ROUTES = {
     ("GET", "/api/admin/users"): "AdminFunction",
     ("PUT", "/api/admin/users/{user_id}/premium"): "AdminFunction",
     ("GET", "/api/admin/audit"): "AdminFunction",
+    # Web app routes of their own only for their throttles (app/ratelimits.py ROUTE_THROTTLES).
+    ("POST", "/auth/{proxy+}"): "WebFunction",
+    ("POST", "/watch/{id}/grant"): "WebFunction",
     ("ANY", "$default"): "WebFunction",
 }
 """The HTTP API (docs/openapi.yaml), by the function that answers it; the web app takes the rest."""

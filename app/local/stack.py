@@ -352,6 +352,12 @@ def run_dev(options: DevOptions) -> int:
     except StopRequested:
         print("stopped before the stack was ready", flush=True)
         return 0
+    except Exception as exc:
+        if not flag:
+            raise
+        # Ctrl-C reaches the whole process group: a step's own child (ffmpeg) may have died of it.
+        print(f"stopped before the stack was ready ({type(exc).__name__} on the way)", flush=True)
+        return 0
     try:
         print(stack.banner(), flush=True)
         while not flag:

@@ -258,3 +258,19 @@ def test_throttled_routes_reach_the_same_function_as_before() -> None:
     }
     assert targets["POST /auth/{proxy+}"] == targets["$default"]
     assert targets["POST /watch/{id}/grant"] == targets["$default"]
+
+
+def test_the_deploy_guide_shows_the_definitions_numbers() -> None:
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    rows = re.findall(
+        r"^\| `([a-z-]+)` \| .+ \| (\d+) per (\d+) s \| 429 (JSON|page) \|$", text, re.M
+    )
+    shown = {name: (int(limit), int(window), answer) for name, limit, window, answer in rows}
+    assert shown == {
+        rule.name: (
+            rule.limit,
+            rule.window_seconds,
+            "JSON" if rule.answer is Answer.JSON else "page",
+        )
+        for rule in RATE_RULES
+    }

@@ -9,6 +9,11 @@ Its cache behaviours:
 * everything else (the default behaviour): the web app, through
   :class:`app.local.proxy.OriginProxy`, bodies streamed both ways.
 
+In front of every behaviour, as the site's web ACL is in AWS, a
+:class:`~app.local.ratelimiter.RateLimiter` answers 429 to a client address past
+a limit of :mod:`app.ratelimits`; behind every behaviour, as the managed
+``SecurityHeadersPolicy`` is, the security headers are added to each response.
+
 Without a web-app origin the whole distribution is the bucket (every path
 signed but the public prefixes), as the media-only tests use it. The bucket is
 read with the edge's own S3 client, as CloudFront reads through its origin
@@ -54,6 +59,8 @@ from app.local.proxy import (
     request_framing,
     request_headers,
 )
+from app.local.ratelimiter import Limited, RateLimiter
+from app.ratelimits import HTML_BODY, JSON_BODY, Answer
 from app.signing import (
     MAX_EPOCH,
     SIGNING_PARAMS,
@@ -89,6 +96,19 @@ _RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.IGNORECASE)
 _SHA1 = hashes.SHA1()  # noqa: S303 - CloudFront's default signature hash
 _SHA256 = hashes.SHA256()
 _PKCS1 = padding.PKCS1v15()
+SECURITY_HEADERS: tuple[tuple[str, str, bool], ...] = (
+    ("Strict-Transport-Security", "max-age=31536000", False),
+    ("X-Content-Type-Options", "nosniff", True),
+    ("X-Frame-Options", "SAMEORIGIN", False),
+    ("Referrer-Policy", "strict-origin-when-cross-origin", False),
+    ("X-XSS-Protection", "1; mode=block", False),
+)
+"""The managed SecurityHeadersPolicy: (name, value, replaces the origin's own value).
+
+Only ``X-Content-Type-Options`` overrides the origin; for the others the web
+app's value wins. HSTS is sent over HTTPS only (RFC 6797 section 7.2), so never
+by the plain-HTTP local edge (docs/local-edge.md#security-headers).
+"""
 _PASSTHROUGH = (
     ("CacheControl", "Cache-Control"),
     ("ContentDisposition", "Content-Disposition"),
@@ -450,6 +470,36 @@ def _check_method(method: str, framing: Framing, allowed: frozenset[str]) -> Non
         raise _Refusal(403, "GetWithBody", "A GET request may not carry a body.", reason="body")
 
 
+def with_security_headers(headers: Headers, *, https: bool) -> Headers:
+    """``headers`` plus the :data:`SECURITY_HEADERS` the response lacks (or must override)."""
+    result = list(headers)
+    present = {name.lower() for name, _ in result}
+    for name, value, override in SECURITY_HEADERS:
+        if name == "Strict-Transport-Security" and not https:
+            continue
+        if override:
+            result = [(n, v) for n, v in result if n.lower() != name.lower()]
+        elif name.lower() in present:
+            continue
+        result.append((name, value))
+    return result
+
+
+def rate_limited_response(limited: Limited) -> tuple[int, Headers, Iterable[bytes]]:
+    """The 429 of the refusing rule: its JSON or HTML body (as in the web ACL), ``Retry-After``."""
+    if limited.rule.answer is Answer.JSON:
+        body, content_type = JSON_BODY.encode(), "application/json"
+    else:
+        body, content_type = HTML_BODY.encode(), "text/html; charset=utf-8"
+    headers = [
+        ("Content-Type", content_type),
+        ("Content-Length", str(len(body))),
+        ("Retry-After", str(limited.retry_after)),
+        ("Cache-Control", "no-store"),
+    ]
+    return 429, headers, [body]
+
+
 def _abort_connection(environ: Mapping[str, Any]) -> None:
     """Cut the viewer's connection (after a broken origin body) so it cannot look complete."""
     connection = environ.get("werkzeug.socket")
@@ -492,6 +542,8 @@ class EdgeApp:
     a signature (a cache behaviour without trusted signers). With ``origin`` (the
     web app), only paths under ``media_prefixes`` go to the bucket and every
     other request is proxied there; without it, every path is the bucket's.
+    With ``rate_limiter``, a client address past a limit gets 429 before any
+    behaviour sees its request.
     """
 
     def __init__(
@@ -505,6 +557,7 @@ class EdgeApp:
         media_prefixes: tuple[str, ...] = ("videos/", "posters/"),
         clock: Callable[[], float] = time.time,
         chunk_size: int = 256 * 1024,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
@@ -528,12 +581,20 @@ class EdgeApp:
         self._media_paths = tuple("/" + prefix for prefix in media_prefixes)
         self._clock = clock
         self._chunk_size = chunk_size
+        self._limiter = rate_limiter
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
-        to_origin = self._origin is not None and not _raw_path(environ).startswith(
-            self._media_paths
-        )
+        raw_path = _raw_path(environ)
+        to_origin = self._origin is not None and not raw_path.startswith(self._media_paths)
+        https = environ.get("wsgi.url_scheme") == "https"
+        limited = self._rate_limit(environ, method, raw_path)
+        if limited is not None:
+            status, refusal_headers, refusal_body = rate_limited_response(limited)
+            start_response(
+                _status_line(status), with_security_headers(refusal_headers, https=https)
+            )
+            return [] if method == "HEAD" else refusal_body
         try:
             if to_origin:
                 status_line, headers, body = self._proxy(environ, method)
@@ -552,12 +613,29 @@ class EdgeApp:
             failure = _Refusal(500, "InternalError", "Internal error")
             status, headers, body = self._error(failure, page=to_origin)
             status_line = _status_line(status)
-        start_response(status_line, headers)
+        start_response(status_line, with_security_headers(headers, https=https))
         if method == "HEAD":
             if hasattr(body, "close"):
                 body.close()
             return []
         return body
+
+    def _rate_limit(self, environ: dict[str, Any], method: str, raw_path: str) -> Limited | None:
+        # The front door: the socket's peer is the client (no proxy stands before the edge).
+        if self._limiter is None:
+            return None
+        client = str(environ.get("REMOTE_ADDR", ""))
+        limited = self._limiter.check(client, method, raw_path)
+        if limited is not None and limited.first:
+            logger.info(
+                "edge rate limit %r: %s is over %d requests in %d s; 429 for %d s",
+                limited.rule.name,
+                client,
+                limited.rule.limit,
+                limited.rule.window_seconds,
+                limited.retry_after,
+            )
+        return limited
 
     @staticmethod
     def _error(refusal: _Refusal, *, page: bool = False) -> tuple[int, Headers, Iterable[bytes]]:

@@ -5,7 +5,12 @@ and the local CloudFront edge in front of it (threads of this process), writes
 ``<state-dir>/dev-stack.json`` (the contract in the README), prints the one
 URL to open (the edge: the site, as one CloudFront distribution is in AWS) and
 the demo accounts, says "ready", and on SIGINT/SIGTERM stops everything it
-started.
+started. The app's audit lines (grants, refusals, sign-ins) go to stderr.
+
+The stack is for loopback only: the emulator accepts any credentials and any
+confirmation or reset code, and hands out the signing key. The files it writes
+that hold secrets (``dev.env``, ``dev-stack.json``, ``web-secret-key``) are
+created readable by their owner only (0600) from the first byte.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import logging
 import os
 import secrets
 import signal
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,12 +61,36 @@ def check_ports(options: DevOptions) -> None:
         raise PortBusyError(options.port, "; ".join(busy))
 
 
+PRIVATE_FILE_MODE = 0o600
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in a file that is 0600 from its creation on.
+
+    The text goes into a new file that ``os.open`` creates with that mode, which
+    then replaces ``path`` in one rename: no reader sees a partly written file, and
+    the secret never sits in a file others may read, whatever the mode of an
+    older ``path`` (the umask can only narrow the mode further).
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def _secret_key(state_dir: Path) -> str:
+    """The web app's secret key, made once per state folder."""
     path = state_dir / "web-secret-key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    existing = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+    if not existing:
+        existing = secrets.token_urlsafe(48)
+        write_private(path, existing + "\n")
+    return existing
 
 
 def app_environment(
@@ -135,12 +164,27 @@ def stack_document(
     }
 
 
-class DevStack:
-    """Everything ``vidgate dev`` runs; ``start()`` then ``stop()`` (also a context manager)."""
+class StopRequested(Exception):
+    """A stop was asked for while the stack was starting: what had started is stopped."""
 
-    def __init__(self, options: DevOptions, *, say: Callable[[str], None] = print) -> None:
+
+class DevStack:
+    """Everything ``vidgate dev`` runs; ``start()`` then ``stop()`` (also a context manager).
+
+    ``stop_requested`` is polled between the steps of ``start()``: when it turns
+    true the start unwinds (:class:`StopRequested`) instead of running on.
+    """
+
+    def __init__(
+        self,
+        options: DevOptions,
+        *,
+        say: Callable[[str], None] = print,
+        stop_requested: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.options = options
         self.say = say
+        self._stop_requested = stop_requested
         self.emulator: Emulator | None = None
         self._stoppers: list[Callable[[], None]] = []
         self.document: dict[str, Any] = {}
@@ -163,12 +207,14 @@ class DevStack:
         opts = self.options
         check_ports(opts)
         state_dir = opts.state_dir.resolve()
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
+            self._step()
             self.emulator = Emulator(
                 opts.aws_port, log_path=str(state_dir / "emulator.log")
             ).start()
             self._stoppers.append(self.emulator.stop)
+            self._step()
             endpoint = self.emulator.endpoint
             os.environ.update({**EMULATOR_ENV, "AWS_ENDPOINT_URL": endpoint})
             self.say("AWS emulator started; bootstrapping (first run generates demo media)...")
@@ -187,6 +233,7 @@ class DevStack:
                 url_ttl_seconds=opts.url_ttl_seconds,
             )
             os.environ.update(self.environment)
+            self._step()
             self._start_web()
             self._start_edge(session, state)
             self.document = stack_document(
@@ -196,31 +243,41 @@ class DevStack:
                 web_url=self.web_url,
                 edge_url=self.edge_url,
             )
-            (state_dir / "dev-stack.json").write_text(json.dumps(self.document, indent=2) + "\n")
-            (state_dir / "dev.env").write_text(
-                "".join(f"{k}={v}\n" for k, v in sorted(self.environment.items()))
+            # Both hold secrets (the demo passwords; the web app's secret key).
+            write_private(state_dir / "dev-stack.json", json.dumps(self.document, indent=2) + "\n")
+            write_private(
+                state_dir / "dev.env",
+                "".join(f"{k}={v}\n" for k, v in sorted(self.environment.items())),
             )
+            self._step()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _step(self) -> None:
+        if self._stop_requested():
+            raise StopRequested("stopped while starting")
+
     def _start_edge(self, session: boto3.Session, state: StackState) -> None:
         from app.local.edge import EdgeApp, serve_edge
         from app.local.proxy import OriginProxy
+        from app.local.ratelimiter import RateLimiter
 
         edge = EdgeApp(
             s3_client=session.client("s3"),
             bucket=state.bucket,
             trusted_keys={state.key_pair_id: state.public_key_pem.encode()},
             origin=OriginProxy(self.web_url),
+            rate_limiter=RateLimiter(),
         )
         handle = serve_edge(edge, self.options.edge_port)
         self._stoppers.append(handle.stop)
 
     def _start_web(self) -> None:
-        from app.local.webserver import serve_web
+        from app.local.webserver import serve_web, show_app_logs
 
+        show_app_logs()
         handle = serve_web(self.options.port)
         self._stoppers.append(handle.stop)
 
@@ -258,17 +315,54 @@ class DevStack:
         return "\n".join(lines)
 
 
+class SignalFlag:
+    """Set by SIGINT/SIGTERM; the handler only records the signal.
+
+    A handler runs in the main thread between two bytecodes, possibly while that
+    thread holds a lock: taking a lock there (``threading.Event.set`` does) can
+    deadlock when a second signal arrives at the wrong moment, so the handler
+    touches nothing but an int and the main thread polls it.
+    """
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    def handler(self, signum: int, frame: object) -> None:
+        self.received += 1
+
+    def __bool__(self) -> bool:
+        return self.received > 0
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self.handler)
+        signal.signal(signal.SIGTERM, self.handler)
+
+
+POLL_SECONDS = 0.2
+"""How often the main thread looks at the signal flag while the stack runs."""
+
+
 def run_dev(options: DevOptions) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code."""
-    stopped = threading.Event()
-
-    def _stop(signum: int, frame: object) -> None:
-        stopped.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    with DevStack(options) as stack:
+    flag = SignalFlag()
+    flag.install()
+    stack = DevStack(options, stop_requested=flag.__bool__)
+    try:
+        stack.start()
+    except StopRequested:
+        print("stopped before the stack was ready", flush=True)
+        return 0
+    except Exception as exc:
+        if not flag:
+            raise
+        # Ctrl-C reaches the whole process group: a step's own child (ffmpeg) may have died of it.
+        print(f"stopped before the stack was ready ({type(exc).__name__} on the way)", flush=True)
+        return 0
+    try:
         print(stack.banner(), flush=True)
-        stopped.wait()
+        while not flag:
+            time.sleep(POLL_SECONDS)
         print("stopping...", flush=True)
+    finally:
+        stack.stop()
     return 0

@@ -39,6 +39,9 @@ ROUTES = {
     ("GET", "/api/admin/audit"): "AdminFunction",
     ("ANY", "/admin"): "AdminWebFunction",
     ("ANY", "/admin/{proxy+}"): "AdminWebFunction",
+    # Web app routes of their own only for their throttles (app/ratelimits.py ROUTE_THROTTLES).
+    ("POST", "/auth/{proxy+}"): "WebFunction",
+    ("POST", "/watch/{id}/grant"): "WebFunction",
     ("ANY", "$default"): "WebFunction",
 }
 """The HTTP API (docs/openapi.yaml) and the admin pages, by the function that answers them;

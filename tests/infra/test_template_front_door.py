@@ -377,6 +377,7 @@ def web_rules() -> list[str]:
         videos_table="videos",
         audit_table="audit",
         sessions_table="sessions",
+        session_key_id="alias/sessions",
         bucket="bucket",
         cdn_url=f"https://{DISTRIBUTION_NAME}",
         web_secret_key="x" * 40,

@@ -200,7 +200,8 @@ def _snapshot(stack: RunningStack) -> dict[str, Any]:
     items = {}
     for logical, table in doc["tables"].items():
         scanned = ddb.scan(TableName=table)["Items"]  # test-only inspection of a tiny table
-        items[logical] = sorted(json.dumps(i, sort_keys=True) for i in scanned)
+        # Sessions hold binary attributes (their sealed tokens): compared as hex.
+        items[logical] = sorted(json.dumps(i, sort_keys=True, default=bytes.hex) for i in scanned)
     pool = doc["cognito"]["user_pool_id"]
     return {
         "pools": sorted(p["Id"] for p in cognito.list_user_pools(MaxResults=60)["UserPools"]),

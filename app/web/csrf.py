@@ -7,7 +7,7 @@ secret is, for a signed-in session, its own random CSRF secret kept
 server-side in the session (renewed at sign-in); for an anonymous visitor,
 who has no server-side session, a random nonce in its own cookie
 (:data:`NONCE_COOKIE`, HttpOnly, SameSite=Lax), so anonymous pages with a
-form write nothing anywhere (docs/sessions.md#c-1). Forms send the token in
+form write nothing server-side (docs/sessions.md#c-1). Forms send the token in
 the hidden field ``csrf_token`` (Jinja global ``csrf_token()``); JSON
 ``fetch()`` calls send it in the ``X-CSRF-Token`` header, read from
 ``<meta name="csrf-token">``. For unsafe methods the ``Origin`` header (or,

@@ -21,6 +21,12 @@ from app.errors import ConfigurationError
 URL_TTL_DEFAULT = 300
 URL_TTL_MAX = 3600
 _USER_POOL_ID = re.compile(r"^(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d)_[A-Za-z0-9]+$")
+# What KMS accepts as a KeyId: key id, key ARN, alias name or alias ARN.
+_KMS_KEY_ID = re.compile(
+    r"^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}"
+    r"|alias/[A-Za-z0-9/_-]{1,250}"
+    r"|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key/[A-Za-z0-9-]{1,64}|alias/[A-Za-z0-9/_-]{1,250}))$"
+)
 
 
 class Need(Enum):
@@ -53,6 +59,7 @@ class Settings:
     videos_table: str = ""
     audit_table: str = ""
     sessions_table: str = ""
+    session_key_id: str = ""
     bucket: str = ""
     cdn_url: str = ""
     signing_secret_id: str = ""
@@ -83,6 +90,11 @@ VARIABLES: dict[str, tuple[Need, bool, str]] = {
     "VIDGATE_VIDEOS_TABLE": (Need.TABLES, True, "DynamoDB table of the video catalog"),
     "VIDGATE_AUDIT_TABLE": (Need.TABLES, True, "DynamoDB table of the premium audit trail"),
     "VIDGATE_SESSIONS_TABLE": (Need.SESSIONS, True, "DynamoDB table of web sessions (TTL)"),
+    "VIDGATE_SESSION_KEY_ID": (
+        Need.SESSIONS,
+        True,
+        "KMS key (id, ARN or alias) sealing the sessions' Cognito tokens",
+    ),
     "VIDGATE_BUCKET": (Need.MEDIA, True, "private S3 bucket holding the videos"),
     "VIDGATE_CDN_URL": (
         Need.SIGNING,
@@ -184,6 +196,11 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
     videos = get("VIDGATE_VIDEOS_TABLE")
     audit = get("VIDGATE_AUDIT_TABLE")
     sessions = get("VIDGATE_SESSIONS_TABLE")
+    session_key_id = get("VIDGATE_SESSION_KEY_ID")
+    if session_key_id and not _KMS_KEY_ID.match(session_key_id):
+        problems.append(
+            f"VIDGATE_SESSION_KEY_ID is not a KMS key id, key ARN or alias: {session_key_id!r}"
+        )
     bucket = get("VIDGATE_BUCKET")
     cdn_url = get("VIDGATE_CDN_URL")
     if cdn_url and not _http_url(cdn_url):
@@ -211,6 +228,7 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         videos_table=videos,
         audit_table=audit,
         sessions_table=sessions,
+        session_key_id=session_key_id,
         bucket=bucket,
         cdn_url=cdn_url.rstrip("/"),
         signing_secret_id=secret_id,

@@ -127,6 +127,7 @@ BENCH_ENV: dict[str, str] = {
     "VIDGATE_VIDEOS_TABLE": "bench-videos",
     "VIDGATE_AUDIT_TABLE": "bench-audit",
     "VIDGATE_SESSIONS_TABLE": "bench-sessions",
+    "VIDGATE_SESSION_KEY_ID": "alias/bench-sessions",
     "VIDGATE_BUCKET": "bench-media",
     "VIDGATE_CDN_URL": "https://bench.cloudfront.net",
     "VIDGATE_SIGNING_KEY_SECRET": "bench/cloudfront-key",

@@ -3,7 +3,8 @@
 Creates (or finds) the Cognito user pool, app client, ``admin`` group and demo
 users; the DynamoDB tables from :mod:`app.tables` (the same definitions the SAM
 template uses); the private bucket with all four Block Public Access settings;
-a CloudFront signing key pair whose private half lives in Secrets Manager; and
+a CloudFront signing key pair whose private half lives in Secrets Manager; the
+KMS key that seals the web sessions' Cognito tokens (found by its alias); and
 the demo videos, uploaded and registered in the catalog. Running it twice
 leaves the same state.
 
@@ -109,6 +110,8 @@ class StackState:
     public_key_pem: str
     signing_secret_id: str
     users: list[dict[str, Any]] = field(default_factory=list)
+    session_key_id: str = ""
+    session_key_alias: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -205,6 +208,22 @@ def hls_folder_beside(mp4: Path) -> Path | None:
     return folder if (folder / MASTER_PLAYLIST).is_file() else None
 
 
+def ensure_session_key(kms: Any, alias: str) -> str:
+    """The ARN of the KMS key behind ``alias``, created (symmetric, rotating) if it is missing."""
+    for page in kms.get_paginator("list_aliases").paginate():
+        for found in page["Aliases"]:
+            if found["AliasName"] == alias and found.get("TargetKeyId"):
+                return str(kms.describe_key(KeyId=found["TargetKeyId"])["KeyMetadata"]["Arn"])
+    created = kms.create_key(
+        Description="vidgate local: seals the web sessions' Cognito tokens",
+        KeySpec="SYMMETRIC_DEFAULT",
+        KeyUsage="ENCRYPT_DECRYPT",
+    )["KeyMetadata"]
+    kms.enable_key_rotation(KeyId=created["KeyId"])
+    kms.create_alias(AliasName=alias, TargetKeyId=created["KeyId"])
+    return str(created["Arn"])
+
+
 def key_pair_id_for(public_pem: bytes) -> str:
     """A stable CloudFront-style public key id (K + 13 base32 chars) derived from the key."""
     digest = hashlib.sha256(public_pem).digest()
@@ -234,6 +253,7 @@ class Bootstrap:
         self.dynamodb: Any = session.client("dynamodb", endpoint_url=self.endpoint)
         self.s3: Any = session.client("s3", endpoint_url=self.endpoint)
         self.secrets: Any = session.client("secretsmanager", endpoint_url=self.endpoint)
+        self.kms: Any = session.client("kms", endpoint_url=self.endpoint)
 
     # -- Cognito ---------------------------------------------------------------
     def _user_pool(self) -> str:
@@ -420,6 +440,8 @@ class Bootstrap:
             self._demo_user(pool_id, user, directory, entitlements)
         bucket = self._bucket()
         key_pair_id, public_pem = self._signing_key()
+        session_key_alias = f"alias/{self.prefix}-session-tokens"
+        session_key_id = ensure_session_key(self.kms, session_key_alias)
         self._videos(bucket, VideoCatalog(self.dynamodb, names["videos"]))
         issuer = f"https://cognito-idp.{self.region}.amazonaws.com/{pool_id}"
         return StackState(
@@ -444,4 +466,6 @@ class Bootstrap:
                 }
                 for u in DEMO_USERS
             ],
+            session_key_id=session_key_id,
+            session_key_alias=session_key_alias,
         )

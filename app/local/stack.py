@@ -117,6 +117,7 @@ def app_environment(
         "VIDGATE_VIDEOS_TABLE": state.tables["videos"],
         "VIDGATE_AUDIT_TABLE": state.tables["audit"],
         "VIDGATE_SESSIONS_TABLE": state.tables["sessions"],
+        "VIDGATE_SESSION_KEY_ID": state.session_key_id,
         "VIDGATE_BUCKET": state.bucket,
         "VIDGATE_CDN_URL": site_url,
         "VIDGATE_SIGNING_KEY_SECRET": state.signing_secret_id,
@@ -153,6 +154,7 @@ def stack_document(
             "jwks_url": state.jwks_url,
         },
         "tables": {k: state.tables[k] for k in ("users", "videos", "audit", "sessions")},
+        "session_key": {"key_id": state.session_key_id, "alias": state.session_key_alias},
         "bucket": state.bucket,
         "signing": {
             "key_pair_id": state.key_pair_id,

@@ -42,7 +42,8 @@ from app.services import Services
 from app.web import context, csrf, session_store, signin
 from app.web.cognito_client import CognitoClient, HostedUi
 from app.web.context import WebContext, wants_json, web
-from app.web.session_store import COOKIE_NAME, SessionStore
+from app.web.envelope import EnvelopeCipher, kms_client
+from app.web.session_store import COOKIE_NAME, SessionStore, token_context
 from app.web.signin import current_user
 
 log = logging.getLogger("vidgate.web")
@@ -153,8 +154,11 @@ def create_app(
         settings = load_settings(os.environ, NEEDS_OF[pages])
     if settings.cognito is None:
         raise ConfigurationError("the web app needs the Cognito settings (Need.COGNITO)")
-    if not settings.web_secret_key or not settings.sessions_table:
-        raise ConfigurationError("the web app needs VIDGATE_SECRET_KEY and VIDGATE_SESSIONS_TABLE")
+    if not (settings.web_secret_key and settings.sessions_table and settings.session_key_id):
+        raise ConfigurationError(
+            "the web app needs VIDGATE_SECRET_KEY, VIDGATE_SESSIONS_TABLE"
+            " and VIDGATE_SESSION_KEY_ID"
+        )
     if local_triggers is None:
         # The local stack sets VIDGATE_LOCAL_TRIGGERS=1 because the emulator
         # fires no Cognito triggers; in AWS, Cognito runs them.
@@ -200,10 +204,16 @@ def create_app(
     )
     app.extensions["vidgate.services"] = services
     context.init_app(app, web_context)
+    # The session's Cognito tokens are sealed with KMS data keys (docs/sessions.md).
+    cipher = EnvelopeCipher(
+        kms_client(services.session),
+        settings.session_key_id,
+        context=token_context(settings.sessions_table),
+    )
     # Static files and the bearer-token API never read the session.
     session_store.init_app(
         app,
-        SessionStore(services.dynamodb, settings.sessions_table),
+        SessionStore(services.dynamodb, settings.sessions_table, cipher=cipher),
         sessionless=(f"{app.static_url_path}/", "/api/"),
     )
     signin.init_app(app)

@@ -1,16 +1,19 @@
 """CSRF protection for every state-changing form and same-origin JSON request.
 
-Each session has its own random CSRF secret, kept in ``flask.session``
-(server-side). A page gets a token derived from it: ``HMAC-SHA256(app
-secret, session secret)``, masked with a fresh one-time pad on every render
-(so the token in a compressed page changes each time, against BREACH-style
-guessing). Forms send it in the hidden field ``csrf_token`` (Jinja global
-``csrf_token()``); JSON ``fetch()`` calls send it in the ``X-CSRF-Token``
-header, read from ``<meta name="csrf-token">``. For unsafe methods the
-``Origin`` header (or, when absent, ``Referer``) must also be this site when
-present; a browser that sends neither relies on the token alone. ``/api/*``
-is exempt: the bearer-token API uses no cookies, so it cannot be forged
-cross-site.
+A page gets a token derived from a secret: ``HMAC-SHA256(app secret,
+secret)``, masked with a fresh one-time pad on every render (so the token in
+a compressed page changes each time, against BREACH-style guessing). The
+secret is, for a signed-in session, its own random CSRF secret kept
+server-side in the session (renewed at sign-in); for an anonymous visitor,
+who has no server-side session, a random nonce in its own cookie
+(:data:`NONCE_COOKIE`, HttpOnly, SameSite=Lax), so anonymous pages with a
+form write nothing server-side (docs/sessions.md#c-1). Forms send the token in
+the hidden field ``csrf_token`` (Jinja global ``csrf_token()``); JSON
+``fetch()`` calls send it in the ``X-CSRF-Token`` header, read from
+``<meta name="csrf-token">``. For unsafe methods the ``Origin`` header (or,
+when absent, ``Referer``) must also be this site when present; a browser
+that sends neither relies on the token alone. ``/api/*`` is exempt: the
+bearer-token API uses no cookies, so it cannot be forged cross-site.
 """
 
 from __future__ import annotations
@@ -19,20 +22,28 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, g, request
+from werkzeug.wrappers import Response
 
 from app.errors import ForbiddenError
 from app.web.context import web
-from app.web.session_store import CSRF_SECRET
+from app.web.session_store import CSRF_SECRET, current_session
 
 FORM_FIELD = "csrf_token"
 HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+NONCE_COOKIE = "vidgate_csrf"
+NONCE_LIFETIME_SECONDS = 24 * 3600
+"""An anonymous form older than this (its nonce cookie gone) is refused as expired."""
+_ANONYMOUS = "pre-session:"
+"""Prefix of an anonymous binding: never equal to a session secret (those have no ':')."""
+_NONCE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 _PAD_BYTES = 32
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -117,21 +128,55 @@ def same_origin(origin: str | None, referer: str | None, allowed: Iterable[str])
 # --------------------------------------------------------------------------- Flask glue
 
 
-def _session_secret() -> str:
-    secret = session.get(CSRF_SECRET)
-    return secret if isinstance(secret, str) else ""
+def _cookie_nonce() -> str:
+    """This browser's anonymous nonce: set earlier in this request, else from its cookie."""
+    if g.get("csrf_new_nonce"):
+        return str(g.csrf_new_nonce)
+    if g.get("csrf_drop_nonce"):
+        return ""
+    nonce = request.cookies.get(NONCE_COOKIE, "")
+    return nonce if _NONCE.fullmatch(nonce) else ""
+
+
+def _binding() -> str:
+    """What this request's tokens are bound to ("" when nothing: every token is refused)."""
+    opened = current_session()
+    if opened is None:
+        return ""
+    if opened.server_side:
+        secret = opened.get(CSRF_SECRET)
+        return secret if isinstance(secret, str) else ""
+    nonce = _cookie_nonce()
+    return _ANONYMOUS + nonce if nonce else ""
 
 
 def renew_secret() -> str:
-    """Give this session a new CSRF secret (at sign-in: tokens from before stop counting)."""
+    """Give this (signed-in) session a new CSRF secret: tokens from before stop counting.
+
+    The anonymous nonce cookie is retired with it; after sign-out a new one is made.
+    """
+    opened = current_session()
+    if opened is None:
+        raise RuntimeError("no session is opened on this path")
     secret = secrets.token_urlsafe(32)
-    session[CSRF_SECRET] = secret
+    opened[CSRF_SECRET] = secret
+    g.csrf_drop_nonce = True
+    g.pop("csrf_new_nonce", None)
     return secret
 
 
 def csrf_token() -> str:
-    """The token for this request's session (a Jinja global); gives it a secret if needed."""
-    return generate_token(web().secret_key, _session_secret() or renew_secret())
+    """The token for this request (a Jinja global); makes the secret or nonce if needed."""
+    opened = current_session()
+    if opened is not None and opened.server_side:
+        secret = opened.get(CSRF_SECRET)
+        return generate_token(
+            web().secret_key, secret if isinstance(secret, str) and secret else renew_secret()
+        )
+    nonce = _cookie_nonce()
+    if not nonce:
+        nonce = g.csrf_new_nonce = secrets.token_urlsafe(32)
+    return generate_token(web().secret_key, _ANONYMOUS + nonce)
 
 
 def csrf_exempt(view: F) -> F:
@@ -153,10 +198,35 @@ def protect() -> None:
     if not same_origin(request.headers.get("Origin"), request.headers.get("Referer"), allowed):
         raise CsrfError("cross-origin request refused")
     token = request.headers.get(HEADER) or request.form.get(FORM_FIELD)
-    if not validate_token(web().secret_key, _session_secret(), token):
+    if not validate_token(web().secret_key, _binding(), token):
         raise CsrfError("missing or invalid CSRF token")
+
+
+def set_nonce_cookie(response: Response) -> Response:
+    """``after_request``: hand out the nonce a page's token was bound to, or retire it."""
+    interface = current_app.session_interface
+    domain = interface.get_cookie_domain(current_app)
+    path = interface.get_cookie_path(current_app)
+    secure = interface.get_cookie_secure(current_app)
+    if g.get("csrf_new_nonce"):
+        response.set_cookie(
+            NONCE_COOKIE,
+            g.csrf_new_nonce,
+            max_age=NONCE_LIFETIME_SECONDS,
+            domain=domain,
+            path=path,
+            secure=secure,
+            samesite="Lax",
+            httponly=True,
+        )
+    elif g.get("csrf_drop_nonce") and NONCE_COOKIE in request.cookies:
+        response.delete_cookie(
+            NONCE_COOKIE, domain=domain, path=path, secure=secure, samesite="Lax", httponly=True
+        )
+    return response
 
 
 def init_app(app: Flask) -> None:
     app.before_request(protect)
+    app.after_request(set_nonce_cookie)
     app.jinja_env.globals["csrf_token"] = csrf_token

@@ -1,8 +1,10 @@
 """Who is signed in: a Cognito sign-in kept in the server-side session.
 
 The session holds, under :data:`~app.web.session_store.SIGNED_IN`, the user
-and their Cognito tokens (they never reach the browser). On each request of
-a signed-in session the id token is verified again (the verifier caches
+and their Cognito tokens (they never reach the browser, and the sessions
+table keeps them sealed with a KMS data key). The server-side session starts
+here, at sign-in: before it a visitor has no item in the table. On each
+request of a signed-in session the id token is verified again (the verifier caches
 verified tokens until ``exp``) and, when the access token is within
 :data:`REFRESH_MARGIN_SECONDS` of expiry, it is refreshed with the refresh
 token; a refused refresh ends the session.

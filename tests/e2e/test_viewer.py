@@ -186,7 +186,7 @@ def test_sign_out_ends_the_session_and_its_cookie(
         page.locator("main form[action$='/auth/sign-out'] button[type=submit]").click()
     assert "Sign in" in page.locator("header.site-header nav").inner_text()
     assert page.get_by_role("status").filter(has_text="You are signed out.").is_visible()
-    # The browser may hold a new, anonymous session (for that message), never the old one.
+    # That message came in the anonymous cookie; the old session cookie is gone for good.
     assert saved[0]["value"] not in {c["value"] for c in session_cookies(alice)}
 
     alice.goto("/account")

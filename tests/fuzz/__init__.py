@@ -30,6 +30,7 @@ from app.catalog import Video, VideoCatalog
 from app.config import Need, Settings, load_settings
 from app.entitlements import EntitlementStore
 from app.keys import KeyPair, generate_key_pair, store_private_key
+from app.local.bootstrap import ensure_session_key
 from app.local.emulator import EMULATOR_ENV
 from app.services import Services
 from app.tables import create_tables
@@ -81,6 +82,7 @@ class World:
             "VIDGATE_VIDEOS_TABLE": self.tables["videos"],
             "VIDGATE_AUDIT_TABLE": self.tables["audit"],
             "VIDGATE_SESSIONS_TABLE": self.tables["sessions"],
+            "VIDGATE_SESSION_KEY_ID": self.session_key_alias,
             "VIDGATE_BUCKET": self.bucket,
             "VIDGATE_CDN_URL": "http://127.0.0.1:9",  # grants are judged here, not fetched
             "VIDGATE_SIGNING_KEY_SECRET": self.secret_id,
@@ -88,6 +90,11 @@ class World:
             "VIDGATE_SECRET_KEY": "fuzz-and-fault-secret-key-" + "k" * 32,
             "VIDGATE_BASE_URL": "http://localhost",
         }
+
+    @property
+    def session_key_alias(self) -> str:
+        """The web sessions' KMS key, by alias: the same name after the emulator restarts."""
+        return f"alias/{self.prefix}-session-tokens"
 
     def settings(self, **overrides: str) -> Settings:
         return load_settings({**self.env, **overrides}, ALL_NEEDS)
@@ -131,6 +138,7 @@ class World:
         _put_videos(VideoCatalog(dynamodb, self.tables["videos"]))
         self.client("s3").create_bucket(Bucket=self.bucket)
         store_private_key(self.client("secretsmanager"), self.secret_id, self.key.private_pem)
+        ensure_session_key(self.client("kms"), self.session_key_alias)
 
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
         """Every item of every table (a real outage loses no data; a restarted emulator does)."""
@@ -158,6 +166,7 @@ class World:
                 dynamodb.put_item(TableName=table, Item=item)
         self.client("s3").create_bucket(Bucket=self.bucket)
         store_private_key(self.client("secretsmanager"), self.secret_id, self.key.private_pem)
+        ensure_session_key(self.client("kms"), self.session_key_alias)
 
 
 def _session() -> boto3.Session:

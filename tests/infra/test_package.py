@@ -52,6 +52,7 @@ from app.catalog import Video, VideoCatalog
 from app.dynamo import dynamodb_client
 from app.errors import UserNotFoundError
 from app.keys import generate_key_pair, store_private_key
+from app.local.bootstrap import ensure_session_key
 from app.local.emulator import Emulator
 from app.tables import create_tables
 from app.users import UserDirectory
@@ -324,6 +325,9 @@ def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
         "VIDGATE_VIDEOS_TABLE": tables["videos"],
         "VIDGATE_AUDIT_TABLE": tables["audit"],
         "VIDGATE_SESSIONS_TABLE": tables["sessions"],
+        "VIDGATE_SESSION_KEY_ID": ensure_session_key(
+            boto_session.client("kms"), f"alias/{prefix}-session-tokens"
+        ),
         "VIDGATE_BUCKET": f"{prefix}-media",
         "VIDGATE_CDN_URL": CDN,
         # One host: the site's URL is the distribution's, for pages and media alike.

@@ -386,6 +386,7 @@ def _web_settings() -> Settings:
         videos_table="videos",
         audit_table="audit",
         sessions_table="sessions",
+        session_key_id="alias/sessions",
         bucket="bucket",
         cdn_url=f"https://{DISTRIBUTION_NAME}",
         web_secret_key="x" * 40,

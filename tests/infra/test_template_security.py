@@ -13,6 +13,7 @@ learn that host, is in test_template_front_door.py.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import json
 import re
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ import pytest
 
 from app.config import VARIABLES, Need
 from app.tables import TABLES, cloudformation_properties
+from app.web.session_store import TOKENS_PURPOSE, token_context
 from infra import render
 from tests.infra.cfn import ROOT, SCENARIOS, TEMPLATE, as_list, load, of_type, resolve
 
@@ -387,6 +389,94 @@ def test_each_function_has_its_own_role_and_a_log_group_with_retention(deploymen
         assert log_statement["Resource"] == {
             "Fn::GetAtt": [props["LoggingConfig"]["LogGroup"]["Ref"], "Arn"]
         }
+
+
+# --------------------------------------------------------------------------- KMS
+
+ACCOUNT_ROOT = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+WEB_ROLE = {"AWS": {"Fn::GetAtt": ["WebRole", "Arn"]}}
+KMS_USE_ACTIONS = (
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:GenerateDataKeyPair",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:CreateGrant",
+)
+"""What reads or makes key material, or hands that right on (a grant)."""
+
+
+def _session_key(deployment: str) -> dict[str, Any]:
+    properties: dict[str, Any] = DEPLOYMENTS[deployment]["Resources"]["SessionTokensKey"][
+        "Properties"
+    ]
+    return properties
+
+
+@ALL
+def test_only_the_web_role_may_use_the_session_key_and_only_for_the_sessions_table(
+    deployment: str,
+) -> None:
+    key = _session_key(deployment)
+    assert (key["KeySpec"], key["KeyUsage"]) == ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT")
+    assert key["EnableKeyRotation"] is True
+    statements = _statements(key["KeyPolicy"])
+    assert all(s["Effect"] == "Allow" for s in statements)
+    assert {json.dumps(s["Principal"], sort_keys=True) for s in statements} == {
+        json.dumps(ACCOUNT_ROOT, sort_keys=True),
+        json.dumps(WEB_ROLE, sort_keys=True),
+    }
+    (use,) = [s for s in statements if s["Principal"] == WEB_ROLE]
+    assert sorted(as_list(use["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert use["Condition"] == {
+        "StringEquals": {
+            "kms:EncryptionContext:purpose": TOKENS_PURPOSE,
+            "kms:EncryptionContext:table": {"Ref": "SessionsTable"},
+        },
+        "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["purpose", "table"]},
+    }
+
+
+@ALL
+def test_the_account_administers_the_session_key_but_cannot_read_with_it(deployment: str) -> None:
+    statements = _statements(_session_key(deployment)["KeyPolicy"])
+    for statement in statements:
+        if statement["Principal"] != ACCOUNT_ROOT:
+            continue
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, f"{action}: the administrators' actions are listed"
+            used = [u for u in KMS_USE_ACTIONS if fnmatch.fnmatchcase(u, action)]
+            assert not used, f"{action} would let IAM policies grant {used}"
+        assert "kms:PutKeyPolicy" in as_list(statement["Action"]), "never an unmanageable key"
+
+
+def test_the_key_policy_condition_is_the_encryption_context_the_code_sends() -> None:
+    (use,) = [
+        s for s in _statements(_session_key("oai")["KeyPolicy"]) if s["Principal"] == WEB_ROLE
+    ]
+    sent = token_context("the-table")
+    assert set(use["Condition"]["StringEquals"]) == {f"kms:EncryptionContext:{k}" for k in sent}
+    assert use["Condition"]["StringEquals"]["kms:EncryptionContext:purpose"] == sent["purpose"]
+    assert (
+        sorted(sent) == use["Condition"]["ForAllValues:StringEquals"]["kms:EncryptionContextKeys"]
+    )
+
+
+@ALL
+def test_no_iam_role_policy_grants_a_kms_action(deployment: str) -> None:
+    # The key policy is the one place that decides who uses the key.
+    for role, statements in _role_statements(DEPLOYMENTS[deployment]).items():
+        for statement in statements:
+            kms = [a for a in as_list(statement["Action"]) if a.startswith("kms:")]
+            assert not kms, f"{role}: {kms}"
+
+
+@ALL
+def test_the_web_function_names_the_session_key_by_its_arn(deployment: str) -> None:
+    env = DEPLOYMENTS[deployment]["Resources"]["WebFunction"]["Properties"]["Environment"]
+    assert env["Variables"]["VIDGATE_SESSION_KEY_ID"] == {"Fn::GetAtt": ["SessionTokensKey", "Arn"]}
 
 
 # --------------------------------------------------------------------------- tables

@@ -208,7 +208,8 @@ def _snapshot(stack: RunningStack) -> dict[str, Any]:
     items = {}
     for logical, table in doc["tables"].items():
         scanned = ddb.scan(TableName=table)["Items"]  # test-only inspection of a tiny table
-        items[logical] = sorted(json.dumps(i, sort_keys=True) for i in scanned)
+        # Sessions hold binary attributes (their sealed tokens): compared as hex.
+        items[logical] = sorted(json.dumps(i, sort_keys=True, default=bytes.hex) for i in scanned)
     pool = doc["cognito"]["user_pool_id"]
     return {
         "pools": sorted(p["Id"] for p in cognito.list_user_pools(MaxResults=60)["UserPools"]),
@@ -229,6 +230,7 @@ def _snapshot(stack: RunningStack) -> dict[str, Any]:
         "secrets": sorted(
             s["Name"] for s in _client(stack, "secretsmanager").list_secrets()["SecretList"]
         ),
+        "kms_keys": sorted(k["KeyArn"] for k in _client(stack, "kms").list_keys()["Keys"]),
     }
 
 
@@ -246,6 +248,8 @@ def test_bootstrap_run_again_leaves_the_same_state(dev_stack: RunningStack) -> N
     assert after == before
     assert state.key_pair_id == dev_stack.document["signing"]["key_pair_id"]
     assert state.user_pool_id == dev_stack.document["cognito"]["user_pool_id"]
+    assert state.session_key_id == dev_stack.document["session_key"]["key_id"]
+    assert state.session_key_id.startswith("arn:aws:kms:")
 
 
 def test_a_busy_port_fails_at_once_naming_it(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ from app.dynamo import dynamodb_client
 from app.entitlements import EntitlementStore
 from app.http.viewer import ViewerApi, make_handler
 from app.keys import generate_key_pair, store_private_key
-from app.local.bootstrap import upload_folder, upload_if_changed
+from app.local.bootstrap import ensure_session_key, upload_folder, upload_if_changed
 from app.local.edge import EdgeApp, EdgeServer, serve_edge
 from app.local.emulator import Emulator
 from app.services import Services
@@ -173,6 +173,9 @@ def stack(
         "VIDGATE_VIDEOS_TABLE": tables["videos"],
         "VIDGATE_AUDIT_TABLE": tables["audit"],
         "VIDGATE_SESSIONS_TABLE": tables["sessions"],
+        "VIDGATE_SESSION_KEY_ID": ensure_session_key(
+            boto_session.client("kms"), f"alias/{prefix}-session-tokens"
+        ),
         "VIDGATE_BUCKET": bucket,
         "VIDGATE_CDN_URL": edge.url,
         "VIDGATE_SIGNING_KEY_SECRET": secret_id,

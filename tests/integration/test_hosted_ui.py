@@ -31,12 +31,19 @@ from werkzeug.test import TestResponse
 
 from app.config import load_settings
 from app.dynamo import dynamodb_client
+from app.local.bootstrap import ensure_session_key
 from app.local.emulator import Emulator
 from app.local.webserver import ServerHandle, serve_wsgi
 from app.services import Services
 from app.tables import TABLES, create_tables
 from app.web import NEEDS, create_app
-from app.web.session_store import COOKIE_NAME, SessionStore
+from app.web.presession import COOKIE_NAME as PRE_COOKIE
+from app.web.session_store import (
+    COOKIE_NAME,
+    SIGNED_IN,
+    DynamoSessionInterface,
+    SessionStore,
+)
 
 CLIENT_ID = "hosted-test-client"
 POOL_ID = "us-east-1_HostedTest"
@@ -228,6 +235,9 @@ def hosted_app(
         "VIDGATE_VIDEOS_TABLE": tables["videos"],
         "VIDGATE_AUDIT_TABLE": tables["audit"],
         "VIDGATE_SESSIONS_TABLE": tables["sessions"],
+        "VIDGATE_SESSION_KEY_ID": ensure_session_key(
+            boto_session.client("kms"), f"alias/{prefix}-session-tokens"
+        ),
         "VIDGATE_BUCKET": "unused-bucket",
         "VIDGATE_CDN_URL": "https://cdn.example.test",
         "VIDGATE_SIGNING_KEY_SECRET": "unused/secret",
@@ -290,6 +300,22 @@ def signed_in(client: FlaskClient) -> bool:
     return client.get("/account").status_code == 200
 
 
+def interface_of(hosted: Hosted) -> DynamoSessionInterface:
+    interface = hosted.app.session_interface
+    assert isinstance(interface, DynamoSessionInterface)
+    return interface
+
+
+def signed_in_tokens(hosted: Hosted, client: FlaskClient) -> dict[str, Any]:
+    """The session's sign-in as the app unseals it (tokens included)."""
+    cookie = client.get_cookie(COOKIE_NAME)
+    assert cookie is not None
+    found = interface_of(hosted).store.load(cookie.value)
+    assert found is not None
+    signed_in: dict[str, Any] = found.data[SIGNED_IN]
+    return signed_in
+
+
 def session_item(hosted: Hosted, client: FlaskClient) -> dict[str, Any] | None:
     cookie = client.get_cookie(COOKIE_NAME)
     if cookie is None:
@@ -331,8 +357,11 @@ def test_hosted_sign_in_uses_pkce_s256_with_state_and_nonce(
     page = client.get("/account")
     assert page.status_code == 200
     assert fake.user["username"] in page.text and fake.user["email"] in page.text
-    set_cookie = response.headers["Set-Cookie"]
+    cookies = response.headers.getlist("Set-Cookie")
+    (set_cookie,) = [c for c in cookies if c.startswith(f"{COOKIE_NAME}=")]
     assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie
+    (pending,) = [c for c in cookies if c.startswith(f"{PRE_COOKIE}=")]
+    assert pending.startswith(f"{PRE_COOKIE}=;"), "the pending sign-in is used up"
 
 
 def test_a_callback_with_another_state_is_refused_before_any_token_request(
@@ -379,19 +408,15 @@ def test_the_token_endpoint_refuses_a_code_verifier_that_does_not_match(
 ) -> None:
     client = hosted_app.app.test_client()
     callback = start_sign_in(client)
-    sid = client.get_cookie(COOKIE_NAME)
-    assert sid is not None
-    # Swap the stored verifier: the challenge sent earlier no longer matches.
-    item = session_item(hosted_app, client)
-    assert item is not None
-    data = item["data"]["S"].replace('"code_verifier":"', '"code_verifier":"tampered')
-    hosted_app.dynamodb.update_item(
-        TableName=hosted_app.sessions_table,
-        Key={"session_id": {"S": SessionStore.key_for(sid.value)}},
-        UpdateExpression="SET #d = :d",
-        ExpressionAttributeNames={"#d": "data"},
-        ExpressionAttributeValues={":d": {"S": data}},
-    )
+    assert client.get_cookie(COOKIE_NAME) is None, "a pending sign-in writes no session item"
+    pending = client.get_cookie(PRE_COOKIE)
+    assert pending is not None
+    # Swap the pending verifier (only the app's key can): the challenge sent no longer matches.
+    codec = interface_of(hosted_app).pre_session(hosted_app.app)
+    state = codec.open(pending.value)
+    assert state is not None and "code_verifier" in state["oauth"]
+    state["oauth"]["code_verifier"] = "tampered" + state["oauth"]["code_verifier"]
+    client.set_cookie(PRE_COOKIE, codec.seal(state))
     response = follow_callback(client, callback)
     assert response.status_code == 401
     assert "did not complete" in response.text
@@ -417,9 +442,7 @@ def test_sign_out_revokes_the_refresh_token_and_ends_the_hosted_ui_session(
 ) -> None:
     client = hosted_app.app.test_client()
     follow_callback(client, start_sign_in(client))
-    item = session_item(hosted_app, client)
-    assert item is not None
-    refresh_token = item["refresh_token"]["S"]
+    refresh_token = signed_in_tokens(hosted_app, client)["refresh_token"]
     page = client.get("/account").text
     assert fake.base_url in client.get("/account").headers["Content-Security-Policy"]
     token = page.split('name="csrf_token" value="')[1].split('"')[0]
@@ -440,18 +463,18 @@ def test_near_expiry_tokens_are_refreshed_at_the_token_endpoint(
     fake.lifetime = 60  # inside the two-minute refresh margin from the start
     client = hosted_app.app.test_client()
     follow_callback(client, start_sign_in(client))
-    before = session_item(hosted_app, client)
-    assert before is not None
+    before = signed_in_tokens(hosted_app, client)
     fake.lifetime = 3600
 
     assert signed_in(client)
     assert fake.token_requests[-1]["grant_type"] == "refresh_token"
-    assert fake.token_requests[-1]["refresh_token"] == before["refresh_token"]["S"]
-    after = session_item(hosted_app, client)
-    assert after is not None
-    assert after["access_token"]["S"] != before["access_token"]["S"]
-    assert int(after["token_expires_at"]["N"]) > time.time() + 600
-    assert after["refresh_token"]["S"] == before["refresh_token"]["S"]
+    assert fake.token_requests[-1]["refresh_token"] == before["refresh_token"]
+    after = signed_in_tokens(hosted_app, client)
+    assert after["access_token"] != before["access_token"]
+    item = session_item(hosted_app, client)
+    assert item is not None
+    assert int(item["token_expires_at"]["N"]) > time.time() + 600
+    assert after["refresh_token"] == before["refresh_token"]
 
 
 def test_sign_up_and_forgotten_password_go_to_the_hosted_ui(

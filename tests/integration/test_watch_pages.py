@@ -25,7 +25,8 @@ import requests
 
 from app.dynamo import MAX_PAGE_SIZE, format_time
 from app.users import UserDirectory
-from app.web.session_store import COOKIE_NAME, SessionStore
+from app.web.envelope import EnvelopeCipher
+from app.web.session_store import COOKIE_NAME, SIGNED_IN, SessionStore, token_context
 from tests.stackproc import RunningStack
 
 pytestmark = pytest.mark.integration
@@ -417,28 +418,34 @@ def test_a_grant_for_an_unknown_video_is_404(
 
 @pytest.fixture(scope="module")
 def sessions_table(dev_stack: RunningStack) -> Iterator[Any]:
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=dev_stack.aws_endpoint,
+    """The stack's sessions, read as the web app reads them (tokens unsealed with its KMS key)."""
+    session = boto3.Session(
         region_name=dev_stack.document["region"],
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    yield client, dev_stack.document["tables"]["sessions"]
+    client = session.client("dynamodb", endpoint_url=dev_stack.aws_endpoint)
+    kms = session.client("kms", endpoint_url=dev_stack.aws_endpoint)
+    table = dev_stack.document["tables"]["sessions"]
+    cipher = EnvelopeCipher(
+        kms, dev_stack.document["session_key"]["key_id"], context=token_context(table)
+    )
+    yield SessionStore(client, table, cipher=cipher)
     client.close()
+    kms.close()
 
 
 def test_the_grant_never_hands_the_access_token_to_the_page(
-    dev_stack: RunningStack, alice: requests.Session, sessions_table: Any
+    dev_stack: RunningStack, alice: requests.Session, sessions_table: SessionStore
 ) -> None:
     answer = grant_for(dev_stack, alice, "premium-aurora")
     assert answer.status_code == 200
-    client, table = sessions_table
     sid = alice.cookies.get(COOKIE_NAME)
     assert sid
-    item = client.get_item(TableName=table, Key={"session_id": {"S": SessionStore.key_for(sid)}})
-    access_token = item["Item"]["access_token"]["S"]
-    id_token = item["Item"]["id_token"]["S"]
+    stored = sessions_table.load(sid)
+    assert stored is not None
+    access_token = stored.data[SIGNED_IN]["access_token"]
+    id_token = stored.data[SIGNED_IN]["id_token"]
     assert JWT.fullmatch(access_token), "the session holds a real access token"
     exposed = answer.text + json.dumps(dict(answer.headers))
     for secret in (access_token, id_token, access_token.split(".")[1]):

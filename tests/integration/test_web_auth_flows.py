@@ -9,11 +9,12 @@ called in-process (the emulator fires no triggers).
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,12 +28,21 @@ from werkzeug.test import TestResponse
 from app.config import Settings, load_settings
 from app.dynamo import dynamodb_client
 from app.errors import UserNotFoundError
+from app.local.bootstrap import ensure_session_key
 from app.local.emulator import Emulator
 from app.local.ports import free_port
 from app.services import Services
 from app.tables import TABLES, create_tables
 from app.web import NEEDS, create_app
-from app.web.session_store import COOKIE_NAME, SessionStore
+from app.web.csrf import NONCE_COOKIE
+from app.web.presession import COOKIE_NAME as PRE_COOKIE
+from app.web.session_store import (
+    COOKIE_NAME,
+    SIGNED_IN,
+    DynamoSessionInterface,
+    SessionStore,
+    StoredSession,
+)
 
 PASSWORD = "Correct-Horse-2026!"
 NEW_PASSWORD = "Battery-Staple-2027!"
@@ -45,6 +55,7 @@ PASSWORD_POLICY: Any = {
     "TemporaryPasswordValidityDays": 7,
 }
 TRACEBACK_MARKERS = ("Traceback", 'File "', "RuntimeError", "werkzeug", "botocore")
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.")
 
 
 @dataclass
@@ -66,6 +77,7 @@ def _env(
     client_id: str,
     tables: dict[str, str],
     aws_env: dict[str, str],
+    session_key_id: str,
 ) -> dict[str, str]:
     return {
         **aws_env,
@@ -76,6 +88,7 @@ def _env(
         "VIDGATE_VIDEOS_TABLE": tables["videos"],
         "VIDGATE_AUDIT_TABLE": tables["audit"],
         "VIDGATE_SESSIONS_TABLE": tables["sessions"],
+        "VIDGATE_SESSION_KEY_ID": session_key_id,
         "VIDGATE_BUCKET": "unused-bucket",
         "VIDGATE_CDN_URL": "https://cdn.example.test",
         "VIDGATE_SIGNING_KEY_SECRET": "unused/secret",
@@ -110,7 +123,8 @@ def stack(emulator: Emulator, aws_env: dict[str, str], boto_session: boto3.Sessi
     cognito.create_group(GroupName="admin", UserPoolId=pool_id)
     tables = {logical: f"{prefix}-{logical}" for logical in TABLES}
     create_tables(dynamodb, tables)
-    env = _env(emulator, pool_id, client_id, tables, aws_env)
+    key_id = ensure_session_key(boto_session.client("kms"), f"alias/{prefix}-session-tokens")
+    env = _env(emulator, pool_id, client_id, tables, aws_env, key_id)
     settings = load_settings(env, NEEDS)
     services = Services(settings, session=boto_session)
     app = create_app(settings, services=services, local_triggers=True)
@@ -142,6 +156,25 @@ def session_item(stack: Stack, sid: str) -> dict[str, Any] | None:
         ConsistentRead=True,
     ).get("Item")
     return item
+
+
+def store_of(app: Flask) -> SessionStore:
+    interface = app.session_interface
+    assert isinstance(interface, DynamoSessionInterface)
+    return interface.store
+
+
+def stored(stack: Stack, sid: str) -> StoredSession:
+    """The session as the app reads it (tokens unsealed with the app's own KMS key)."""
+    found = store_of(stack.app).load(sid)
+    assert found is not None, "no live session"
+    return found
+
+
+def tokens_of(stack: Stack, sid: str) -> tuple[str, str, str]:
+    """(access, id, refresh) token of a live session, as the app unseals them."""
+    signed_in: dict[str, Any] = stored(stack, sid).data[SIGNED_IN]
+    return signed_in["access_token"], signed_in["id_token"], signed_in["refresh_token"]
 
 
 def update_session(stack: Stack, sid: str, **numbers_or_strings: int | str) -> None:
@@ -296,29 +329,39 @@ def test_sign_in_with_the_email_address_resolves_the_username(stack: Stack) -> N
     assert f"Account ({username})" in client.get("/").text
 
 
-def test_the_session_cookie_is_opaque_httponly_lax_and_rotated_at_sign_in(stack: Stack) -> None:
+def session_set_cookie(response: TestResponse) -> str:
+    (header,) = [
+        h for h in response.headers.getlist("Set-Cookie") if h.startswith(f"{COOKIE_NAME}=")
+    ]
+    return header
+
+
+def test_the_session_cookie_is_opaque_httponly_lax_and_set_at_sign_in(stack: Stack) -> None:
     username = unique("fay")
     make_user(stack, username)
     client = stack.app.test_client()
-    client.get("/auth/sign-in")
-    anonymous_sid = cookie_value(client)
-    assert anonymous_sid is not None
-    assert session_item(stack, anonymous_sid) is not None
+    form = client.get("/auth/sign-in")
+    assert cookie_value(client) is None, "an anonymous visitor has no server-side session"
+    nonce = client.get_cookie(NONCE_COOKIE)
+    assert nonce is not None, "the form's token is bound to a nonce cookie instead"
+    csrf_cookie = form.headers["Set-Cookie"]
+    assert csrf_cookie.startswith(f"{NONCE_COOKIE}=")
+    assert "HttpOnly" in csrf_cookie and "SameSite=Lax" in csrf_cookie
 
     response = sign_in(client, username)
     assert response.status_code == 302
-    set_cookie = response.headers["Set-Cookie"]
+    set_cookie = session_set_cookie(response)
     assert "HttpOnly" in set_cookie
     assert "SameSite=Lax" in set_cookie
     assert "Path=/" in set_cookie
     assert "Secure" not in set_cookie  # plain http, http base URL
     signed_in_sid = cookie_value(client)
-    assert signed_in_sid is not None and signed_in_sid != anonymous_sid
-    assert session_item(stack, anonymous_sid) is None, "the pre-sign-in session is deleted"
+    assert signed_in_sid is not None
+    assert client.get_cookie(NONCE_COOKIE) is None, "the anonymous nonce is retired at sign-in"
 
     item = session_item(stack, signed_in_sid)
     assert item is not None
-    tokens = [item["access_token"]["S"], item["id_token"]["S"], item["refresh_token"]["S"]]
+    tokens = list(tokens_of(stack, signed_in_sid))
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", signed_in_sid)
     assert all(token not in set_cookie for token in tokens)
     assert "session_id" in item and item["session_id"]["S"] != signed_in_sid
@@ -367,9 +410,7 @@ def test_sign_out_revokes_the_refresh_token_and_the_old_cookie_stops_working(
     sign_in(client, username)
     sid = cookie_value(client)
     assert sid is not None
-    item = session_item(stack, sid)
-    assert item is not None
-    refresh_token = item["refresh_token"]["S"]
+    refresh_token = tokens_of(stack, sid)[2]
     assert refresh_works(stack, refresh_token)
 
     response = sign_out(client)
@@ -417,7 +458,7 @@ def test_wrong_password_unknown_user_and_unconfirmed_user_get_friendly_messages(
     assert unconfirmed.status_code == 400
     assert "not confirmed yet" in unconfirmed.text
     assert f'href="/auth/confirm?username={pending}"' in unconfirmed.text
-    assert cookie_value(client) is not None
+    assert cookie_value(client) is None, "a refused sign-in starts no session"
     assert_signed_out(client)
     for page in (wrong, unknown, unconfirmed):
         assert not any(marker in page.text for marker in TRACEBACK_MARKERS)
@@ -609,17 +650,16 @@ def test_an_access_token_near_expiry_is_refreshed(stack: Stack) -> None:
     sign_in(client, username)
     sid = cookie_value(client)
     assert sid is not None
-    before = session_item(stack, sid)
-    assert before is not None
+    before = tokens_of(stack, sid)
     update_session(stack, sid, token_expires_at=int(time.time()) + 60)
 
     assert client.get("/account").status_code == 200
-    after = session_item(stack, sid)
-    assert after is not None
-    assert after["access_token"]["S"] != before["access_token"]["S"]
-    assert after["id_token"]["S"] != before["id_token"]["S"]
-    assert int(after["token_expires_at"]["N"]) > time.time() + 600
-    assert after["refresh_token"]["S"] == before["refresh_token"]["S"]
+    after = tokens_of(stack, sid)
+    assert after[0] != before[0] and after[1] != before[1]
+    item = session_item(stack, sid)
+    assert item is not None
+    assert int(item["token_expires_at"]["N"]) > time.time() + 600
+    assert after[2] == before[2], "the refresh token is kept"
 
 
 def test_a_refused_refresh_ends_the_session(stack: Stack) -> None:
@@ -629,9 +669,13 @@ def test_a_refused_refresh_ends_the_session(stack: Stack) -> None:
     sign_in(client, username)
     sid = cookie_value(client)
     assert sid is not None
-    update_session(
-        stack, sid, token_expires_at=int(time.time()) + 60, refresh_token="revoked-or-unknown"
-    )
+    session = stored(stack, sid)
+    changed = {
+        **session.data[SIGNED_IN],
+        "token_expires_at": int(time.time()) + 60,
+        "refresh_token": "revoked-or-unknown",
+    }
+    store_of(stack.app).save(replace(session, data={**session.data, SIGNED_IN: changed}))
     assert_signed_out(client)
     assert session_item(stack, sid) is None
     assert cookie_value(client) is None
@@ -739,15 +783,16 @@ def test_every_page_carries_the_security_headers(stack: Stack) -> None:
 # --------------------------------------------------------------------------- dependencies down
 
 
-class _SessionWithDeadCognito:
-    """A boto3 session whose cognito-idp clients talk to a closed port."""
+class _SessionWithDeadService:
+    """A boto3 session whose clients of one service talk to a closed port."""
 
-    def __init__(self, real: boto3.Session, endpoint: str) -> None:
+    def __init__(self, real: boto3.Session, service: str, endpoint: str) -> None:
         self._real = real
+        self._service = service
         self._endpoint = endpoint
 
     def client(self, name: str, **kwargs: Any) -> Any:
-        if name == "cognito-idp":
+        if name == self._service:
             kwargs["endpoint_url"] = self._endpoint
         return self._real.client(name, **kwargs)  # type: ignore[call-overload]
 
@@ -755,11 +800,15 @@ class _SessionWithDeadCognito:
         return getattr(self._real, name)
 
 
+def app_with_dead(stack: Stack, boto_session: boto3.Session, service: str) -> Flask:
+    dead = _SessionWithDeadService(boto_session, service, f"http://127.0.0.1:{free_port()}")
+    services = Services(stack.settings, session=dead)  # type: ignore[arg-type]
+    return create_app(stack.settings, services=services, local_triggers=True)
+
+
 @pytest.fixture
 def app_with_dead_cognito(stack: Stack, boto_session: boto3.Session) -> Iterator[Flask]:
-    dead = _SessionWithDeadCognito(boto_session, f"http://127.0.0.1:{free_port()}")
-    services = Services(stack.settings, session=dead)  # type: ignore[arg-type]
-    yield create_app(stack.settings, services=services, local_triggers=True)
+    yield app_with_dead(stack, boto_session, "cognito-idp")
 
 
 def test_cognito_unreachable_gives_a_503_page_and_nobody_is_signed_in(
@@ -778,16 +827,225 @@ def test_cognito_unreachable_gives_a_503_page_and_nobody_is_signed_in(
     assert_signed_out(client)
 
 
-def test_the_session_table_unreachable_gives_a_503_page(stack: Stack) -> None:
+def test_the_session_table_unreachable_gives_a_503_page_at_sign_in(stack: Stack) -> None:
+    username = unique("yul")
+    make_user(stack, username, record=True)
     broken = load_settings({**stack.env, "VIDGATE_SESSIONS_TABLE": "no-such-table"}, NEEDS)
     app = create_app(
         broken, services=Services(broken, session=stack.services.session), local_triggers=True
     )
     client = app.test_client()
-    response = client.get("/auth/sign-in")
+    assert client.get("/auth/sign-in").status_code == 200, "anonymous pages need no table"
+    response = sign_in(client, username)
     assert response.status_code == 503
     assert "temporarily unavailable" in response.text
     assert cookie_value(client) is None
+
+
+def test_kms_unreachable_gives_a_503_page_and_writes_nothing(
+    stack: Stack, boto_session: boto3.Session
+) -> None:
+    username = unique("zed")
+    make_user(stack, username, record=True)
+    sub = stack.services.users.find(username).user_id
+    app = app_with_dead(stack, boto_session, "kms")
+    client = app.test_client()
+    response = sign_in(client, username)
+    assert response.status_code == 503
+    assert "temporarily unavailable" in response.text
+    assert not any(marker in response.text for marker in TRACEBACK_MARKERS)
+    assert cookie_value(client) is None
+    assert not [item for item in all_sessions(stack) if item.get("user_id") == {"S": sub}]
+
+    # A signed-in browser meets a process that cannot reach KMS: 503, not signed out.
+    healthy = stack.app.test_client()
+    assert sign_in(healthy, username).status_code == 302
+    sid = cookie_value(healthy)
+    assert sid is not None
+    cold = app.test_client()
+    cold.set_cookie(COOKIE_NAME, sid)
+    assert cold.get("/account").status_code == 503
+    assert session_item(stack, sid) is not None
+    assert healthy.get("/account").status_code == 200
+
+
+# ------------------------------------------------------------------ tokens at rest (issue 14.1)
+
+
+def all_sessions(stack: Stack, table: str | None = None) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for page in stack.dynamodb.get_paginator("scan").paginate(
+        TableName=table or stack.tables["sessions"], ConsistentRead=True
+    ):
+        items += page["Items"]
+    return items
+
+
+def raw_dump(items: list[dict[str, Any]]) -> str:
+    """Everything the items hold as text: strings, numbers, and binary as latin-1 and base64."""
+    parts: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, bytes | bytearray):
+            parts.append(bytes(value).decode("latin-1"))
+            parts.append(base64.b64encode(bytes(value)).decode())
+        elif isinstance(value, dict):
+            for inner in value.values():
+                walk(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+        else:
+            parts.append(str(value))
+
+    walk(items)
+    return "\n".join(parts)
+
+
+def test_the_raw_sessions_table_after_a_web_sign_in_holds_nothing_usable(stack: Stack) -> None:
+    username = unique("ada")
+    make_user(stack, username, groups=("admin",))
+    client = stack.app.test_client()
+    assert sign_in(client, username).status_code == 302
+    assert client.get("/account").status_code == 200
+    sid = cookie_value(client)
+    assert sid is not None
+    secrets = tokens_of(stack, sid)
+    assert all(JWT.match(token) for token in secrets[:2]), "the app holds real Cognito JWTs"
+    assert refresh_works(stack, secrets[2])
+
+    dump = raw_dump(all_sessions(stack))
+    assert not JWT.search(dump), "no JWT shape anywhere in the table"
+    for token in secrets:
+        for start in range(0, len(token) - 16, 8):
+            assert token[start : start + 16] not in dump, "no piece of a token"
+    assert sid not in dump, "nor the cookie value"
+    item = session_item(stack, sid)
+    assert item is not None
+    assert not {"access_token", "id_token", "refresh_token"} & set(item)
+    assert set(item["tokens"]) == {"B"} and set(item["tokens_key"]) == {"B"}
+
+
+def test_sealed_tokens_moved_to_another_users_item_sign_that_browser_out(stack: Stack) -> None:
+    victim, mallory = unique("bea"), unique("mal")
+    make_user(stack, victim, groups=("admin",))
+    make_user(stack, mallory)
+    victim_client, mallory_client = stack.app.test_client(), stack.app.test_client()
+    sign_in(victim_client, victim)
+    sign_in(mallory_client, mallory)
+    victim_sid, mallory_sid = cookie_value(victim_client), cookie_value(mallory_client)
+    assert victim_sid and mallory_sid
+    source = session_item(stack, victim_sid)
+    assert source is not None
+    stack.dynamodb.update_item(
+        TableName=stack.tables["sessions"],
+        Key={"session_id": {"S": SessionStore.key_for(mallory_sid)}},
+        UpdateExpression="SET #t = :t, #k = :k",
+        ExpressionAttributeNames={"#t": "tokens", "#k": "tokens_key"},
+        ExpressionAttributeValues={":t": source["tokens"], ":k": source["tokens_key"]},
+    )
+    assert_signed_out(mallory_client)
+    assert session_item(stack, mallory_sid) is None
+    assert victim_client.get("/account").status_code == 200
+
+
+def test_a_session_stored_before_tokens_were_sealed_is_signed_out(stack: Stack) -> None:
+    username = unique("old")
+    make_user(stack, username)
+    client = stack.app.test_client()
+    sign_in(client, username)
+    sid = cookie_value(client)
+    assert sid is not None
+    access, id_token, refresh = tokens_of(stack, sid)
+    # The item as the previous version wrote it: the same sign-in, tokens in plaintext.
+    legacy = session_item(stack, sid)
+    assert legacy is not None
+    legacy.pop("tokens")
+    legacy.pop("tokens_key")
+    legacy.update(
+        access_token={"S": access}, id_token={"S": id_token}, refresh_token={"S": refresh}
+    )
+    stack.dynamodb.put_item(TableName=stack.tables["sessions"], Item=legacy)
+    assert_signed_out(client)
+    assert session_item(stack, sid) is None, "the plaintext tokens leave the table"
+
+
+# ------------------------------------------------------------------ anonymous visitors (issue 14.7)
+
+
+def fresh_app(stack: Stack) -> tuple[Flask, str]:
+    """The web app over a sessions table of its own (empty), sharing everything else."""
+    table = f"{stack.tables['sessions']}-{uuid.uuid4().hex[:6]}"
+    create_tables(stack.dynamodb, {"sessions": table})
+    env = {**stack.env, "VIDGATE_SESSIONS_TABLE": table}
+    settings = load_settings(env, NEEDS)
+    services = Services(settings, session=stack.services.session)
+    return create_app(settings, services=services, local_triggers=True), table
+
+
+def test_anonymous_visitors_write_nothing_to_the_sessions_table(stack: Stack) -> None:
+    app, table = fresh_app(stack)
+    client = app.test_client()
+    pages = ("/auth/sign-in", "/auth/sign-up", "/auth/forgot", "/auth/reset", "/auth/confirm", "/")
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code == 200, page
+        assert cookie_value(client) is None, page
+    assert 'name="csrf_token"' in client.get("/auth/sign-in").text
+    failed = sign_in(client, unique("nobody"), "Wrong-Password-1!")
+    assert failed.status_code == 400
+    assert "not right" in failed.text
+    assert all_sessions(stack, table) == []
+
+    # Flashed messages still reach an anonymous visitor: through the encrypted cookie.
+    username = unique("flo")
+    signed_up = post_form(
+        client,
+        "/auth/sign-up",
+        "/auth/sign-up",
+        {
+            "username": username,
+            "email": f"{username}@example.com",
+            "password": PASSWORD,
+            "password_repeat": PASSWORD,
+        },
+    )
+    assert signed_up.status_code == 302
+    assert client.get_cookie(PRE_COOKIE) is not None
+    confirm_page = client.get(signed_up.headers["Location"])
+    assert "We e-mailed you a confirmation code" in confirm_page.text
+    assert "We e-mailed you" not in client.get("/auth/confirm").text, "shown once"
+    confirmed = post_form(
+        client, "/auth/confirm", "/auth/confirm", {"username": username, "code": "123456"}
+    )
+    assert confirmed.status_code == 302
+    assert "Your account is confirmed" in client.get(confirmed.headers["Location"]).text
+    forgot = post_form(client, "/auth/forgot", "/auth/forgot", {"identifier": username})
+    assert forgot.status_code == 302
+    assert "If that account exists" in client.get(forgot.headers["Location"]).text
+    assert all_sessions(stack, table) == [], "still nothing written"
+
+    # The server-side session starts at sign-in, and only then.
+    assert sign_in(client, username).status_code == 302
+    assert len(all_sessions(stack, table)) == 1
+
+
+def test_an_anonymous_csrf_token_is_bound_to_its_own_browsers_nonce(stack: Stack) -> None:
+    client, other = stack.app.test_client(), stack.app.test_client()
+    token = csrf_from(client.get("/auth/sign-in").text)
+    other_token = csrf_from(other.get("/auth/sign-in").text)
+    data = {"identifier": unique("nobody"), "password": "Wrong-Password-1!"}
+    assert client.post("/auth/sign-in", data={**data, "csrf_token": other_token}).status_code == 403
+    assert client.post("/auth/sign-in", data={**data, "csrf_token": token}).status_code == 400
+    # A nonce cookie of the attacker's choosing with a token minted for another nonce: refused.
+    nonce = client.get_cookie(NONCE_COOKIE)
+    assert nonce is not None
+    other.set_cookie(NONCE_COOKIE, "A" * 43)
+    assert other.post("/auth/sign-in", data={**data, "csrf_token": token}).status_code == 403
+    without_cookie = stack.app.test_client()
+    assert (
+        without_cookie.post("/auth/sign-in", data={**data, "csrf_token": token}).status_code == 403
+    )
 
 
 # ------------------------------------------------------------------ helpers for other pages
@@ -848,9 +1106,7 @@ def test_the_helpers_other_blueprints_use_guard_pages_and_hand_out_a_fresh_acces
 
     sid = cookie_value(viewer_client)
     assert sid is not None
-    before = session_item(stack, sid)
-    assert before is not None
+    before = tokens_of(stack, sid)
     update_session(stack, sid, token_expires_at=int(time.time()) + 30)
     assert viewer_client.post("/probe/token", json={}, headers=headers).status_code == 200
-    after = session_item(stack, sid)
-    assert after is not None and after["access_token"]["S"] != before["access_token"]["S"]
+    assert tokens_of(stack, sid)[0] != before[0]

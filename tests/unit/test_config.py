@@ -16,6 +16,7 @@ GOOD = {
     "VIDGATE_VIDEOS_TABLE": "videos",
     "VIDGATE_AUDIT_TABLE": "audit",
     "VIDGATE_SESSIONS_TABLE": "sessions",
+    "VIDGATE_SESSION_KEY_ID": "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd",
     "VIDGATE_BUCKET": "bucket",
     "VIDGATE_CDN_URL": "https://d111111abcdef8.cloudfront.net/",
     "VIDGATE_SIGNING_KEY_SECRET": "vidgate/key",
@@ -45,6 +46,7 @@ def test_every_missing_variable_is_named_in_one_error() -> None:
         "VIDGATE_VIDEOS_TABLE",
         "VIDGATE_AUDIT_TABLE",
         "VIDGATE_SESSIONS_TABLE",
+        "VIDGATE_SESSION_KEY_ID",
         "VIDGATE_BUCKET",
         "VIDGATE_CDN_URL",
         "VIDGATE_SIGNING_KEY_SECRET",
@@ -92,3 +94,26 @@ def test_a_handler_asks_only_for_what_it_needs() -> None:
 def test_a_short_web_secret_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="at least 32"):
         load_settings({**GOOD, "VIDGATE_SECRET_KEY": "short"}, ALL)
+
+
+@pytest.mark.parametrize(
+    "key_id",
+    [
+        "1234abcd-12ab-34cd-56ef-1234567890ab",
+        "mrk-1234abcd12ab34cd56ef1234567890ab",
+        "alias/vidgate-local-session-tokens",
+        "arn:aws:kms:us-east-1:111122223333:alias/vidgate-session-tokens",
+        "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    ],
+)
+def test_the_session_key_may_be_named_any_way_kms_accepts(key_id: str) -> None:
+    settings = load_settings({**GOOD, "VIDGATE_SESSION_KEY_ID": key_id}, {Need.SESSIONS})
+    assert settings.session_key_id == key_id
+
+
+@pytest.mark.parametrize(
+    "key_id", ["my key", "alias/", "arn:aws:s3:::bucket", "key/123", "alias/x y", "*"]
+)
+def test_a_session_key_kms_would_not_accept_is_named(key_id: str) -> None:
+    with pytest.raises(ConfigurationError, match="VIDGATE_SESSION_KEY_ID is not a KMS key id"):
+        load_settings({**GOOD, "VIDGATE_SESSION_KEY_ID": key_id}, {Need.SESSIONS})

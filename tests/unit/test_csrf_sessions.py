@@ -5,6 +5,8 @@ error mapping (RevokeToken's fallback included). No network.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from dataclasses import replace
 from typing import Any
@@ -13,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from app.errors import DependencyUnavailableError
 from app.web.auth_views import safe_next
 from app.web.cognito_client import (
     CodeMismatchError,
@@ -40,7 +43,7 @@ from app.web.session_store import (
     SessionStore,
 )
 from app.web.signin import SignedIn
-from tests.unit.session_fakes import Clock, make_store
+from tests.unit.session_fakes import Clock, FakeDynamoDB, FakeKms, make_cipher, make_store
 
 KEY = b"k" * 40
 SECRET = "session-csrf-secret"
@@ -159,26 +162,47 @@ AUTH = SignedIn(
     username="alice",
     email="alice@example.com",
     groups=("admin",),
-    access_token="ACCESS.TOKEN.x",
-    id_token="ID.TOKEN.x",
-    refresh_token="REFRESH",
+    access_token="eyJhbGciOiJSUzI1NiJ9.eyJ0b2tlbl91c2UiOiJhY2Nlc3MifQ.access-signature",
+    id_token="eyJhbGciOiJSUzI1NiJ9.eyJ0b2tlbl91c2UiOiJpZCJ9.id-signature",
+    refresh_token="eyJjdHkiOiJKV1QiLCJlbmMiOiJBMjU2R0NNIn0.refresh-token-body",
     token_expires_at=1_800_003_600,
 )
 SIGNED_IN_DATA = {SIGNED_IN: AUTH.to_session()}
+TOKENS = (AUTH.access_token, AUTH.id_token, AUTH.refresh_token or "")
+
+
+def raw_text(item: dict[str, Any]) -> str:
+    """Every attribute value of an item as text (binary values as latin-1 and base64)."""
+    parts: list[str] = []
+    for value in item.values():
+        for kind, inner in value.items():
+            if kind == "B":
+                parts += [bytes(inner).decode("latin-1"), base64.b64encode(bytes(inner)).decode()]
+            else:
+                parts.append(json.dumps(inner))
+    return "\n".join(parts)
 
 
 def test_the_table_holds_only_a_hash_of_the_cookie_value() -> None:
     store, fake = make_store(Clock())
-    session = store.create({CSRF_SECRET: "the-csrf-secret"})
+    session = store.create({**SIGNED_IN_DATA, CSRF_SECRET: "the-csrf-secret"})
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", session.sid)
     ((key, item),) = fake.items.items()
     assert key == SessionStore.key_for(session.sid) != session.sid
-    assert session.sid not in repr(item)
+    assert session.sid not in raw_text(item)
     assert item["csrf_secret"]["S"] == "the-csrf-secret" != session.sid
 
 
-def test_a_signed_in_session_round_trips_with_its_tokens_and_data() -> None:
+def test_an_anonymous_session_is_never_stored() -> None:
     store, fake = make_store(Clock())
+    for data in ({}, {CSRF_SECRET: "x"}, {"_flashes": [["info", "hi"]]}, {SIGNED_IN: "no"}):
+        with pytest.raises(ValueError):
+            store.create(data)
+    assert fake.calls == []
+
+
+def test_a_signed_in_session_round_trips_with_its_tokens_and_data() -> None:
+    store, _ = make_store(Clock())
     session = store.create({**SIGNED_IN_DATA, CSRF_SECRET: "csrf", "_flashes": [["info", "hi"]]})
     loaded = store.load(session.sid)
     assert loaded is not None
@@ -186,12 +210,67 @@ def test_a_signed_in_session_round_trips_with_its_tokens_and_data() -> None:
     assert loaded.data["_flashes"] == [["info", "hi"]]
     assert loaded.data[CSRF_SECRET] == session.data[CSRF_SECRET]
     assert loaded.data == session.data
+
+
+def test_the_tokens_at_rest_are_sealed_and_nothing_of_them_is_readable() -> None:
+    store, fake = make_store(Clock())
+    session = store.create(SIGNED_IN_DATA)
     item = fake.items[SessionStore.key_for(session.sid)]
-    assert item["access_token"] == {"S": "ACCESS.TOKEN.x"}, "tokens keep their own attributes"
-    assert "ACCESS" not in item["data"]["S"]
+    assert not {"access_token", "id_token", "refresh_token"} & set(item)
+    assert set(item["tokens"]) == {"B"} and set(item["tokens_key"]) == {"B"}
+    text = raw_text(item)
+    assert not re.search(r"eyJ[A-Za-z0-9_-]+\.", text), "no JWT shape anywhere"
+    for token in TOKENS:
+        for start in range(0, len(token) - 12, 6):
+            assert token[start : start + 12] not in text
+    # Who the session belongs to stays readable (for operators); the tokens do not.
+    assert item["user_id"] == {"S": "u-1"} and item["token_expires_at"] == {"N": "1800003600"}
 
 
-def test_an_item_written_by_the_previous_version_loads_signed_in() -> None:
+def test_a_sealed_token_attribute_copied_into_another_item_signs_that_item_out() -> None:
+    store, fake = make_store(Clock())
+    victim = store.create(SIGNED_IN_DATA)
+    mallory_auth = {
+        **AUTH.to_session(),
+        "user_id": "u-2",
+        "access_token": "M.A.x",
+        "id_token": "M.I.x",
+    }
+    mallory = store.create({SIGNED_IN: mallory_auth})
+    victim_item = fake.items[SessionStore.key_for(victim.sid)]
+    mallory_item = fake.items[SessionStore.key_for(mallory.sid)]
+    mallory_item["tokens"] = victim_item["tokens"]
+    mallory_item["tokens_key"] = victim_item["tokens_key"]
+    assert store.load(mallory.sid) is None, "the item key is the seal's associated data"
+    assert SessionStore.key_for(mallory.sid) not in fake.items, "and the item is deleted"
+    loaded = store.load(victim.sid)
+    assert loaded is not None and SignedIn.from_session(loaded.data[SIGNED_IN]) == AUTH
+
+
+@pytest.mark.parametrize("position", [0, 5, 20, -1])
+def test_a_tampered_seal_signs_the_session_out(position: int) -> None:
+    store, fake = make_store(Clock())
+    session = store.create(SIGNED_IN_DATA)
+    item = fake.items[SessionStore.key_for(session.sid)]
+    blob = bytearray(item["tokens"]["B"])
+    blob[position] ^= 0x01
+    item["tokens"] = {"B": bytes(blob)}
+    assert store.load(session.sid) is None
+    assert fake.items == {}
+
+
+def test_a_data_key_of_another_table_or_key_does_not_open() -> None:
+    clock, kms, fake = Clock(), FakeKms(), FakeDynamoDB()
+    store, _ = make_store(clock, fake, kms)
+    session = store.create(SIGNED_IN_DATA)
+    other_table = SessionStore(fake, "sessions", cipher=make_cipher(kms, clock, table="other"))  # type: ignore[arg-type]
+    assert other_table.load(session.sid) is None, "the encryption context names the table"
+    session = store.create(SIGNED_IN_DATA)
+    other_key = SessionStore(fake, "sessions", cipher=make_cipher(FakeKms(), clock))  # type: ignore[arg-type]
+    assert other_key.load(session.sid) is None
+
+
+def test_an_item_with_plaintext_tokens_from_before_is_signed_out_and_deleted() -> None:
     clock = Clock()
     store, fake = make_store(clock)
     sid = "S" * 43
@@ -213,18 +292,47 @@ def test_an_item_written_by_the_previous_version_loads_signed_in() -> None:
         "auth_method": {"S": "password"},
         "refresh_token": {"S": "REFRESH"},
     }
-    loaded = store.load(sid)
-    assert loaded is not None and loaded.signed_in
-    assert SignedIn.from_session(loaded.data[SIGNED_IN]) == AUTH
-    assert loaded.data[CSRF_SECRET] == "old-csrf"
-    assert loaded.data["oauth"] == {"state": "s"}
+    assert store.load(sid) is None
+    assert fake.items == {}, "the plaintext tokens leave the table with it"
+
+
+def test_an_anonymous_item_from_before_is_no_session() -> None:
+    clock = Clock()
+    store, fake = make_store(clock)
+    sid = "A" * 43
+    now = str(int(clock.now))
+    fake.items[SessionStore.key_for(sid)] = {
+        "session_id": {"S": SessionStore.key_for(sid)},
+        "csrf_secret": {"S": "old-csrf"},
+        "created_at": {"N": now},
+        "last_seen_at": {"N": now},
+        "expires_at": {"N": str(int(clock.now) + 3600)},
+        "data": {"S": "{}"},
+    }
+    assert store.load(sid) is None
+
+
+def test_kms_down_never_writes_and_never_signs_anyone_out() -> None:
+    clock, kms = Clock(), FakeKms()
+    store, fake = make_store(clock, kms=kms)
+    session = store.create(SIGNED_IN_DATA)
+    kms.down = True
+    fresh_process, _ = make_store(clock, fake, kms)
+    with pytest.raises(DependencyUnavailableError):
+        fresh_process.load(session.sid)
+    cold, _ = make_store(clock, fake, kms)
+    with pytest.raises(DependencyUnavailableError):
+        cold.create(SIGNED_IN_DATA)
+    assert list(fake.items) == [SessionStore.key_for(session.sid)]
+    assert fake.calls.count("put_item") == 1, "only the write from before the outage"
 
 
 def test_tokens_never_appear_in_the_repr_of_a_session() -> None:
     store, _ = make_store(Clock())
     session = store.create(SIGNED_IN_DATA)
     for text in (repr(session), repr(AUTH), repr(ServerSession(store, session))):
-        assert "ACCESS" not in text and "REFRESH" not in text and "ID.TOKEN" not in text
+        assert all(token not in text for token in TOKENS)
+        assert "eyJ" not in text
 
 
 def test_a_malformed_cookie_is_refused_without_asking_dynamodb() -> None:
@@ -265,25 +373,10 @@ def test_activity_slides_the_idle_timeout_but_not_the_absolute_lifetime() -> Non
     assert store.load(session.sid) is None, "one day after sign-in it is over"
 
 
-def test_an_anonymous_session_has_a_shorter_lifetime() -> None:
-    clock = Clock()
-    store, _ = make_store(clock)
-    anonymous = store.create()
-    signed_in = store.create(SIGNED_IN_DATA)
-    for _ in range(3):
-        clock.now += 3000
-        for session in (anonymous, signed_in):
-            loaded = store.load(session.sid)
-            if loaded:
-                store.touch(loaded)
-    assert store.load(anonymous.sid) is None
-    assert store.load(signed_in.sid) is not None
-
-
 def test_the_ttl_attribute_follows_the_idle_timeout() -> None:
     clock = Clock()
     store, fake = make_store(clock)
-    session = store.create()
+    session = store.create(SIGNED_IN_DATA)
     item = fake.items[SessionStore.key_for(session.sid)]
     assert int(item["expires_at"]["N"]) == int(clock.now) + 3600
     clock.now += 120
@@ -294,7 +387,7 @@ def test_the_ttl_attribute_follows_the_idle_timeout() -> None:
 def test_touch_writes_at_most_once_per_interval() -> None:
     clock = Clock()
     store, fake = make_store(clock)
-    session = store.create()
+    session = store.create(SIGNED_IN_DATA)
     clock.now += 30
     session = store.touch(session)
     assert "update_item" not in fake.calls
@@ -308,7 +401,7 @@ def test_a_deleted_session_is_never_written_back() -> None:
     session = store.create(SIGNED_IN_DATA)
     store.delete(session.sid)
     with pytest.raises(SessionGoneError):
-        store.save(replace(session, data={"x": 1}))
+        store.save(replace(session, data={**SIGNED_IN_DATA, "x": 1}))
     with pytest.raises(SessionGoneError):
         store.touch(replace(session, last_seen_at=0))
     assert fake.items == {}

@@ -394,7 +394,7 @@ def test_each_function_has_its_own_role_and_a_log_group_with_retention(deploymen
 # --------------------------------------------------------------------------- KMS
 
 ACCOUNT_ROOT = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
-WEB_ROLE = {"AWS": {"Fn::GetAtt": ["WebRole", "Arn"]}}
+WEB_ROLES = {"AWS": [{"Fn::GetAtt": ["WebRole", "Arn"]}, {"Fn::GetAtt": ["AdminWebRole", "Arn"]}]}
 KMS_USE_ACTIONS = (
     "kms:Decrypt",
     "kms:Encrypt",
@@ -416,7 +416,7 @@ def _session_key(deployment: str) -> dict[str, Any]:
 
 
 @ALL
-def test_only_the_web_role_may_use_the_session_key_and_only_for_the_sessions_table(
+def test_only_the_web_roles_may_use_the_session_key_and_only_for_the_sessions_table(
     deployment: str,
 ) -> None:
     key = _session_key(deployment)
@@ -426,9 +426,9 @@ def test_only_the_web_role_may_use_the_session_key_and_only_for_the_sessions_tab
     assert all(s["Effect"] == "Allow" for s in statements)
     assert {json.dumps(s["Principal"], sort_keys=True) for s in statements} == {
         json.dumps(ACCOUNT_ROOT, sort_keys=True),
-        json.dumps(WEB_ROLE, sort_keys=True),
+        json.dumps(WEB_ROLES, sort_keys=True),
     }
-    (use,) = [s for s in statements if s["Principal"] == WEB_ROLE]
+    (use,) = [s for s in statements if s["Principal"] == WEB_ROLES]
     assert sorted(as_list(use["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert use["Condition"] == {
         "StringEquals": {
@@ -454,7 +454,7 @@ def test_the_account_administers_the_session_key_but_cannot_read_with_it(deploym
 
 def test_the_key_policy_condition_is_the_encryption_context_the_code_sends() -> None:
     (use,) = [
-        s for s in _statements(_session_key("oai")["KeyPolicy"]) if s["Principal"] == WEB_ROLE
+        s for s in _statements(_session_key("oai")["KeyPolicy"]) if s["Principal"] == WEB_ROLES
     ]
     sent = token_context("the-table")
     assert set(use["Condition"]["StringEquals"]) == {f"kms:EncryptionContext:{k}" for k in sent}

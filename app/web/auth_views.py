@@ -95,6 +95,14 @@ SHARED_EMAIL = (
 )
 
 
+class SharedEmailError(CognitoError):
+    """A signing-in user has no record, and their e-mail belongs to another user's: refused."""
+
+    status = 409
+    code = "email_in_use"
+    friendly = SHARED_EMAIL
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -193,7 +201,11 @@ def _ensure_user_record(auth: SignedIn) -> SignedIn:
         if not email and auth.method == "password":
             # The id token lists only the attributes the app client may read.
             email = ctx.cognito.own_attributes(auth.access_token).get("email", "")
-        record = ctx.services.users.create_on_signup(auth.user_id, auth.username, email or None)
+        try:
+            record = ctx.services.users.create_on_signup(auth.user_id, auth.username, email or None)
+        except EmailInUseError as exc:
+            _log("sign_in_refused", code="email_in_use", user_id=auth.user_id)
+            raise SharedEmailError(str(exc)) from exc
     return replace(auth, email=auth.email or record.email)
 
 
@@ -364,9 +376,8 @@ def sign_in() -> Response | str | tuple[str, int]:
         return redirect(url_for("auth.new_password"))
     try:
         return _finish_sign_in(result, "password", next_url)
-    except EmailInUseError:
-        _log("sign_in_refused", code="email_in_use")
-        return _form_conflict("auth/sign_in.html", SHARED_EMAIL, **context)
+    except SharedEmailError as exc:
+        return _form_conflict("auth/sign_in.html", exc.friendly, **context)
 
 
 @blueprint.route("/auth/new-password", methods=["GET", "POST"])

@@ -51,7 +51,8 @@ if TYPE_CHECKING:
 
 AuditAction = Literal["grant", "revoke", "update"]
 
-_USER_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+# "#" never occurs in a Cognito sub; keys with it are the directory's own items (app.users).
+_USER_ID = re.compile(r"^[^\x00-\x1f\x7f#]{1,128}$")
 _ACTOR_MAX = 256
 
 # What an entitlement is made of, names behind placeholders so no attribute
@@ -188,6 +189,8 @@ class EntitlementStore:
         The change and its audit record are written in one transaction,
         conditioned on the version being ``expected_version`` (or, when None,
         the version read just before). Revoking clears ``premium_until``.
+        Asking for the state the user already has writes nothing and returns
+        it unchanged (same version): only a change is audited.
 
         :raises BadRequestError: bad arguments (naive or past ``until``, ``until`` on revoke).
         :raises UserNotFoundError: there is no user record.
@@ -220,6 +223,9 @@ class EntitlementStore:
                 expected=expected,
                 current=current,
             )
+        if current.premium == premium and current.premium_until == until:
+            # Saving the state it already has is no change: no write, no audit record.
+            return current
 
         new_version = expected + 1
         token = uuid.uuid4().hex
@@ -431,17 +437,72 @@ def _parse(stamp: str) -> datetime:
 MAX_UNTIL_LENGTH = 64
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
+# An end date D ("through D", the last day included) is stored as the instant
+# the period ends: D + 1 day at 00:00 UTC. The four functions below are the
+# only place that converts between the two; parse_until(until_text(x)) == x.
+
+
+def end_after_day(day: date) -> datetime:
+    """The instant a period that includes ``day`` (its last day, UTC) ends: the next midnight.
+
+    :raises BadRequestError: ``day`` is the last date a datetime can hold (no next midnight).
+    """
+    try:
+        return datetime.combine(day, time(0), tzinfo=UTC) + timedelta(days=1)
+    except OverflowError:
+        raise BadRequestError(f"until is too far in the future: {day.isoformat()}") from None
+
+
+def last_day_included(until: datetime) -> date | None:
+    """The last day (UTC) a period ending at ``until`` includes, when ``until`` is a midnight.
+
+    The inverse of :func:`end_after_day`; None for an end with a time of day
+    (set through the API), which no whole day describes.
+    """
+    moment = until.astimezone(UTC)
+    if moment.time() != time(0) or moment.date() == date.min:
+        return None
+    return moment.date() - timedelta(days=1)
+
+
+def until_text(until: datetime | None) -> str:
+    """The text :func:`parse_until` reads back as exactly ``until`` ("" for no end).
+
+    ``2030-12-31`` for a period through that day; the UTC moment to the
+    second (``2030-12-31T18:00:00Z``) for an end with a time of day. Forms and
+    the CLI show this, so what an admin sees is what saving it again means.
+    """
+    if until is None:
+        return ""
+    day = last_day_included(until)
+    if day is not None:
+        return day.isoformat()
+    moment = until.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+    return moment.isoformat(timespec="seconds") + "Z"
+
+
+def describe_end(until: datetime) -> str:
+    """``through 2030-12-31 UTC`` or ``until 2030-12-31 18:00:00 UTC``: the end, for people.
+
+    The date is the one an admin entered (:func:`until_text`), never the instant after it.
+    """
+    day = last_day_included(until)
+    if day is not None:
+        return f"through {day.isoformat()} UTC"
+    return f"until {until_text(until).replace('T', ' ').removesuffix('Z')} UTC"
+
 
 def parse_until(value: object, *, naive_is_utc: bool = False) -> datetime | None:
     """The end of a premium period from its text form; ``None``/``""`` means no end.
 
     Accepted: an ISO-8601 moment with ``Z`` or an offset; a date ``YYYY-MM-DD``,
     meaning through the end of that day (UTC), so the period ends at the next
-    midnight UTC. A moment without a timezone is refused unless
-    ``naive_is_utc`` (forms and the CLI say "UTC" next to the field).
+    midnight UTC (:func:`end_after_day`). A moment without a timezone is refused
+    unless ``naive_is_utc`` (forms and the CLI say "UTC" next to the field).
     Whether it lies in the future is the store's check.
 
-    :raises BadRequestError: not text, or not a date/moment of those forms.
+    :raises BadRequestError: not text, not a date/moment of those forms, or
+        outside what a datetime can hold.
     """
     if value is None:
         return None
@@ -457,7 +518,7 @@ def parse_until(value: object, *, naive_is_utc: bool = False) -> datetime | None
             day = date.fromisoformat(text)
         except ValueError:
             raise BadRequestError(f"until is not a valid date: {text!r}") from None
-        return datetime.combine(day, time(0), tzinfo=UTC) + timedelta(days=1)
+        return end_after_day(day)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -468,4 +529,7 @@ def parse_until(value: object, *, naive_is_utc: bool = False) -> datetime | None
         if not naive_is_utc:
             raise BadRequestError("until must carry a timezone (Z or an offset such as +02:00)")
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00-05:00 is past the last datetime in UTC
+        raise BadRequestError(f"until is outside the supported dates: {text!r}") from None

@@ -58,6 +58,32 @@ class UserNotFoundError(NotFoundError):
     """No user record has this id (or username / e-mail)."""
 
 
+class EmailInUseError(VidgateError):
+    """Another user's record already has this e-mail address (compared in lower case)."""
+
+    status = 409
+    code = "email_in_use"
+    friendly = (
+        "That e-mail address already belongs to another account. Sign in, or reset "
+        "the password if you have forgotten it."
+    )
+
+
+class AmbiguousUserError(VidgateError):
+    """A lookup matched more than one user: it is refused, never resolved by picking one.
+
+    ``matches`` are the records found (at least two; possibly not all of them).
+    """
+
+    status = 409
+    code = "ambiguous_user"
+    friendly = "More than one account matches that. Use the username instead."
+
+    def __init__(self, message: str, *, matches: tuple[Any, ...] = ()) -> None:
+        super().__init__(message)
+        self.matches = matches
+
+
 class VersionConflictError(VidgateError):
     """An optimistic-concurrency check failed: someone else changed the record.
 

@@ -28,6 +28,7 @@ from app.signing import UrlSigner
 if TYPE_CHECKING:
     from app.auth.jwks import JwksCache
     from app.entitlements import EntitlementStore
+    from app.user_pool import UserPool
     from app.users import UserDirectory
 
 COGNITO_CLIENT_CONFIG = Config(
@@ -101,6 +102,13 @@ class Services:
     def cognito_idp(self) -> Any:
         """Cognito user-pool calls (sign-in, sign-up, sign-out, lookups)."""
         return self.session.client("cognito-idp", config=COGNITO_CLIENT_CONFIG)
+
+    @cached_property
+    def user_pool(self) -> UserPool:
+        """Admin calls on the pool: current group membership (cached <= 30 s), global sign-out."""
+        from app.user_pool import UserPool
+
+        return UserPool(self.cognito_idp, self._cognito_settings().user_pool_id)
 
     @cached_property
     def s3(self) -> Any:

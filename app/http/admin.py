@@ -9,7 +9,8 @@ the admin routes of the HTTP API (docs/openapi.yaml)::
     GET /api/admin/audit?user_id&limit&cursor        → {items, next_cursor}, newest first
 
 Every route wants a Cognito access token (``Authorization: Bearer``) whose
-``cognito:groups`` holds ``admin``; the handler verifies it itself, before it
+``cognito:groups`` holds ``admin``, of a user Cognito still lists in that group
+(checked server-side, at most 30 s old); the handler verifies it itself, before it
 reads anything else of the request, so a non-admin learns nothing (403 even
 for a user id that does not exist). A premium change is written with its
 audit record in one DynamoDB transaction conditioned on the version the
@@ -43,6 +44,7 @@ from app.http.router import (
     json_response,
 )
 from app.services import Services
+from app.user_pool import ADMIN_GROUP
 
 log = logging.getLogger("vidgate.http.admin")
 logging.getLogger("vidgate").setLevel(logging.INFO)  # premium changes are logged too
@@ -50,7 +52,6 @@ logging.getLogger("vidgate").setLevel(logging.INFO)  # premium changes are logge
 NEEDS = frozenset({Need.COGNITO, Need.TABLES})
 """What this function needs from the environment (app.config)."""
 
-ADMIN_GROUP = "admin"
 DEFAULT_PAGE_SIZE = 25
 _BODY_FIELDS = frozenset({"premium", "until"})
 
@@ -106,13 +107,20 @@ class AdminApi:
     def _admin(self, request: Request) -> Principal:
         """The verified admin behind the request's bearer token.
 
+        Both the token's ``cognito:groups`` (a snapshot) and Cognito itself now
+        (cached at most 30 s, :class:`app.user_pool.UserPool`) must say ``admin``,
+        so a removal from the group ends access within 30 s.
+
         :raises AuthError: no valid access token (401).
         :raises NotAdminError: a valid token of someone outside the admin group (403).
+        :raises UserPoolUnavailableError: Cognito cannot say (503, never admin by default).
         """
         principal = self.services.access_verifier.verify(
             extract_bearer(request.header("authorization"))
         )
-        if ADMIN_GROUP not in principal.groups:
+        if ADMIN_GROUP not in principal.groups or not self.services.user_pool.is_member(
+            principal.username, ADMIN_GROUP
+        ):
             raise NotAdminError(f"{principal.username} is not in the {ADMIN_GROUP} group")
         return principal
 

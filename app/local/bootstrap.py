@@ -64,8 +64,21 @@ PASSWORD_POLICY = {
     "RequireLowercase": True,
     "RequireNumbers": True,
     "RequireSymbols": True,
-    "TemporaryPasswordValidityDays": 7,
+    "TemporaryPasswordValidityDays": 3,
 }
+USER_POOL_SETTINGS: dict[str, Any] = {
+    "Policies": {"PasswordPolicy": PASSWORD_POLICY},
+    "AliasAttributes": ["email"],
+    "AutoVerifiedAttributes": ["email"],
+    "UsernameConfiguration": {"CaseSensitive": False},
+    "UserAttributeUpdateSettings": {"AttributesRequireVerificationBeforeUpdate": ["email"]},
+    "Schema": [{"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True}],
+    "AccountRecoverySetting": {"RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]},
+    "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": False},
+}
+"""The user pool as infra/template.yaml configures it (a test compares the two), minus
+what only AWS has: the PostConfirmation trigger (called in-process here) and deletion
+protection."""
 
 
 @dataclass(frozen=True)
@@ -262,16 +275,7 @@ class Bootstrap:
             for pool in page["UserPools"]:
                 if pool["Name"] == name:
                     return str(pool["Id"])
-        created = self.cognito.create_user_pool(
-            PoolName=name,
-            Policies={"PasswordPolicy": PASSWORD_POLICY},
-            AliasAttributes=["email"],
-            AutoVerifiedAttributes=["email"],
-            Schema=[
-                {"Name": "email", "AttributeDataType": "String", "Required": True, "Mutable": True}
-            ],
-            AdminCreateUserConfig={"AllowAdminCreateUserOnly": False},
-        )
+        created = self.cognito.create_user_pool(PoolName=name, **USER_POOL_SETTINGS)
         return str(created["UserPool"]["Id"])
 
     def _app_client(self, pool_id: str) -> str:

@@ -32,8 +32,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.config import Need, Settings, load_settings
-from app.entitlements import AuditRecord, Entitlement
-from app.errors import ConfigurationError, UserNotFoundError, VersionConflictError
+from app.entitlements import AuditRecord, Entitlement, describe_end
+from app.errors import (
+    AmbiguousUserError,
+    ConfigurationError,
+    UserNotFoundError,
+    VersionConflictError,
+)
 from app.services import Services
 from app.users import UserRecord
 
@@ -211,14 +216,15 @@ def _when(moment: datetime | None) -> str:
 
 
 def premium_text(state: Entitlement, now: datetime) -> str:
-    """``premium until …`` / ``premium (no end date)`` / ``premium ended …`` / ``not premium``."""
+    """``premium through 2030-12-31 UTC`` / ``premium (no end date)`` / ``premium ended (…)``
+    / ``not premium``: the end date as ``--until`` took it (app.entitlements.describe_end)."""
     if not state.premium:
         return "not premium"
     if state.premium_until is None:
         return "premium (no end date)"
     if state.is_active(now):
-        return f"premium until {_when(state.premium_until)}"
-    return f"premium ended {_when(state.premium_until)}"
+        return f"premium {describe_end(state.premium_until)}"
+    return f"premium ended (it ran {describe_end(state.premium_until)})"
 
 
 def describe_user(record: UserRecord, now: datetime) -> list[str]:
@@ -235,7 +241,7 @@ def describe_audit(record: AuditRecord, who: str) -> str:
     def state(premium: bool, until: datetime | None) -> str:
         if not premium:
             return "free"
-        return f"premium until {_when(until)}" if until else "premium"
+        return f"premium {describe_end(until)}" if until else "premium"
 
     return (
         f"{_when(record.at)}  {who:<20} {record.action:<6}  "
@@ -253,10 +259,16 @@ def _now() -> datetime:
 
 
 def _find(operator: Operator, identifier: str) -> UserRecord:
+    """The one user ``identifier`` names; several matches are refused, never picked."""
     try:
         return operator.services.users.find(identifier)
     except UserNotFoundError:
         raise OperatorError(f"no user matches {identifier!r} (id, username or e-mail)") from None
+    except AmbiguousUserError as exc:
+        found = ", ".join(f"{user.username} (id {user.user_id})" for user in exc.matches)
+        raise OperatorError(
+            f"{identifier!r} matches more than one user: {found}; name one by its user id"
+        ) from None
 
 
 def _change(
@@ -286,6 +298,9 @@ def admin_grant(
     actor = operator.actor(as_name)
     record = _find(operator, identifier)
     state = _change(operator, record, True, until, actor)
+    if state.version == record.version:
+        operator.say(f"{record.username} is already {premium_text(state, _now())}; nothing changed")
+        return 0
     operator.say(
         f"{record.username} is now {premium_text(state, _now())} "
         f"(version {state.version}, by {actor})"
@@ -307,6 +322,31 @@ def admin_revoke(operator: Operator, identifier: str, as_name: str | None) -> in
 def admin_show(operator: Operator, identifier: str) -> int:
     for line in describe_user(_find(operator, identifier), _now()):
         operator.say(line)
+    return 0
+
+
+def admin_reset_password(operator: Operator, identifier: str) -> int:
+    """Make the user choose a new password (an e-mailed code), and sign them out everywhere.
+
+    ``AdminResetUserPassword``, then ``AdminUserGlobalSignOut`` (every refresh
+    token) and the end of every web session opened before now.
+    """
+    record = _find(operator, identifier)
+    pool = operator.services.user_pool
+    try:
+        operator.services.cognito_idp.admin_reset_user_password(
+            UserPoolId=pool.user_pool_id, Username=record.username
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "UserNotFoundException":
+            raise
+        raise OperatorError(f"{record.username} is not in the user pool") from None
+    pool.sign_out_everywhere(record.username)
+    ended = operator.services.users.end_sessions(record.user_id)
+    operator.say(
+        f"{record.username} must choose a new password (we e-mailed a code); signed out "
+        f"everywhere: refresh tokens revoked, web sessions before {_when(ended)} ended"
+    )
     return 0
 
 

@@ -4,6 +4,7 @@
     vidgate admin grant USER [--until DATE] [--as NAME]
     vidgate admin revoke USER [--as NAME]
     vidgate admin show USER
+    vidgate admin reset-password USER
     vidgate admin audit [USER] [--limit N] [--cursor C]
     vidgate videos add FILE --title T --tier free|premium [--description D] [--id ID]
     vidgate videos list [--limit N] [--cursor C]
@@ -89,6 +90,13 @@ def _add_admin(
 
     show = actions.add_parser("show", parents=[common], help="a user's premium state")
     show.add_argument("user", metavar="USER", help="username, e-mail or user id")
+
+    reset = actions.add_parser(
+        "reset-password",
+        parents=[common],
+        help="make a user choose a new password and sign them out everywhere",
+    )
+    reset.add_argument("user", metavar="USER", help="username, e-mail or user id")
 
     audit = actions.add_parser("audit", parents=[common], help="premium changes, newest first")
     audit.add_argument("user", metavar="USER", nargs="?", help="only this user's changes")
@@ -208,6 +216,8 @@ def _operator_command(args: argparse.Namespace) -> int:
         "videos": {Need.TABLES, Need.MEDIA},
         "keys": set(),
     }
+    if args.command == "admin" and args.action == "reset-password":
+        needs["admin"].add(Need.COGNITO)  # the user pool's id
     try:
         operator = admin_cli.Operator.load(needs[args.command], env_file=args.env_file)
         run: Callable[[], int]
@@ -218,6 +228,7 @@ def _operator_command(args: argparse.Namespace) -> int:
                 ),
                 "revoke": lambda: admin_cli.admin_revoke(operator, args.user, args.as_name),
                 "show": lambda: admin_cli.admin_show(operator, args.user),
+                "reset-password": lambda: admin_cli.admin_reset_password(operator, args.user),
                 "audit": lambda: admin_cli.admin_audit(
                     operator, args.user, args.limit, args.cursor
                 ),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,13 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from app.dynamo import parse_limit
-from app.entitlements import MAX_UNTIL_LENGTH, Entitlement, parse_until
+from app.entitlements import (
+    MAX_UNTIL_LENGTH,
+    Entitlement,
+    describe_end,
+    parse_until,
+    until_text,
+)
 from app.errors import BadRequestError, UserNotFoundError, VersionConflictError
 from app.users import UserRecord
 from app.web.auth_views import safe_next
@@ -39,6 +46,7 @@ PAGE_SIZES = (10, 25, 50, 100)
 DEFAULT_PAGE_SIZE = 25
 RECENT_AUDIT = 10
 MAX_FIELD = 4096
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -50,6 +58,12 @@ def _utc(moment: datetime | None) -> str:
     if moment is None:
         return "—"
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@blueprint.app_template_filter("premium_end")
+def _premium_end(until: datetime | None) -> str:
+    """``through 2030-12-31 UTC``: the end date as the admin entered it (or an em dash)."""
+    return describe_end(until) if until is not None else "—"
 
 
 def _now() -> datetime:
@@ -131,19 +145,30 @@ def _user_page(
     services = current_services()
     audit, _ = services.entitlements.list_audit(record.user_id, RECENT_AUDIT, None)
     now = _now()
+    state = status_of(record, now)
+    if not until_value and state == "active":
+        # What parse_until reads back as exactly the stored end: saving it unchanged is no change.
+        until_value = until_text(record.premium_until)
     return (
         render_template(
             "admin/user.html",
             user=record,
-            status=status_of(record, now),
+            status=state,
             audit=audit,
             error=error,
             until_value=until_value,
+            # A date picker holds whole days only; an end with a time of day (set through
+            # the API) is shown as that moment, in a text field.
+            until_is_date=not until_value or _is_whole_day(until_value),
             http_status=status,
             now=now,
         ),
         status,
     )
+
+
+def _is_whole_day(text: str) -> bool:
+    return _DAY.fullmatch(text) is not None
 
 
 def _conflict_message(record: UserRecord) -> str:
@@ -155,13 +180,13 @@ def _conflict_message(record: UserRecord) -> str:
     )
 
 
-def _change_premium(user_id: str, premium: bool, until_text: str) -> Response | tuple[str, int]:
+def _change_premium(user_id: str, premium: bool, until_field: str) -> Response | tuple[str, int]:
     """Apply a grant or revoke from a form; a stale form gets the conflict page."""
     services = current_services()
     record = services.users.get(user_id)
     expected = _form_version()
     try:
-        until = parse_until(until_text, naive_is_utc=True) if premium else None
+        until = parse_until(until_field, naive_is_utc=True) if premium else None
         state = services.entitlements.set_premium(
             user_id, premium, until, actor=_actor(), expected_version=expected
         )
@@ -184,12 +209,12 @@ def _change_premium(user_id: str, premium: bool, until_text: str) -> Response | 
         )
     except BadRequestError as exc:
         return _user_page(
-            record, status=400, error=str(exc), until_value=until_text[:MAX_UNTIL_LENGTH]
+            record, status=400, error=str(exc), until_value=until_field[:MAX_UNTIL_LENGTH]
         )
     log.info(
         json.dumps(
             {
-                "event": "premium_changed",
+                "event": "premium_changed" if state.version != expected else "premium_unchanged",
                 "user_id": user_id,
                 "premium": premium,
                 "version": state.version,
@@ -198,12 +223,22 @@ def _change_premium(user_id: str, premium: bool, until_text: str) -> Response | 
             }
         )
     )
-    if premium:
-        ends = f" until {_utc(state.premium_until)}" if state.premium_until else " (no end date)"
+    ends = f" {describe_end(state.premium_until)}" if state.premium_until else " (no end date)"
+    if state.version == expected:
+        flash(f"Nothing changed: {record.username} is already {_state_words(state)}.", "info")
+    elif premium:
         flash(f"{record.username} is now premium{ends}.", "success")
     else:
         flash(f"{record.username} is no longer premium.", "success")
     return redirect(_back(url_for("admin.user", user_id=user_id)))
+
+
+def _state_words(state: Entitlement) -> str:
+    if not state.premium:
+        return "free"
+    if state.premium_until is None:
+        return "premium (no end date)"
+    return f"premium {describe_end(state.premium_until)}"
 
 
 # --------------------------------------------------------------------------- users

@@ -7,6 +7,11 @@ hosted UI instead (:class:`~app.web.cognito_client.HostedUi`, callback at
 ``/auth/callback``). Every token is verified with the app's verifiers before
 anyone counts as signed in. Errors a person can fix are shown on the form
 they came from; the rest go to the app's one error handler.
+
+Confirm, resend, forgot and reset answer an unknown account exactly as a known
+one (same status, same page, the same calls made): whatever Cognito says about
+the user becomes one neutral answer per form. A password reset signs the user
+out everywhere (Cognito's refresh tokens, and every web session opened before it).
 """
 
 from __future__ import annotations
@@ -24,9 +29,13 @@ from werkzeug.wrappers import Response
 
 from app.auth import AuthError
 from app.cognito_triggers import post_confirmation
-from app.errors import DependencyUnavailableError, UserNotFoundError
+from app.errors import (
+    AmbiguousUserError,
+    DependencyUnavailableError,
+    EmailInUseError,
+    UserNotFoundError,
+)
 from app.web.cognito_client import (
-    AlreadyConfirmedError,
     Challenge,
     ChallengeExpiredError,
     CognitoError,
@@ -42,6 +51,7 @@ from app.web.cognito_client import (
     payload_claim,
 )
 from app.web.context import web
+from app.web.session_store import current_session
 from app.web.signin import (
     AuthMethod,
     SignedIn,
@@ -61,6 +71,36 @@ MAX_IDENTIFIER = 254
 MAX_PASSWORD = 256
 MAX_CODE = 64
 NEW_PASSWORD_CHALLENGE = "NEW_PASSWORD_REQUIRED"  # noqa: S105 - a challenge name
+
+# One answer per form, whatever Cognito said about the account (it must not tell whether
+# the account exists, is confirmed, or has asked for a code).
+CONFIRM_REFUSED = (
+    "That did not confirm an account. Check the username and the code we e-mailed you "
+    "(codes expire; ask for a new one below), or sign in if the account is already confirmed."
+)
+CODE_SENT = "If that account is waiting for confirmation, we e-mailed it a new code."
+RESET_CODE_SENT = "If that account exists, we e-mailed it a code to reset the password."
+RESET_REFUSED = (
+    "That did not change the password. Check the code we e-mailed you, ask for a new one if "
+    "it has expired, and choose a password of at least 12 characters with upper- and "
+    "lower-case letters, a number and a symbol."
+)
+AMBIGUOUS_EMAIL = (
+    "More than one account uses that e-mail address, so it cannot say which one you mean. "
+    "Enter your username instead."
+)
+SHARED_EMAIL = (
+    "The e-mail address of this account already belongs to another account here, so it "
+    "cannot sign in. Please contact support."
+)
+
+
+class SharedEmailError(CognitoError):
+    """A signing-in user has no record, and their e-mail belongs to another user's: refused."""
+
+    status = 409
+    code = "email_in_use"
+    friendly = SHARED_EMAIL
 
 
 # --------------------------------------------------------------------------- helpers
@@ -91,6 +131,11 @@ def _form_error(template: str, exc: CognitoError | str, **context: Any) -> tuple
     return render_template(template, error=message, **context), status
 
 
+def _form_conflict(template: str, message: str, **context: Any) -> tuple[str, int]:
+    """Re-render ``template`` with ``message``: 409, the account data conflicts."""
+    return render_template(template, error=message, **context), 409
+
+
 def _too_long(*pairs: tuple[str, int]) -> bool:
     return any(len(value) > limit for value, limit in pairs)
 
@@ -99,6 +144,8 @@ def _resolve_username(identifier: str) -> str:
     """The Cognito username behind an e-mail, from the user directory (else as typed).
 
     Cognito resolves e-mail aliases itself; the local emulator does not.
+
+    :raises AmbiguousUserError: the e-mail belongs to more than one record (never a pick).
     """
     if "@" not in identifier:
         return identifier
@@ -154,8 +201,57 @@ def _ensure_user_record(auth: SignedIn) -> SignedIn:
         if not email and auth.method == "password":
             # The id token lists only the attributes the app client may read.
             email = ctx.cognito.own_attributes(auth.access_token).get("email", "")
-        record = ctx.services.users.create_on_signup(auth.user_id, auth.username, email or None)
+        try:
+            record = ctx.services.users.create_on_signup(auth.user_id, auth.username, email or None)
+        except EmailInUseError as exc:
+            _log("sign_in_refused", code="email_in_use", user_id=auth.user_id)
+            raise SharedEmailError(str(exc)) from exc
     return replace(auth, email=auth.email or record.email)
+
+
+def _sign_out_everywhere(username: str) -> None:
+    """After a password reset: Cognito signs the user out everywhere (every refresh
+    token), and every web session opened before now ends (:func:`_end_sessions_reset_closed`).
+
+    Both are tried; if either fails the request fails (503): the person is told,
+    never left believing the other sessions are gone.
+    """
+    ctx = web()
+    real_username, attributes = ctx.cognito.user_attributes(username)
+    failure: DependencyUnavailableError | None = None
+    try:
+        ctx.services.user_pool.sign_out_everywhere(real_username)
+    except DependencyUnavailableError as exc:
+        failure = exc
+    user_id = attributes.get("sub", "")
+    try:
+        if user_id:
+            ctx.services.users.end_sessions(user_id)
+    except UserNotFoundError:
+        pass  # no record: the user never signed in to the web app
+    except DependencyUnavailableError as exc:
+        failure = failure or exc
+    if failure is not None:
+        _log("password_reset_sign_out_failed", user_id=user_id)
+        raise failure
+    _log("password_reset_signed_out_everywhere", user_id=user_id)
+
+
+@blueprint.before_app_request
+def _end_sessions_reset_closed() -> None:
+    """A web session opened before the user's last password reset is over.
+
+    The reset's moment is read from the user record (cached per process for at
+    most 30 s), so the sessions end within 30 s everywhere, at once here.
+    """
+    user = current_user()
+    opened = current_session()
+    if user is None or opened is None or opened.stored is None:
+        return
+    ended = web().services.users.sessions_ended_at(user.user_id)
+    if ended is not None and opened.stored.created_at < ended.timestamp():
+        _log("session_ended_by_password_reset", user_id=user.user_id)
+        end_session()
 
 
 def _finish_sign_in(
@@ -263,6 +359,9 @@ def sign_in() -> Response | str | tuple[str, int]:
     except CognitoError as exc:
         _log("sign_in_refused", code=exc.code)
         return _form_error("auth/sign_in.html", exc, **context)
+    except AmbiguousUserError:
+        _log("sign_in_refused", code="ambiguous_email")
+        return _form_conflict("auth/sign_in.html", AMBIGUOUS_EMAIL, **context)
     if isinstance(result, Challenge):
         if result.name != NEW_PASSWORD_CHALLENGE:
             return _form_error(
@@ -275,7 +374,10 @@ def sign_in() -> Response | str | tuple[str, int]:
             "next": next_url,
         }
         return redirect(url_for("auth.new_password"))
-    return _finish_sign_in(result, "password", next_url)
+    try:
+        return _finish_sign_in(result, "password", next_url)
+    except SharedEmailError as exc:
+        return _form_conflict("auth/sign_in.html", exc.friendly, **context)
 
 
 @blueprint.route("/auth/new-password", methods=["GET", "POST"])
@@ -342,6 +444,9 @@ def sign_up() -> Response | str | tuple[str, int]:
         problem = "The two passwords do not match."
     if problem:
         return _form_error("auth/sign_up.html", problem, **context)
+    if web().services.users.email_in_use(email):
+        _log("sign_up_refused", code="email_in_use")
+        return _form_conflict("auth/sign_up.html", EmailInUseError.friendly, **context)
     try:
         web().cognito.sign_up(username, email, password)
     except CognitoError as exc:
@@ -365,12 +470,17 @@ def confirm() -> Response | str | tuple[str, int]:
         return _form_error("auth/confirm.html", "That code is not right.", **context)
     try:
         web().cognito.confirm_sign_up(username, code)
-    except AlreadyConfirmedError as exc:
-        flash(exc.friendly, "info")
-        return redirect(url_for("auth.sign_in", username=username))
-    except CognitoError as exc:
+    except TooManyRequestsError as exc:
         return _form_error("auth/confirm.html", exc, **context)
-    _run_local_trigger("PostConfirmation_ConfirmSignUp", username)
+    except CognitoError as exc:
+        # Unknown user, wrong or stale code, already confirmed: one answer for all.
+        _log("confirm_refused", code=exc.code)
+        return _form_error("auth/confirm.html", CONFIRM_REFUSED, **context)
+    try:
+        _run_local_trigger("PostConfirmation_ConfirmSignUp", username)
+    except EmailInUseError as exc:
+        _log("confirm_refused", code=exc.code)
+        return _form_conflict("auth/confirm.html", exc.friendly, **context)
     _log("confirmed", username=username)
     flash("Your account is confirmed. You can sign in now.", "success")
     return redirect(url_for("auth.sign_in", username=username))
@@ -384,13 +494,12 @@ def resend_code() -> Response:
         return redirect(url_for("auth.confirm"))
     try:
         web().cognito.resend_code(username)
-    except AlreadyConfirmedError as exc:
-        flash(exc.friendly, "info")
-        return redirect(url_for("auth.sign_in", username=username))
-    except CognitoError as exc:
+    except TooManyRequestsError as exc:
         flash(exc.friendly, "error")
         return redirect(url_for("auth.confirm", username=username))
-    flash("We sent you a new code.", "success")
+    except CognitoError as exc:
+        _log("resend_code_refused", code=exc.code)  # answered like a sent code
+    flash(CODE_SENT, "info")
     return redirect(url_for("auth.confirm", username=username))
 
 
@@ -408,10 +517,14 @@ def forgot() -> Response | str | tuple[str, int]:
         return _form_error("auth/forgot.html", "Enter your username or e-mail.", identifier="")
     try:
         web().cognito.forgot_password(_resolve_username(identifier))
-    except CognitoError as exc:
+    except AmbiguousUserError:
+        return _form_conflict("auth/forgot.html", AMBIGUOUS_EMAIL, identifier=identifier)
+    except TooManyRequestsError as exc:
         return _form_error("auth/forgot.html", exc, identifier=identifier)
-    # Same answer whether or not the account exists.
-    flash("If that account exists, we e-mailed it a code to reset the password.", "info")
+    except CognitoError as exc:
+        # No verified e-mail, disabled, unknown...: answered like a sent code.
+        _log("forgot_password_refused", code=exc.code)
+    flash(RESET_CODE_SENT, "info")
     return redirect(url_for("auth.reset", identifier=identifier))
 
 
@@ -432,11 +545,19 @@ def reset() -> Response | str | tuple[str, int]:
         return _form_error("auth/reset.html", "One of the fields is too long.", **context)
     if password != repeat:
         return _form_error("auth/reset.html", "The two passwords do not match.", **context)
-    username = _resolve_username(identifier)
+    try:
+        username = _resolve_username(identifier)
+    except AmbiguousUserError:
+        return _form_conflict("auth/reset.html", AMBIGUOUS_EMAIL, **context)
     try:
         web().cognito.confirm_forgot_password(username, code, password)
-    except CognitoError as exc:
+    except TooManyRequestsError as exc:
         return _form_error("auth/reset.html", exc, **context)
+    except CognitoError as exc:
+        # Unknown user, wrong or stale code, weak password: one answer for all.
+        _log("password_reset_refused", code=exc.code)
+        return _form_error("auth/reset.html", RESET_REFUSED, **context)
+    _sign_out_everywhere(username)
     _run_local_trigger("PostConfirmation_ConfirmForgotPassword", username)
     _log("password_reset", username=username)
     flash("Your password is changed. Sign in with the new one.", "success")

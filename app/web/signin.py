@@ -26,6 +26,7 @@ from flask import Flask, g
 
 from app.auth import AuthError, Principal
 from app.errors import DependencyUnavailableError, ForbiddenError, UnauthorizedError
+from app.user_pool import ADMIN_GROUP
 from app.web import csrf
 from app.web.cognito_client import TokenRefreshRejectedError, Tokens
 from app.web.context import web
@@ -278,14 +279,19 @@ def login_required(view: Callable[P, R]) -> Callable[P, R]:
 
 
 def admin_required(view: Callable[P, R]) -> Callable[P, R]:
-    """Members of the Cognito group ``admin`` only; others get a 403 page (or JSON)."""
+    """Members of the Cognito group ``admin`` only; others get a 403 page (or JSON).
+
+    The session's token must list the group, and so must Cognito now
+    (``AdminListGroupsForUser``, cached at most 30 s): a removal ends admin
+    access within 30 s. Cognito unreachable is a 503, never admin by default.
+    """
 
     @wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         user = current_user()
         if user is None:
             raise UnauthorizedError("sign in first")
-        if not user.is_admin:
+        if not user.is_admin or not web().services.user_pool.is_member(user.username, ADMIN_GROUP):
             raise ForbiddenError("admins only")
         return view(*args, **kwargs)
 

@@ -66,6 +66,25 @@ def grant_in_list(carol: Visitor, until: date | None) -> None:
     assert carol.path.startswith("/admin/users"), carol.path
 
 
+def save_end_date_unchanged(carol: Visitor, last_day: date) -> None:
+    """On bob's page the date field shows the last day carol chose; saving it as it is
+    changes nothing (the end used to move a day per save)."""
+    page = carol.page
+    with page.expect_navigation():
+        page.locator(BOB_ROW).get_by_role("link", name="bob").click()
+    version = page.locator("#current-state").get_attribute("data-version")
+    for _ in range(2):
+        assert page.locator("#until").input_value() == last_day.isoformat()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Save end date").click()
+        assert page.get_by_role("status").filter(has_text="Nothing changed").is_visible()
+    assert page.locator("#current-state").get_attribute("data-version") == version
+    assert (
+        f"Premium through {last_day.isoformat()} UTC" in page.locator("#current-state").inner_text()
+    )
+    carol.goto("/admin/users")
+
+
 def revoke_with_confirmation(carol: Visitor, stack: RunningStack) -> None:
     """carol opens bob's page, asks to revoke, checks the confirmation step, confirms."""
     page = carol.page
@@ -97,10 +116,11 @@ def test_carol_grants_premium_with_an_end_date_then_revokes_it_after_confirming(
     last_day = datetime.now(UTC).date() + timedelta(days=30)
     ends = last_day + timedelta(days=1)  # "through that day": premium ends at the next midnight
     grant_in_list(carol, last_day)
-    flash = carol.page.get_by_role("status").filter(has_text="bob is now premium until")
-    assert f"{ends.isoformat()} 00:00 UTC" in flash.inner_text()
-    assert membership_in_list(carol) == ("active", f"Premium until {ends.isoformat()} 00:00 UTC")
+    flash = carol.page.get_by_role("status").filter(has_text="bob is now premium through")
+    assert f"through {last_day.isoformat()} UTC" in flash.inner_text()
+    assert membership_in_list(carol) == ("active", f"Premium through {last_day.isoformat()} UTC")
     screenshot(carol.page, "admin-users")
+    save_end_date_unchanged(carol, last_day)
     assert account_membership(bob) == ("active", f"Premium until {ends:%d %B %Y}, 00:00 UTC")
     bob.goto("/watch/premium-aurora")
     assert bob.page.locator("#player").count() == 1, "premium bob gets the player, no upsell"
@@ -119,7 +139,7 @@ def test_carol_grants_premium_with_an_end_date_then_revokes_it_after_confirming(
     changes = carol.page.locator("table#audit tbody tr[data-user=bob][data-actor=carol]")
     actions = [changes.nth(i).get_attribute("data-action") for i in range(changes.count())]
     assert actions == ["revoke", "grant"], carol.page.locator("table#audit").inner_text()
-    assert f"premium until {ends.isoformat()} 00:00 UTC" in changes.nth(1).inner_text()
+    assert f"premium through {last_day.isoformat()} UTC" in changes.nth(1).inner_text()
     screenshot(carol.page, "admin-audit")
     carol.problems.assert_clean()
     bob.problems.assert_clean()

@@ -46,7 +46,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.cognito_triggers import post_confirmation
-from app.errors import BadRequestError
+from app.errors import BadRequestError, EmailInUseError
 from app.http.admin import make_handler as make_admin_handler
 from app.http.router import MAX_BODY_BYTES
 from app.http.viewer import make_handler as make_viewer_handler
@@ -672,6 +672,12 @@ def test_a_malformed_confirmation_is_refused_cleanly_or_ignored_and_leaves_no_re
     except (ValueError, TypeError, BadRequestError):
         assert not well_formed, event
         assert sub is None or _has_record(directory, sub) == existed, "a refusal left a record"
+        return
+    except EmailInUseError:
+        # A new user whose e-mail another user's record has: refused, nothing written.
+        assert well_formed and sub is not None and not existed, event
+        assert not _has_record(directory, sub)
+        assert directory.find(event["request"]["userAttributes"]["email"]).user_id != sub
         return
     assert returned == sent  # Cognito needs its event back unchanged
     if well_formed:

@@ -29,8 +29,10 @@ from app.errors import BadRequestError
 from app.http.admin import NEEDS, AdminApi, make_handler
 from app.http.params import PreconditionRequiredError, parse_if_match
 from app.local.emulator import Emulator
+from app.local.ports import free_port
 from app.services import Services
 from app.tables import create_tables
+from app.user_pool import UserPool
 from app.users import UserDirectory
 from tests.cognito_accounts import Account, create_pool, sign_in
 
@@ -372,6 +374,92 @@ def test_a_revoke_ends_premium_and_clears_the_end_date(stack: Stack) -> None:
     assert status == 200
     assert (body["premium"], body["premium_until"]) == (False, None)
     assert audit_of(stack, "frank")[0]["action"] == "revoke"
+
+
+def test_saving_the_state_a_user_already_has_changes_nothing_and_audits_nothing(
+    stack: Stack,
+) -> None:
+    sub = stack.accounts["frank"].sub
+    current = stack.entitlements.get(sub)
+    last_day = (datetime.now(UTC) + timedelta(days=40)).date()
+    status, granted, headers = stack.as_admin(
+        "PUT",
+        premium_path(stack, "frank"),
+        body={"premium": True, "until": last_day.isoformat()},
+        if_match=f'"{current.version}"',
+    )
+    assert status == 200
+    assert granted["premium_until"] == f"{last_day + timedelta(days=1)}T00:00:00Z"
+    records = audit_of(stack, "frank")
+
+    for until in (last_day.isoformat(), granted["premium_until"]):
+        status, again, again_headers = stack.as_admin(
+            "PUT",
+            premium_path(stack, "frank"),
+            body={"premium": True, "until": until},
+            if_match=headers["etag"],
+        )
+        assert status == 200
+        assert again == granted
+        assert again_headers["etag"] == headers["etag"]
+    assert audit_of(stack, "frank") == records
+
+
+def test_an_admin_removed_from_the_group_is_refused_within_the_ttl(
+    stack: Stack, boto_session: boto3.Session
+) -> None:
+    cognito: Any = boto_session.client("cognito-idp")
+    pool_id, client_id = stack.env["VIDGATE_USER_POOL_ID"], stack.env["VIDGATE_CLIENT_ID"]
+    gwen = sign_in(cognito, pool_id, client_id, f"gwen{uuid.uuid4().hex[:6]}", ("admin",))
+    clock = _Clock()
+    services = Services(load_settings(stack.env, NEEDS), session=boto_session)
+    services.user_pool = UserPool(cognito, pool_id, membership_ttl=5, clock=clock)
+    handler = make_handler(services, warm=False)
+
+    def listing() -> int:
+        result = handler(event("GET", "/api/admin/users", token=gwen.access_token))
+        return int(result["statusCode"])
+
+    assert listing() == 200
+    cognito.admin_remove_user_from_group(
+        UserPoolId=pool_id, Username=gwen.username, GroupName="admin"
+    )
+    clock.now += 4.99
+    assert listing() == 200, "the answer from before the removal is at most 5 s old"
+    clock.now += 0.01
+    assert listing() == 403
+    status = handler(
+        event(
+            "PUT",
+            premium_path(stack, "bob"),
+            token=gwen.access_token,
+            body={"premium": True, "until": None},
+            if_match='"0"',
+        )
+    )["statusCode"]
+    assert status == 403, "her token still says admin; Cognito does not"
+
+
+def test_cognito_unreachable_makes_the_admin_check_a_503(
+    stack: Stack, boto_session: boto3.Session
+) -> None:
+    dead = boto_session.client("cognito-idp", endpoint_url=f"http://127.0.0.1:{free_port()}")
+    services = Services(load_settings(stack.env, NEEDS), session=boto_session)
+    services.user_pool = UserPool(dead, stack.env["VIDGATE_USER_POOL_ID"])
+    handler = make_handler(services, warm=False)
+
+    result = handler(event("GET", "/api/admin/users", token=stack.accounts["carol"].access_token))
+
+    assert result["statusCode"] == 503
+    assert json.loads(result["body"])["error"] == "unavailable"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def test_a_change_without_if_match_is_refused_with_428(stack: Stack) -> None:

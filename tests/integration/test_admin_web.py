@@ -410,7 +410,7 @@ def test_carol_grants_bob_until_tomorrow_then_revokes_and_the_audit_shows_both(
             timeout=10,
         )
         assert granted.status_code == 200
-        assert "bob is now premium until" in granted.text
+        assert f"bob is now premium through {tomorrow()} UTC." in granted.text
         assert 'data-premium="active"' in row_of(granted.text, "data-user", "bob")
 
         # bob's premium video now plays: a grant, and the edge serves its playlist.

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -20,9 +21,11 @@ from app.catalog import Video, VideoCatalog
 from app.dynamo import encode_cursor
 from app.entitlements import Entitlement, EntitlementStore
 from app.errors import (
+    AmbiguousUserError,
     BadRequestError,
     ConfigurationError,
     DependencyUnavailableError,
+    EmailInUseError,
     UserNotFoundError,
     VersionConflictError,
     VideoNotFoundError,
@@ -214,7 +217,7 @@ def test_a_rival_write_between_read_and_transaction_is_a_conflict_not_an_overwri
     )
 
     with pytest.raises(VersionConflictError) as caught:
-        racing.set_premium("sub-1", False, None, actor="loser")
+        racing.set_premium("sub-1", True, None, actor="loser")
 
     assert caught.value.expected == 0
     assert caught.value.current.version == 1
@@ -313,6 +316,167 @@ def test_users_are_found_by_id_username_or_email_in_any_case(ddb_target: DdbTarg
             directory.find(nobody)
     with pytest.raises(UserNotFoundError):
         directory.get("sub-3")
+
+
+def test_an_email_in_use_in_any_case_is_refused_and_the_refused_sign_up_writes_nothing(
+    ddb_target: DdbTarget,
+) -> None:
+    _, directory, _ = _stores(ddb_target)
+    alice = directory.create_on_signup("sub-1", "alice", "Alice@Example.com")
+
+    with pytest.raises(EmailInUseError):
+        directory.create_on_signup("sub-2", "mallory", "ALICE@example.COM")
+
+    with pytest.raises(UserNotFoundError):
+        directory.get("sub-2")
+    assert directory.find("alice@example.com") == alice
+    assert directory.email_in_use("aLiCe@example.com")
+    assert not directory.email_in_use("bob@example.com")
+    assert directory.create_on_signup("sub-1", "alice", "alice@example.com") == alice
+    bob = directory.create_on_signup("sub-3", "bob", "bob@example.com")
+    assert directory.find("BOB@example.com") == bob
+
+
+def test_concurrent_sign_ups_with_one_email_let_exactly_one_user_have_it(
+    ddb_target: DdbTarget,
+) -> None:
+    _, directory, _ = _stores(ddb_target)
+    spellings = ["same@example.com", "Same@Example.com", "SAME@EXAMPLE.COM", "same@EXAMPLE.com"]
+    outcomes: dict[str, str] = {}
+    start = threading.Barrier(8)
+
+    def sign_up(index: int) -> None:
+        start.wait()
+        try:
+            directory.create_on_signup(f"sub-{index}", f"user{index}", spellings[index % 4])
+            outcomes[f"sub-{index}"] = "created"
+        except EmailInUseError:
+            outcomes[f"sub-{index}"] = "refused"
+
+    threads = [threading.Thread(target=sign_up, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    winners = [sub for sub, outcome in outcomes.items() if outcome == "created"]
+    assert len(outcomes) == 8 and len(winners) == 1, outcomes
+    users, _ = directory.list(100, None, "same@")
+    assert [user.user_id for user in users] == winners
+    assert directory.find("same@example.com").user_id == winners[0]
+
+
+def test_the_email_claim_item_is_never_a_user(ddb_target: DdbTarget) -> None:
+    store, directory, _ = _stores(ddb_target)
+    alice = directory.create_on_signup("sub-1", "alice", "alice@example.com")
+    claim_key = "email#alice@example.com"
+    raw = ddb_target.client.get_item(
+        TableName=ddb_target.tables["users"], Key={"user_id": {"S": claim_key}}
+    )["Item"]
+    assert raw["owner"] == {"S": "sub-1"}
+
+    with pytest.raises(UserNotFoundError):
+        directory.get(claim_key)
+    with pytest.raises(UserNotFoundError):
+        directory.find(claim_key)
+    with pytest.raises(BadRequestError):
+        store.get(claim_key)
+    with pytest.raises(BadRequestError):
+        store.set_premium(claim_key, True, None, actor="admin")
+    assert directory.list(100, None)[0] == [alice]
+
+
+def _legacy_user(target: DdbTarget, user_id: str, username: str, email: str) -> None:
+    """A user item as written before e-mail claims existed (no claim item)."""
+    target.client.put_item(
+        TableName=target.tables["users"],
+        Item={
+            "user_id": {"S": user_id},
+            "entity": {"S": "user"},
+            "username": {"S": username},
+            "email": {"S": email},
+            "email_lower": {"S": email.lower()},
+            "premium": {"BOOL": False},
+            "version": {"N": "0"},
+        },
+    )
+
+
+def test_a_lookup_matching_two_users_is_an_error_never_a_pick(ddb_target: DdbTarget) -> None:
+    _, directory, _ = _stores(ddb_target)
+    _legacy_user(ddb_target, "sub-1", "dana", "dup@example.com")
+    _legacy_user(ddb_target, "sub-2", "dan", "DUP@example.com")
+    _legacy_user(ddb_target, "sub-3", "sam", "sam1@example.com")
+    _legacy_user(ddb_target, "sub-4", "sam", "sam2@example.com")
+
+    for identifier in ("dup@example.com", "Dup@Example.com", "sam"):
+        with pytest.raises(AmbiguousUserError) as caught:
+            directory.find(identifier)
+        assert len(caught.value.matches) == 2
+    assert {u.user_id for u in caught.value.matches} == {"sub-3", "sub-4"}
+    assert directory.find("sub-1").username == "dana"
+    assert directory.find("dana").user_id == "sub-1"
+    assert directory.email_in_use("dup@example.com")
+    with pytest.raises(EmailInUseError):
+        directory.create_on_signup("sub-5", "eve", "dup@EXAMPLE.com")
+    with pytest.raises(UserNotFoundError):
+        directory.get("sub-5")
+
+
+def test_users_without_an_email_need_no_claim(ddb_target: DdbTarget) -> None:
+    _, directory, _ = _stores(ddb_target)
+    first = directory.create_on_signup("sub-1", "nomail1", None)
+    second = directory.create_on_signup("sub-2", "nomail2", "")
+    assert (first.email, second.email) == ("", "")
+    assert directory.create_on_signup("sub-1", "nomail1", None) == first
+
+
+def test_ended_sessions_are_seen_at_once_here_and_within_the_ttl_elsewhere(
+    ddb_target: DdbTarget,
+) -> None:
+    _, directory, clock = _stores(ddb_target)
+    directory.create_on_signup("sub-1", "alice", "alice@example.com")
+    monotonic = ManualClock()
+    elsewhere = UserDirectory(
+        ddb_target.client, ddb_target.tables["users"], sessions_ended_ttl=30, monotonic=monotonic
+    )
+    assert directory.sessions_ended_at("sub-1") is None
+    assert elsewhere.sessions_ended_at("sub-1") is None
+
+    ended = directory.end_sessions("sub-1")
+
+    assert ended == clock.now
+    assert directory.sessions_ended_at("sub-1") == ended, "this process knows at once"
+    monotonic.now += 29.9
+    assert elsewhere.sessions_ended_at("sub-1") is None, "another process: cached, < 30 s old"
+    monotonic.now += 0.1
+    assert elsewhere.sessions_ended_at("sub-1") == ended
+    with pytest.raises(UserNotFoundError):
+        directory.end_sessions("sub-nobody")
+    with pytest.raises(BadRequestError):
+        directory.end_sessions("email#alice@example.com")
+
+
+def test_saving_the_state_a_user_already_has_writes_nothing_and_audits_nothing(
+    ddb_target: DdbTarget,
+) -> None:
+    store, directory, _ = _stores(ddb_target)
+    directory.create_on_signup("sub-1", "alice", "alice@example.com")
+    until = START + timedelta(days=30)
+    granted = store.set_premium("sub-1", True, until, actor="admin", expected_version=0)
+
+    again = store.set_premium("sub-1", True, until, actor="admin", expected_version=1)
+    same_moment = store.set_premium(
+        "sub-1", True, until.astimezone(timezone(timedelta(hours=-5))), actor="admin"
+    )
+
+    assert again == granted == same_moment == store.get("sub-1")
+    assert again.version == 1
+    revoked = store.set_premium("sub-1", False, None, actor="admin")
+    assert store.set_premium("sub-1", False, None, actor="admin") == revoked
+    assert [r.version for r in store.list_audit("sub-1", 10, None)[0]] == [2, 1]
+    with pytest.raises(VersionConflictError):
+        store.set_premium("sub-1", False, None, actor="admin", expected_version=1)
 
 
 def test_users_are_listed_in_email_order_by_page_and_by_prefix(ddb_target: DdbTarget) -> None:

@@ -35,6 +35,7 @@ ENV = {
     "VIDGATE_VIDEOS_TABLE": "videos",
     "VIDGATE_AUDIT_TABLE": "audit",
     "VIDGATE_SESSIONS_TABLE": "sessions",
+    "VIDGATE_SESSION_KEY_ID": "alias/vidgate-test-session-tokens",
     "VIDGATE_BUCKET": "bucket",
     "VIDGATE_CDN_URL": "https://d111111abcdef8.cloudfront.net/",
     "VIDGATE_SIGNING_KEY_SECRET": "vidgate/key",

@@ -27,6 +27,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from app import json_input
 from app.errors import BadRequestError, DependencyUnavailableError
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ MAX_PAGE_SIZE = 100
 """The most items one page of any listing holds: the HTTP API's documented ``limit`` maximum."""
 _PAGE_SIZE_DIGITS = 4  # enough for MAX_PAGE_SIZE; longer text is refused before int()
 _KEY_VALUE_MAX = 2048
+_CURSOR_DEPTH = 2  # {"name": {"S": "..."}}
 _SCALAR_TYPES = frozenset({"S", "N"})
 _NUMBER = re.compile(r"^-?\d{1,38}(\.\d{1,38})?$")
 
@@ -212,7 +214,8 @@ def decode_cursor(
         raise BadRequestError("malformed cursor")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key = json.loads(raw)
+        # Bounded nesting: a cursor is a flat key, and deep JSON would be a RecursionError.
+        key = json_input.loads(raw.decode("utf-8"), max_depth=_CURSOR_DEPTH)
     except (binascii.Error, ValueError) as exc:
         raise BadRequestError("malformed cursor") from exc
     if not isinstance(key, dict) or set(key) != set(key_types):

@@ -429,6 +429,10 @@ def _parse(stamp: str) -> datetime:
 
 
 MAX_UNTIL_LENGTH = 64
+MIN_UNTIL_YEAR = 1970
+MAX_UNTIL_YEAR = 9998
+"""End dates are refused outside these years: one more day or a UTC offset would
+take a date in year 9999 (or year 1) past what ``datetime`` can hold."""
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -439,9 +443,10 @@ def parse_until(value: object, *, naive_is_utc: bool = False) -> datetime | None
     meaning through the end of that day (UTC), so the period ends at the next
     midnight UTC. A moment without a timezone is refused unless
     ``naive_is_utc`` (forms and the CLI say "UTC" next to the field).
-    Whether it lies in the future is the store's check.
+    Whether it lies in the future is the store's check; the year must be from
+    :data:`MIN_UNTIL_YEAR` to :data:`MAX_UNTIL_YEAR`.
 
-    :raises BadRequestError: not text, or not a date/moment of those forms.
+    :raises BadRequestError: not text, not a date/moment of those forms, or out of range.
     """
     if value is None:
         return None
@@ -452,6 +457,12 @@ def parse_until(value: object, *, naive_is_utc: bool = False) -> datetime | None
         return None
     if len(text) > MAX_UNTIL_LENGTH:
         raise BadRequestError("until is too long")
+    # Every form fromisoformat reads starts with the four-digit year.
+    if text[:4].isdigit() and not MIN_UNTIL_YEAR <= int(text[:4]) <= MAX_UNTIL_YEAR:
+        raise BadRequestError(
+            f"until must be a date from {MIN_UNTIL_YEAR} to {MAX_UNTIL_YEAR}-12-31 "
+            "(leave it empty for no end date)"
+        )
     if _DATE_ONLY.match(text):
         try:
             day = date.fromisoformat(text)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -108,7 +108,11 @@ class Entitlement:
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """One premium change: who, what, from which state to which, at which version."""
+    """One premium change: who, what, from which state to which, at which version.
+
+    ``forced``: the change was asked for whatever the state then was (an
+    ``If-Match: *``), not against a version the actor had seen.
+    """
 
     user_id: str
     event_id: str
@@ -120,6 +124,7 @@ class AuditRecord:
     until_after: datetime | None
     version: int
     at: datetime
+    forced: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,6 +138,7 @@ class AuditRecord:
             "until_after": _iso_or_none(self.until_after),
             "version": self.version,
             "at": format_time(self.at),
+            "forced": self.forced,
         }
 
 
@@ -181,13 +187,17 @@ class EntitlementStore:
         until: datetime | None,
         *,
         actor: str,
-        expected_version: int | None = None,
+        expected_version: int | Collection[int] | None = None,
+        forced: bool = False,
     ) -> Entitlement:
         """Grant (``premium=True``, optionally ``until`` an aware future moment) or revoke.
 
         The change and its audit record are written in one transaction,
-        conditioned on the version being ``expected_version`` (or, when None,
-        the version read just before). Revoking clears ``premium_until``.
+        conditioned on the version being ``expected_version`` (one of them, for a
+        collection; when None, the version read just before). ``forced`` says
+        the caller asked for the change whatever the version (``If-Match: *``):
+        it takes no ``expected_version`` and is recorded in the audit record.
+        Revoking clears ``premium_until``.
 
         :raises BadRequestError: bad arguments (naive or past ``until``, ``until`` on revoke).
         :raises UserNotFoundError: there is no user record.
@@ -199,12 +209,9 @@ class EntitlementStore:
             raise BadRequestError("premium must be true or false")
         if not isinstance(actor, str) or not 0 < len(actor) <= _ACTOR_MAX:
             raise BadRequestError("actor must be a non-empty string")
-        if expected_version is not None and (
-            isinstance(expected_version, bool)
-            or not isinstance(expected_version, int)
-            or expected_version < 0
-        ):
-            raise BadRequestError("expected version must be a whole number >= 0")
+        accepted = _accepted_versions(expected_version)
+        if not isinstance(forced, bool) or (forced and accepted is not None):
+            raise BadRequestError("a forced change names no expected version")
         now = self._clock()
         until = _check_until(premium, until, now)
 
@@ -213,13 +220,14 @@ class EntitlementStore:
         current = self._read(user_id)
         if current is None:
             raise UserNotFoundError(f"no user {user_id}")
-        expected = current.version if expected_version is None else expected_version
-        if current.version != expected:
+        if accepted is not None and current.version not in accepted:
+            wanted = next(iter(accepted)) if len(accepted) == 1 else sorted(accepted)
             raise VersionConflictError(
-                f"user {user_id} is at version {current.version}, not {expected}",
-                expected=expected,
+                f"user {user_id} is at version {current.version}, not {wanted}",
+                expected=wanted,
                 current=current,
             )
+        expected = current.version
 
         new_version = expected + 1
         token = uuid.uuid4().hex
@@ -257,6 +265,8 @@ class EntitlementStore:
             audit_item["until_before"] = s(format_time(current.premium_until))
         if until is not None:
             audit_item["until_after"] = s(format_time(until))
+        if forced:
+            audit_item["forced"] = b(True)
 
         try:
             with unavailable_on_errors():
@@ -380,6 +390,18 @@ class EntitlementStore:
         ) from exc
 
 
+def _accepted_versions(expected: int | Collection[int] | None) -> frozenset[int] | None:
+    """The versions a change may start from (None: whichever it is now)."""
+    if expected is None:
+        return None
+    versions = (expected,) if isinstance(expected, int) else tuple(expected)
+    if not versions or any(
+        isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in versions
+    ):
+        raise BadRequestError("expected version must be a whole number >= 0")
+    return frozenset(versions)
+
+
 def _check_until(premium: bool, until: datetime | None, now: datetime) -> datetime | None:
     if until is None:
         return None
@@ -417,6 +439,7 @@ def _audit_from_item(item: Mapping[str, Any]) -> AuditRecord:
         until_after=get_time(item, "until_after"),
         version=get_n(item, "version"),
         at=get_time(item, "at") or datetime.min.replace(tzinfo=UTC),
+        forced=get_bool(item, "forced"),
     )
 
 

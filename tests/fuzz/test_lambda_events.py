@@ -72,6 +72,7 @@ KNOWN_CODES = frozenset(
         "conflict",
         "payload_too_large",
         "precondition_required",
+        "precondition_failed",
     }
 )
 NOBODY = "fuzz-nobody-0000"

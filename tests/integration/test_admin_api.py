@@ -27,7 +27,6 @@ from app.dynamo import MAX_PAGE_SIZE, dynamodb_client
 from app.entitlements import EntitlementStore, parse_until
 from app.errors import BadRequestError
 from app.http.admin import NEEDS, AdminApi, make_handler
-from app.http.params import PreconditionRequiredError, parse_if_match
 from app.local.emulator import Emulator
 from app.services import Services
 from app.tables import create_tables
@@ -366,12 +365,71 @@ def test_a_revoke_ends_premium_and_clears_the_end_date(stack: Stack) -> None:
         "PUT",
         premium_path(stack, "frank"),
         body={"premium": False, "until": None},
-        if_match=str(granted.version),
+        if_match=f'"{granted.version}"',
     )
 
     assert status == 200
     assert (body["premium"], body["premium_until"]) == (False, None)
     assert audit_of(stack, "frank")[0]["action"] == "revoke"
+
+
+def test_a_weak_etag_never_matches_and_is_412_even_for_the_current_version(
+    stack: Stack,
+) -> None:
+    sub = stack.accounts["frank"].sub
+    current = stack.entitlements.get(sub)
+    records_before = audit_of(stack, "frank")
+
+    for if_match in (f'W/"{current.version}"', f'W/"{current.version}", "x{current.version}"'):
+        status, body, _ = stack.as_admin(
+            "PUT",
+            premium_path(stack, "frank"),
+            body={"premium": not current.premium, "until": None},
+            if_match=if_match,
+        )
+        assert status == 412, if_match
+        assert body["error"] == "precondition_failed"
+    assert stack.entitlements.get(sub) == current
+    assert audit_of(stack, "frank") == records_before
+
+
+def test_a_list_of_etags_matches_when_one_of_them_is_the_current_version(stack: Stack) -> None:
+    sub = stack.accounts["frank"].sub
+    current = stack.entitlements.get(sub)
+
+    status, body, headers = stack.as_admin(
+        "PUT",
+        premium_path(stack, "frank"),
+        body={"premium": not current.premium, "until": None},
+        if_match=f'W/"{current.version}", "{current.version + 7}" , "{current.version}"',
+    )
+
+    assert status == 200, body
+    assert body["version"] == current.version + 1
+    assert headers["etag"] == f'"{current.version + 1}"'
+    assert audit_of(stack, "frank")[0]["forced"] is False
+
+
+def test_if_match_star_writes_whatever_the_version_and_the_audit_says_forced(
+    stack: Stack,
+) -> None:
+    sub = stack.accounts["frank"].sub
+    current = stack.entitlements.get(sub)
+
+    status, body, _ = stack.as_admin(
+        "PUT",
+        premium_path(stack, "frank"),
+        body={"premium": not current.premium, "until": None},
+        if_match="*",
+    )
+
+    assert status == 200, body
+    latest = audit_of(stack, "frank")[0]
+    assert (latest["version"], latest["actor"], latest["forced"]) == (
+        current.version + 1,
+        "carol",
+        True,
+    )
 
 
 def test_a_change_without_if_match_is_refused_with_428(stack: Stack) -> None:
@@ -413,6 +471,12 @@ PAST = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         ({"premium": False, "until": "2030-01-01T00:00:00Z"}, '"0"'),
         ({"premium": True, "until": None, "role": "admin"}, '"0"'),
         ({"premium": True, "until": None}, "version-three"),
+        ({"premium": True, "until": None}, "0"),  # a bare version is not an entity-tag
+        ({"premium": True, "until": None}, '"0'),
+        ({"premium": True, "until": None}, '0"'),
+        ({"premium": True, "until": None}, 'w/"0"'),
+        ({"premium": True, "until": None}, '*, "0"'),
+        ({"premium": True, "until": "9999-12-31"}, '"0"'),
     ],
 )
 def test_a_malformed_change_is_400_and_changes_nothing(
@@ -551,14 +615,3 @@ def test_a_date_means_through_the_end_of_that_day_utc() -> None:
     for bad in ("2030-05-01T10:00", "2030-02-30", "soon", "9" * 100):
         with pytest.raises(BadRequestError):
             parse_until(bad)
-
-
-def test_if_match_names_a_version_quoted_weak_or_bare() -> None:
-    assert parse_if_match('"7"') == 7
-    assert parse_if_match('W/"7"') == 7
-    assert parse_if_match("7") == 7
-    assert parse_if_match("*") is None
-    with pytest.raises(PreconditionRequiredError):
-        parse_if_match(None)
-    with pytest.raises(BadRequestError):
-        parse_if_match('"seven"')

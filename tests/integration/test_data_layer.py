@@ -177,6 +177,26 @@ def test_a_stale_expected_version_is_a_conflict_carrying_the_current_state(
     assert [r.actor for r in store.list_audit("sub-1", 10, None)[0]] == ["admin-a"]
 
 
+def test_a_change_may_start_from_any_of_several_versions_and_a_forced_one_is_audited_so(
+    ddb_target: DdbTarget,
+) -> None:
+    store, directory, _ = _stores(ddb_target)
+    directory.create_on_signup("sub-1", "alice", "alice@example.com")
+    store.set_premium("sub-1", True, None, actor="admin-a", expected_version={0, 5})
+
+    with pytest.raises(VersionConflictError) as caught:
+        store.set_premium("sub-1", False, None, actor="admin-b", expected_version=[0, 2])
+    store.set_premium("sub-1", False, None, actor="admin-c", forced=True)
+
+    assert caught.value.expected == [0, 2]
+    records = store.list_audit("sub-1", 10, None)[0]
+    assert [(r.actor, r.version, r.forced) for r in records] == [
+        ("admin-c", 2, True),
+        ("admin-a", 1, False),
+    ]
+    assert records[0].to_dict()["forced"] is True
+
+
 class _RacingClient:
     """Passes calls through, but lets a rival write land just before our transaction."""
 

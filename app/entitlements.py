@@ -1,9 +1,10 @@
 """Premium entitlements and their audit trail, in DynamoDB.
 
 A user's premium state lives on the user item (``users`` table) with a
-version number. :meth:`EntitlementStore.get` is on the hot path of every
-playback grant: one strongly consistent GetItem of the few attributes it
-needs, built by hand on the low-level client. A change is one
+version number. Reading it is on the hot path of every premium grant: one
+strongly consistent GetItem of the few attributes it needs, built by hand on
+the low-level client (:meth:`EntitlementStore.get`), or the same read as part
+of a batch with the video's (:meth:`EntitlementStore.read_of`). A change is one
 TransactWriteItems: the user item is updated only if its version is still
 the one the caller saw, and the audit record is written in the same
 transaction, so there is never a change without its record or a record
@@ -23,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from app.dynamo import (
     Item,
+    KeyRead,
     b,
     check_limit,
     decode_cursor,
@@ -177,8 +179,25 @@ class EntitlementStore:
 
         :raises DependencyUnavailableError: DynamoDB cannot be read (fail closed).
         """
-        found = self._read(validate_user_id(user_id))
-        return found or Entitlement(user_id=user_id, premium=False, premium_until=None, version=0)
+        return self._read(validate_user_id(user_id)) or _no_record(user_id)
+
+    def read_of(self, user_id: str) -> KeyRead[Entitlement]:
+        """What :meth:`get` reads, as one read of a batch (:func:`app.dynamo.batch_get_pair`).
+
+        :raises BadRequestError: a malformed user id.
+        """
+        validate_user_id(user_id)
+
+        def parse(item: Item | None) -> Entitlement:
+            return entitlement_from_item(user_id, item) if item else _no_record(user_id)
+
+        return KeyRead(
+            self._users,
+            {"user_id": s(user_id)},
+            parse,
+            projection=_GET_PROJECTION,
+            names=_NAMES,
+        )
 
     def set_premium(
         self,
@@ -400,6 +419,11 @@ def _accepted_versions(expected: int | Collection[int] | None) -> frozenset[int]
     ):
         raise BadRequestError("expected version must be a whole number >= 0")
     return frozenset(versions)
+
+
+def _no_record(user_id: str) -> Entitlement:
+    """The entitlement of a user without a record: not premium, version 0."""
+    return Entitlement(user_id=user_id, premium=False, premium_until=None, version=0)
 
 
 def _check_until(premium: bool, until: datetime | None, now: datetime) -> datetime | None:

@@ -71,6 +71,8 @@ def _recording(self, operation, params):
     if operation == "TransactWriteItems":
         item["items"] = [[kind, body["TableName"]] for entry in params["TransactItems"]
                          for kind, body in entry.items()]
+    if operation == "BatchGetItem":
+        item["tables"] = sorted(params["RequestItems"])
     calls.append(item)
     return _original(self, operation, params)
 
@@ -368,6 +370,9 @@ def handler_run(built: dict[str, Path], stack: Stack, interpreter: Interpreter) 
                          TOKEN=stack.access_token)},
         {"name": "list_videos", "function": "PlaybackFunction",
          "module": "lambda_handlers.playback", "event": _event("apigw-v2-list-videos.json")},
+        # Another video than the granted one, which the catalog now remembers for a second.
+        {"name": "get_video", "function": "PlaybackFunction",
+         "module": "lambda_handlers.playback", "event": _api_event("GET", "/api/videos/other")},
         {"name": "me", "function": "PlaybackFunction", "module": "lambda_handlers.playback",
          "event": _api_event("GET", "/api/me", token=stack.access_token)},
         {"name": "admin_users", "function": "AdminFunction", "module": "lambda_handlers.admin",
@@ -539,6 +544,8 @@ def _needed(call: dict[str, Any], stack: Stack) -> list[tuple[str, tuple[str, ..
         verbs = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
                  "ConditionCheck": "ConditionCheckItem"}  # fmt: skip
         return [(f"dynamodb:{verbs[kind]}", ("arn", table_ids[t])) for kind, t in call["items"]]
+    if operation == "BatchGetItem":
+        return [("dynamodb:BatchGetItem", ("arn", table_ids[t])) for t in call["tables"]]
     if service == "dynamodb":
         table = table_ids[call["TableName"]]
         if "IndexName" in call:

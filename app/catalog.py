@@ -9,12 +9,15 @@ without its HLS (never playable as HLS).
 
 Published videos carry ``catalog="published"``, so the sparse
 ``catalog-index`` lists exactly them, newest first (``sort_key`` is
-``created_at#video_id``). Video metadata changes rarely, so :meth:`VideoCatalog.get`
-(on the playback path) keeps what it read in memory for a few seconds: a grant
-then costs one DynamoDB round trip, the entitlement, which is always read
-fresh. A change made through this catalog invalidates its own cache at once;
-other processes see it within ``cache_seconds``. Posters are public on the
-CDN; :func:`poster_url` builds their URL.
+``created_at#video_id``). What is read of a video stays in memory for
+``cache_seconds``, never more than :data:`MAX_CACHE_SECONDS`
+(:meth:`VideoCatalog.recent`), and every read is strongly consistent, so a
+tier change, an unpublish or a removal made by any process reaches every
+process within that second; one made through this catalog clears its own copy
+at once. A video not in memory is read with the viewer's entitlement in one
+BatchGetItem (:meth:`VideoCatalog.get_with`): a grant never costs more than
+one DynamoDB round trip. Posters are public on the CDN; :func:`poster_url`
+builds their URL.
 """
 
 from __future__ import annotations
@@ -28,13 +31,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from botocore.exceptions import ClientError
 
 from app.dynamo import (
     Item,
+    KeyRead,
     b,
+    batch_get_pair,
     check_limit,
     decode_cursor,
     error_code,
@@ -66,6 +71,10 @@ PUBLISHED = "published"
 VIDEO_ENTITY = "video"
 VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CACHE_MAX_ENTRIES = 1024
+MAX_CACHE_SECONDS = 1.0
+"""The longest a video read from DynamoDB is reused: the bound on how late a catalog
+change made in another process reaches a free video's grants (premium ones: never late)."""
+_T = TypeVar("_T")
 _TEXT_MAX = 4096
 
 
@@ -169,7 +178,10 @@ def is_hls_key_for(video_id: str, key: object) -> bool:
 
 
 class VideoCatalog:
-    """Reads (with a short cache) and maintains the catalog."""
+    """Reads (with a cache of at most a second) and maintains the catalog.
+
+    :raises ValueError: ``cache_seconds`` outside 0 to :data:`MAX_CACHE_SECONDS`.
+    """
 
     def __init__(
         self,
@@ -177,8 +189,10 @@ class VideoCatalog:
         videos_table: str,
         *,
         clock: Callable[[], float] = time.monotonic,
-        cache_seconds: float = 30.0,
+        cache_seconds: float = MAX_CACHE_SECONDS,
     ) -> None:
+        if not 0 <= cache_seconds <= MAX_CACHE_SECONDS:
+            raise ValueError(f"cache_seconds must be 0 to {MAX_CACHE_SECONDS}: {cache_seconds!r}")
         self._client = client
         self._table = videos_table
         self._clock = clock
@@ -189,28 +203,44 @@ class VideoCatalog:
     # --- reading -------------------------------------------------------------------
 
     def get(self, video_id: str) -> Video:
-        """A published video, from the cache when it is fresh enough.
+        """A published video, from the cache when it was read within ``cache_seconds``.
 
         :raises VideoNotFoundError: no published video has this id (or the id is malformed).
         :raises DependencyUnavailableError: DynamoDB cannot be read.
         """
         if not is_video_id(video_id):
             raise VideoNotFoundError("no such video")
-        now = self._clock()
-        with self._lock:
-            hit = self._cache.get(video_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        video = self._read(video_id, consistent=False)
-        if video is None or not video.published:
-            self.invalidate(video_id)
-            raise VideoNotFoundError(f"no published video {video_id}")
-        if self._cache_seconds > 0:
-            with self._lock:
-                if len(self._cache) >= CACHE_MAX_ENTRIES:
-                    self._evict(now)
-                self._cache[video_id] = (now + self._cache_seconds, video)
-        return video
+        cached = self._cached(video_id)
+        if cached is not None:
+            return cached
+        read_at = self._clock()
+        return self._published(video_id, self._read(video_id), read_at)
+
+    def recent(self, video_id: str) -> Video | None:
+        """The published video as read within the last ``cache_seconds``, or None.
+
+        Never a DynamoDB read. A change made by another process may be up to
+        ``cache_seconds`` old here: the bound on how late it reaches grants.
+        """
+        return self._cached(video_id)
+
+    def get_with(self, video_id: str, other: KeyRead[_T]) -> tuple[Video, _T]:
+        """A published video read fresh, with ``other`` (the viewer's entitlement) in one
+        strongly consistent BatchGetItem: one round trip.
+
+        :raises VideoNotFoundError: no published video has this id (or the id is malformed).
+        :raises DependencyUnavailableError: DynamoDB cannot be read.
+        """
+        if not is_video_id(video_id):
+            raise VideoNotFoundError("no such video")
+        read: KeyRead[Video | None] = KeyRead(
+            self._table,
+            {"video_id": s(video_id)},
+            lambda item: _video_from_item(item) if item else None,
+        )
+        read_at = self._clock()
+        video, found = batch_get_pair(self._client, read, other)
+        return self._published(video_id, video, read_at), found
 
     def get_any(self, video_id: str) -> Video:
         """A video, published or not, read fresh (for admins).
@@ -219,7 +249,7 @@ class VideoCatalog:
         """
         if not is_video_id(video_id):
             raise VideoNotFoundError("no such video")
-        video = self._read(video_id, consistent=True)
+        video = self._read(video_id)
         if video is None:
             raise VideoNotFoundError(f"no video {video_id}")
         return video
@@ -371,10 +401,29 @@ class VideoCatalog:
 
     # --- internals -----------------------------------------------------------------
 
-    def _read(self, video_id: str, *, consistent: bool) -> Video | None:
+    def _cached(self, video_id: str) -> Video | None:
+        with self._lock:
+            hit = self._cache.get(video_id)
+        return hit[1] if hit is not None and hit[0] > self._clock() else None
+
+    def _published(self, video_id: str, video: Video | None, read_at: float) -> Video:
+        """``video`` if it is published, remembered until ``cache_seconds`` after
+        ``read_at`` (taken before the read: the copy is never older than that); else not found.
+        """
+        if video is None or not video.published:
+            self.invalidate(video_id)
+            raise VideoNotFoundError(f"no published video {video_id}")
+        if self._cache_seconds > 0:
+            with self._lock:
+                if len(self._cache) >= CACHE_MAX_ENTRIES:
+                    self._evict(self._clock())
+                self._cache[video_id] = (read_at + self._cache_seconds, video)
+        return video
+
+    def _read(self, video_id: str) -> Video | None:
         with unavailable_on_errors():
             response = self._client.get_item(
-                TableName=self._table, Key={"video_id": s(video_id)}, ConsistentRead=consistent
+                TableName=self._table, Key={"video_id": s(video_id)}, ConsistentRead=True
             )
         item = response.get("Item")
         return _video_from_item(item) if item else None

@@ -1,4 +1,4 @@
-"""What every DynamoDB adapter shares: the client, failing closed, paging.
+"""What every DynamoDB adapter shares: the client, failing closed, paging, paired reads.
 
 The client is built once per process by a composition root with short
 timeouts and botocore's standard retry mode, so a DynamoDB outage turns into
@@ -7,7 +7,8 @@ seconds instead of hanging a request. Paging cursors are opaque to callers:
 base64url JSON of a DynamoDB key, checked for shape on the way back in so a
 tampered cursor is a 400, never a 500. Every listing pages by the one
 page-size rule here: :data:`MAX_PAGE_SIZE`, checked by :func:`check_limit`
-and, for text, :func:`parse_limit`.
+and, for text, :func:`parse_limit`. :func:`batch_get_pair` reads two items of
+two tables (each described by a :class:`KeyRead`) in one round trip.
 """
 
 from __future__ import annotations
@@ -16,17 +17,20 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Callable, Collection, Mapping
 from contextlib import ContextDecorator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from app import json_input
 from app.errors import BadRequestError, DependencyUnavailableError
 
 if TYPE_CHECKING:
@@ -34,6 +38,9 @@ if TYPE_CHECKING:
 
 Item = dict[str, Any]
 """A low-level DynamoDB item: attribute name -> ``{"S": ...}`` / ``{"N": ...}`` / ..."""
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 def client_config() -> Config:
@@ -70,6 +77,7 @@ MAX_PAGE_SIZE = 100
 """The most items one page of any listing holds: the HTTP API's documented ``limit`` maximum."""
 _PAGE_SIZE_DIGITS = 4  # enough for MAX_PAGE_SIZE; longer text is refused before int()
 _KEY_VALUE_MAX = 2048
+_CURSOR_DEPTH = 2  # {"name": {"S": "..."}}
 _SCALAR_TYPES = frozenset({"S", "N"})
 _NUMBER = re.compile(r"^-?\d{1,38}(\.\d{1,38})?$")
 
@@ -122,6 +130,70 @@ class unavailable_on_errors(ContextDecorator):
         if exc is not None and is_unavailable(exc):
             detail = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
             raise DependencyUnavailableError(f"{self.what} is unavailable ({detail})") from exc
+
+
+# --- two items, one round trip ------------------------------------------------------
+
+BATCH_GET_CALLS = 3
+"""BatchGetItem calls one :func:`batch_get_pair` makes at most while keys come back unprocessed."""
+_BATCH_BACKOFF_SECONDS = 0.02
+
+
+@dataclass(frozen=True)
+class KeyRead(Generic[T]):
+    """One item to read in :func:`batch_get_pair`: where, which attributes, what it becomes.
+
+    ``parse`` turns the item (None when there is none) into the caller's value.
+    """
+
+    table: str
+    key: Item
+    parse: Callable[[Item | None], T]
+    projection: str | None = None
+    names: Mapping[str, str] | None = None
+
+    def request(self) -> dict[str, Any]:
+        """This read's entry in ``RequestItems``: strongly consistent."""
+        entry: dict[str, Any] = {"Keys": [self.key], "ConsistentRead": True}
+        if self.projection is not None:
+            entry["ProjectionExpression"] = self.projection
+        if self.names:
+            entry["ExpressionAttributeNames"] = dict(self.names)
+        return entry
+
+
+def batch_get_pair(
+    client: DynamoDBClient,
+    first: KeyRead[T],
+    second: KeyRead[U],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[T, U]:
+    """Two items of two tables, read strongly consistent in one BatchGetItem: one round trip.
+
+    DynamoDB may answer with some keys unprocessed (throttling); those are
+    asked for again, at most :data:`BATCH_GET_CALLS` calls in all with a short
+    backoff, then it fails closed.
+
+    :raises DependencyUnavailableError: DynamoDB cannot be read, or keeps keys unprocessed.
+    :raises ValueError: both reads are in the same table (one key per table here).
+    """
+    if first.table == second.table:
+        raise ValueError("batch_get_pair reads one key from each of two tables")
+    pending: Mapping[str, Any] = {first.table: first.request(), second.table: second.request()}
+    found: dict[str, Item] = {}
+    for call in range(BATCH_GET_CALLS):
+        if call:
+            sleep(_BATCH_BACKOFF_SECONDS * 2 ** (call - 1))
+        with unavailable_on_errors():
+            response = client.batch_get_item(RequestItems=pending)
+        for table, items in response.get("Responses", {}).items():
+            if items:
+                found[table] = items[0]
+        pending = response.get("UnprocessedKeys") or {}
+        if not pending:
+            return first.parse(found.get(first.table)), second.parse(found.get(second.table))
+    raise DependencyUnavailableError(f"DynamoDB left keys unprocessed {BATCH_GET_CALLS} times")
 
 
 # --- attribute values -------------------------------------------------------------
@@ -212,7 +284,8 @@ def decode_cursor(
         raise BadRequestError("malformed cursor")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key = json.loads(raw)
+        # Bounded nesting: a cursor is a flat key, and deep JSON would be a RecursionError.
+        key = json_input.loads(raw.decode("utf-8"), max_depth=_CURSOR_DEPTH)
     except (binascii.Error, ValueError) as exc:
         raise BadRequestError("malformed cursor") from exc
     if not isinstance(key, dict) or set(key) != set(key_types):

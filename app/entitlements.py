@@ -1,9 +1,10 @@
 """Premium entitlements and their audit trail, in DynamoDB.
 
 A user's premium state lives on the user item (``users`` table) with a
-version number. :meth:`EntitlementStore.get` is on the hot path of every
-playback grant: one strongly consistent GetItem of the few attributes it
-needs, built by hand on the low-level client. A change is one
+version number. Reading it is on the hot path of every premium grant: one
+strongly consistent GetItem of the few attributes it needs, built by hand on
+the low-level client (:meth:`EntitlementStore.get`), or the same read as part
+of a batch with the video's (:meth:`EntitlementStore.read_of`). A change is one
 TransactWriteItems: the user item is updated only if its version is still
 the one the caller saw, and the audit record is written in the same
 transaction, so there is never a change without its record or a record
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from app.dynamo import (
     Item,
+    KeyRead,
     b,
     check_limit,
     decode_cursor,
@@ -109,7 +111,11 @@ class Entitlement:
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """One premium change: who, what, from which state to which, at which version."""
+    """One premium change: who, what, from which state to which, at which version.
+
+    ``forced``: the change was asked for whatever the state then was (an
+    ``If-Match: *``), not against a version the actor had seen.
+    """
 
     user_id: str
     event_id: str
@@ -121,6 +127,7 @@ class AuditRecord:
     until_after: datetime | None
     version: int
     at: datetime
+    forced: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,6 +141,7 @@ class AuditRecord:
             "until_after": _iso_or_none(self.until_after),
             "version": self.version,
             "at": format_time(self.at),
+            "forced": self.forced,
         }
 
 
@@ -172,8 +180,25 @@ class EntitlementStore:
 
         :raises DependencyUnavailableError: DynamoDB cannot be read (fail closed).
         """
-        found = self._read(validate_user_id(user_id))
-        return found or Entitlement(user_id=user_id, premium=False, premium_until=None, version=0)
+        return self._read(validate_user_id(user_id)) or _no_record(user_id)
+
+    def read_of(self, user_id: str) -> KeyRead[Entitlement]:
+        """What :meth:`get` reads, as one read of a batch (:func:`app.dynamo.batch_get_pair`).
+
+        :raises BadRequestError: a malformed user id.
+        """
+        validate_user_id(user_id)
+
+        def parse(item: Item | None) -> Entitlement:
+            return entitlement_from_item(user_id, item) if item else _no_record(user_id)
+
+        return KeyRead(
+            self._users,
+            {"user_id": s(user_id)},
+            parse,
+            projection=_GET_PROJECTION,
+            names=_NAMES,
+        )
 
     def set_premium(
         self,
@@ -182,15 +207,19 @@ class EntitlementStore:
         until: datetime | None,
         *,
         actor: str,
-        expected_version: int | None = None,
+        expected_version: int | Collection[int] | None = None,
+        forced: bool = False,
     ) -> Entitlement:
         """Grant (``premium=True``, optionally ``until`` an aware future moment) or revoke.
 
         The change and its audit record are written in one transaction,
-        conditioned on the version being ``expected_version`` (or, when None,
-        the version read just before). Revoking clears ``premium_until``.
-        Asking for the state the user already has writes nothing and returns
-        it unchanged (same version): only a change is audited.
+        conditioned on the version being ``expected_version`` (one of them, for a
+        collection; when None, the version read just before). ``forced`` says
+        the caller asked for the change whatever the version (``If-Match: *``):
+        it takes no ``expected_version`` and is recorded in the audit record.
+        Revoking clears ``premium_until``. Asking for the state the user already
+        has writes nothing and returns it unchanged (same version): only a
+        change is audited.
 
         :raises BadRequestError: bad arguments (naive or past ``until``, ``until`` on revoke).
         :raises UserNotFoundError: there is no user record.
@@ -202,12 +231,9 @@ class EntitlementStore:
             raise BadRequestError("premium must be true or false")
         if not isinstance(actor, str) or not 0 < len(actor) <= _ACTOR_MAX:
             raise BadRequestError("actor must be a non-empty string")
-        if expected_version is not None and (
-            isinstance(expected_version, bool)
-            or not isinstance(expected_version, int)
-            or expected_version < 0
-        ):
-            raise BadRequestError("expected version must be a whole number >= 0")
+        accepted = _accepted_versions(expected_version)
+        if not isinstance(forced, bool) or (forced and accepted is not None):
+            raise BadRequestError("a forced change names no expected version")
         now = self._clock()
         until = _check_until(premium, until, now)
 
@@ -216,16 +242,17 @@ class EntitlementStore:
         current = self._read(user_id)
         if current is None:
             raise UserNotFoundError(f"no user {user_id}")
-        expected = current.version if expected_version is None else expected_version
-        if current.version != expected:
+        if accepted is not None and current.version not in accepted:
+            wanted = next(iter(accepted)) if len(accepted) == 1 else sorted(accepted)
             raise VersionConflictError(
-                f"user {user_id} is at version {current.version}, not {expected}",
-                expected=expected,
+                f"user {user_id} is at version {current.version}, not {wanted}",
+                expected=wanted,
                 current=current,
             )
         if current.premium == premium and current.premium_until == until:
             # Saving the state it already has is no change: no write, no audit record.
             return current
+        expected = current.version
 
         new_version = expected + 1
         token = uuid.uuid4().hex
@@ -263,6 +290,8 @@ class EntitlementStore:
             audit_item["until_before"] = s(format_time(current.premium_until))
         if until is not None:
             audit_item["until_after"] = s(format_time(until))
+        if forced:
+            audit_item["forced"] = b(True)
 
         try:
             with unavailable_on_errors():
@@ -386,6 +415,23 @@ class EntitlementStore:
         ) from exc
 
 
+def _accepted_versions(expected: int | Collection[int] | None) -> frozenset[int] | None:
+    """The versions a change may start from (None: whichever it is now)."""
+    if expected is None:
+        return None
+    versions = (expected,) if isinstance(expected, int) else tuple(expected)
+    if not versions or any(
+        isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in versions
+    ):
+        raise BadRequestError("expected version must be a whole number >= 0")
+    return frozenset(versions)
+
+
+def _no_record(user_id: str) -> Entitlement:
+    """The entitlement of a user without a record: not premium, version 0."""
+    return Entitlement(user_id=user_id, premium=False, premium_until=None, version=0)
+
+
 def _check_until(premium: bool, until: datetime | None, now: datetime) -> datetime | None:
     if until is None:
         return None
@@ -423,6 +469,7 @@ def _audit_from_item(item: Mapping[str, Any]) -> AuditRecord:
         until_after=get_time(item, "until_after"),
         version=get_n(item, "version"),
         at=get_time(item, "at") or datetime.min.replace(tzinfo=UTC),
+        forced=get_bool(item, "forced"),
     )
 
 
@@ -435,6 +482,10 @@ def _parse(stamp: str) -> datetime:
 
 
 MAX_UNTIL_LENGTH = 64
+MIN_UNTIL_YEAR = 1970
+MAX_UNTIL_YEAR = 9998
+"""End dates are refused outside these years: one more day or a UTC offset would
+take a date in year 9999 (or year 1) past what ``datetime`` can hold."""
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # An end date D ("through D", the last day included) is stored as the instant
@@ -499,10 +550,10 @@ def parse_until(value: object, *, naive_is_utc: bool = False) -> datetime | None
     meaning through the end of that day (UTC), so the period ends at the next
     midnight UTC (:func:`end_after_day`). A moment without a timezone is refused
     unless ``naive_is_utc`` (forms and the CLI say "UTC" next to the field).
-    Whether it lies in the future is the store's check.
+    Whether it lies in the future is the store's check; the year must be from
+    :data:`MIN_UNTIL_YEAR` to :data:`MAX_UNTIL_YEAR`.
 
-    :raises BadRequestError: not text, not a date/moment of those forms, or
-        outside what a datetime can hold.
+    :raises BadRequestError: not text, not a date/moment of those forms, or out of range.
     """
     if value is None:
         return None
@@ -513,6 +564,12 @@ def parse_until(value: object, *, naive_is_utc: bool = False) -> datetime | None
         return None
     if len(text) > MAX_UNTIL_LENGTH:
         raise BadRequestError("until is too long")
+    # Every form fromisoformat reads starts with the four-digit year.
+    if text[:4].isdigit() and not MIN_UNTIL_YEAR <= int(text[:4]) <= MAX_UNTIL_YEAR:
+        raise BadRequestError(
+            f"until must be a date from {MIN_UNTIL_YEAR} to {MAX_UNTIL_YEAR}-12-31 "
+            "(leave it empty for no end date)"
+        )
     if _DATE_ONLY.match(text):
         try:
             day = date.fromisoformat(text)

@@ -4,12 +4,14 @@
 any signed-in user; premium videos only while the user's entitlement is
 active (premium, and ``now`` before ``premium_until``). It signs nothing, so
 the watch page asks it whether to show the player or the upsell page, and
-:meth:`Playback.authorize` asks it before signing a grant. The video comes
-from the catalog (whose short cache makes it free in the steady state); the
-entitlement is read fresh, and only for premium videos, so a grant costs at
-most one DynamoDB round trip. Every failure to read a dependency propagates
-as :class:`~app.errors.DependencyUnavailableError`: the decision fails
-closed and never signs by default. Each grant and refusal is logged as one
+:meth:`Playback.authorize` asks it before signing a grant. A grant costs at
+most one DynamoDB round trip: the video comes from the catalog's copy of the
+last second (so a catalog change made in any process counts within a second)
+or, without one, is read together with the entitlement in one BatchGetItem;
+a premium video's entitlement is always read fresh, a free video needs none.
+Every failure to read a dependency propagates as
+:class:`~app.errors.DependencyUnavailableError`: the decision fails closed
+and never signs by default. Each grant and refusal is logged as one
 JSON line (user, video, decision, key id, expiry, format): the audit trail
 of who got which URL. Collaborators come in through the constructor; no
 boto3, no Flask, no environment here.
@@ -28,7 +30,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from app.catalog import HLS_CONTENT_TYPE, Format, hls_folder, video_folder
@@ -43,18 +45,28 @@ from app.signing import object_key_to_path
 if TYPE_CHECKING:
     from app.auth import Principal
     from app.catalog import Video
+    from app.dynamo import KeyRead
     from app.entitlements import Entitlement
     from app.signing import SignedFolder, SignedUrl
 
 log = logging.getLogger("vidgate.playback")
+_T = TypeVar("_T")
 
 
 class EntitlementReader(Protocol):
+    """What :class:`app.entitlements.EntitlementStore` offers the decision."""
+
     def get(self, user_id: str) -> Entitlement: ...
+
+    def read_of(self, user_id: str) -> KeyRead[Entitlement]: ...
 
 
 class VideoReader(Protocol):
-    def get(self, video_id: str) -> Video: ...
+    """What :class:`app.catalog.VideoCatalog` offers the decision."""
+
+    def recent(self, video_id: str) -> Video | None: ...
+
+    def get_with(self, video_id: str, other: KeyRead[_T]) -> tuple[Video, _T]: ...
 
 
 class Signer(Protocol):
@@ -164,11 +176,18 @@ class PlaybackRule:
         :raises DependencyUnavailableError: DynamoDB could not be read (fail closed).
         """
         moment = now if now is not None else self._clock()
-        video = self._catalog.get(video_id)
-        if video.tier == "free":
+        video = self._catalog.recent(video_id)
+        if video is not None and _is_free(video):
             return Decision(video, None)
-        # Anything but "free" needs an active entitlement: an unknown tier fails closed.
-        entitlement = self._entitlements.get(user_id)
+        if video is None:
+            # One round trip: the video, and the entitlement it may need.
+            video, entitlement = self._catalog.get_with(
+                video_id, self._entitlements.read_of(user_id)
+            )
+            if _is_free(video):
+                return Decision(video, None)
+        else:
+            entitlement = self._entitlements.get(user_id)
         if entitlement.is_active(moment):
             return Decision(video, entitlement)
         refusal = PremiumRequiredError(f"video {video_id} needs active premium")
@@ -277,6 +296,11 @@ class Playback:
             **fields,
         }
         log.info(json.dumps(record, separators=(",", ":")))
+
+
+def _is_free(video: Video) -> bool:
+    """Free plays for anyone signed in; anything else, an unknown tier too, needs premium."""
+    return video.tier == "free"
 
 
 def _pick_format(video: Video, requested: Format | None) -> Format:

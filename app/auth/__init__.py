@@ -22,6 +22,7 @@ from app.auth.errors import (
     MissingKeyIdError,
     MissingTokenError,
     TokenExpiredError,
+    TokenLifetimeTooLongError,
     TokenNotYetValidError,
     TokenTooLargeError,
     UnknownKeyIdError,
@@ -30,6 +31,7 @@ from app.auth.errors import (
 from app.auth.verifier import (
     ALGORITHM,
     DEFAULT_MAX_TOKEN_BYTES,
+    MAX_TOKEN_LIFETIME_SECONDS,
     CognitoVerifier,
     Principal,
     TokenUse,
@@ -39,6 +41,7 @@ from app.auth.verifier import (
 __all__ = [
     "ALGORITHM",
     "DEFAULT_MAX_TOKEN_BYTES",
+    "MAX_TOKEN_LIFETIME_SECONDS",
     "AlgorithmNotAllowedError",
     "AuthError",
     "ClaimError",
@@ -58,6 +61,7 @@ __all__ = [
     "MissingTokenError",
     "Principal",
     "TokenExpiredError",
+    "TokenLifetimeTooLongError",
     "TokenNotYetValidError",
     "TokenTooLargeError",
     "TokenUse",

@@ -107,5 +107,9 @@ class IssuedInFutureError(ClaimError):
     """``iat > now + leeway``."""
 
 
+class TokenLifetimeTooLongError(ClaimError):
+    """``exp - iat`` is longer than Cognito can issue (1 day for access and id tokens)."""
+
+
 class JwksUnavailableError(DependencyUnavailableError):
     """The pool's JWKS has never been loaded and cannot be now: fail closed with 503."""

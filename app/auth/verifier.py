@@ -4,14 +4,15 @@
 configured pool's JWKS, issued by that exact pool, for that exact app client
 and token use, and inside their lifetime. It follows aws-jwt-verify's
 pipeline (parse → key by ``kid`` → algorithm → signature → claims) and is
-stricter where the project asks for it: ``exp`` is required, ``iat`` may not
-be in the future, any ``crit`` header and any key-carrying header (``jku``,
-``x5u``, ``jwk``, ``x5c``) are refused, tokens are size-limited, and the JSON
-must be strict (no duplicate keys, no ``NaN``). Every refusal is its own
-:class:`AuthError` subclass (401); a JWKS that cannot be loaded at all is a
-:class:`JwksUnavailableError` (503). Verified claims are cached per token
-until ``exp``, so a renewal within a token's life costs a hash and a dict
-lookup.
+stricter where the project asks for it: ``exp`` and ``iat`` are required,
+``iat`` may not be in the future, ``exp - iat`` may not exceed what Cognito
+can issue (:data:`MAX_TOKEN_LIFETIME_SECONDS`), any ``crit`` header and any
+key-carrying header (``jku``, ``x5u``, ``jwk``, ``x5c``) are refused, tokens
+are size-limited, and the JSON must be strict (no duplicate keys, no
+``NaN``). Every refusal is its own :class:`AuthError` subclass (401); a JWKS
+that cannot be loaded at all is a :class:`JwksUnavailableError` (503).
+Verified claims are cached per token until ``exp``, so a renewal within a
+token's life costs a hash and a dict lookup.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from app.auth.errors import (
     MissingKeyIdError,
     MissingTokenError,
     TokenExpiredError,
+    TokenLifetimeTooLongError,
     TokenNotYetValidError,
     TokenTooLargeError,
     UnsupportedCriticalHeaderError,
@@ -61,6 +63,10 @@ ALGORITHM: Final = "RS256"
 DEFAULT_MAX_TOKEN_BYTES: Final = 8192
 """8 KiB. Cognito access tokens are ~1 KiB and id tokens grow with attributes
 and groups; 8 KiB leaves room for both and stays under common header limits."""
+
+MAX_TOKEN_LIFETIME_SECONDS: Final = 24 * 60 * 60
+"""1 day: the longest access or id token validity a Cognito app client can be given
+(docs/cognito-tokens.md#c-doc-7); a longer ``exp - iat`` was not issued by our pool."""
 
 FORBIDDEN_HEADERS: Final = frozenset({"jku", "x5u", "jwk", "x5c"})
 """Header parameters that point at or carry a key; the key comes from the pool's JWKS only."""
@@ -309,6 +315,9 @@ class CognitoVerifier:
     :param max_token_bytes: longer tokens are refused before any parsing
         (default 8 KiB, :data:`DEFAULT_MAX_TOKEN_BYTES`).
     :param claims_cache_size: verified tokens remembered until ``exp`` (0 disables).
+    :param max_lifetime_seconds: the longest ``exp - iat`` accepted, at most (and by
+        default) :data:`MAX_TOKEN_LIFETIME_SECONDS`; a pool issuing shorter tokens may
+        pass its own validity.
     :raises ConfigurationError: if a required argument is empty or a number is out of range.
     """
 
@@ -323,6 +332,7 @@ class CognitoVerifier:
         clock: Callable[[], float] = time.time,
         max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES,
         claims_cache_size: int = 10_000,
+        max_lifetime_seconds: int = MAX_TOKEN_LIFETIME_SECONDS,
     ) -> None:
         problems = []
         for name, value in (("issuer", issuer), ("client_id", client_id)):
@@ -340,6 +350,14 @@ class CognitoVerifier:
             problems.append(
                 f"claims_cache_size must be a whole number >= 0, got {claims_cache_size!r}"
             )
+        if (
+            type(max_lifetime_seconds) is not int
+            or not 0 < max_lifetime_seconds <= MAX_TOKEN_LIFETIME_SECONDS
+        ):
+            problems.append(
+                f"max_lifetime_seconds must be a whole number 1..{MAX_TOKEN_LIFETIME_SECONDS}, "
+                f"got {max_lifetime_seconds!r}"
+            )
         if jwks is None:
             problems.append("jwks is required")
         if problems:
@@ -353,6 +371,7 @@ class CognitoVerifier:
         self._clock = clock
         self._max_bytes = max_token_bytes
         self._cache = _ClaimsCache(claims_cache_size)
+        self._max_lifetime = max_lifetime_seconds
         # PyJWT (and cryptography under it) load with the first verifier, not the handler module.
         from jwt.algorithms import RSAAlgorithm
 
@@ -369,7 +388,8 @@ class CognitoVerifier:
         RS256 — checked before the key lookup so junk never causes a JWKS
         fetch — and a ``kid``) → key by ``kid`` (whose JWK ``alg``, if any,
         must be RS256) → signature → claims. A token is expired iff
-        ``now >= exp + leeway``.
+        ``now >= exp + leeway``; it lives too long iff ``exp - iat`` exceeds
+        ``max_lifetime_seconds``.
 
         :raises AuthError: a subclass naming the reason (401).
         :raises JwksUnavailableError: the JWKS was never loaded and cannot be (503).
@@ -456,10 +476,17 @@ class CognitoVerifier:
             raise TokenNotYetValidError(
                 "token not valid yet", claim="nbf", expected="nbf <= now + leeway", found=nbf
             )
-        iat = payload.get("iat")
-        if iat is not None and iat > now + self._leeway:
+        iat = _required(payload, "iat")
+        if iat > now + self._leeway:
             raise IssuedInFutureError(
                 "token issued in the future", claim="iat", expected="iat <= now + leeway", found=iat
+            )
+        if exp - iat > self._max_lifetime:
+            raise TokenLifetimeTooLongError(
+                "token lives longer than Cognito issues tokens for",
+                claim="exp",
+                expected=f"exp - iat <= {self._max_lifetime}",
+                found=exp - iat,
             )
 
         username_claim = "cognito:username" if self._is_id else "username"

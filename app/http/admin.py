@@ -4,8 +4,9 @@ One handler answers API Gateway HTTP API events (payload format 2.0) for
 the admin routes of the HTTP API (docs/openapi.yaml)::
 
     GET /api/admin/users?limit&cursor&email_prefix   → {items, next_cursor}
-    PUT /api/admin/users/{user_id}/premium           If-Match: <version>
+    PUT /api/admin/users/{user_id}/premium           If-Match: "<version>" (or *: forced)
         {"premium": bool, "until": ISO-8601 | null}  → 200 new state · 409 stale (+ current)
+                                                       · 412 weak/foreign tags only
     GET /api/admin/audit?user_id&limit&cursor        → {items, next_cursor}, newest first
 
 Every route wants a Cognito access token (``Authorization: Bearer``) whose
@@ -139,11 +140,16 @@ class AdminApi:
     def set_premium(self, request: Request) -> Response:
         admin = self._admin(request)
         user_id = request.path_params["user_id"]
-        expected = parse_if_match(request.header("if-match"))
+        if_match = parse_if_match(request.header("if-match"))
         premium, until = premium_body(request.json_object(required=True))
         try:
             state = self.services.entitlements.set_premium(
-                user_id, premium, until, actor=admin.username, expected_version=expected
+                user_id,
+                premium,
+                until,
+                actor=admin.username,
+                expected_version=None if if_match.forced else if_match.versions,
+                forced=if_match.forced,
             )
         except VersionConflictError as exc:
             response = error_response(exc)
@@ -161,6 +167,7 @@ class AdminApi:
                     "until": state.to_dict()["premium_until"],
                     "version": state.version,
                     "actor": admin.username,
+                    "forced": if_match.forced,
                     "request_id": request.request_id,
                 }
             )

@@ -27,6 +27,7 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from app import json_input
 from app.errors import BadRequestError, NotFoundError, VidgateError
 
 log = logging.getLogger("vidgate.api")
@@ -113,14 +114,19 @@ class Request:
     def json_object(self, *, required: bool = False) -> dict[str, Any]:
         """The body as a JSON object; an empty body is ``{}`` unless ``required``.
 
-        :raises InvalidBodyError: not UTF-8 JSON, or not an object.
+        :raises InvalidBodyError: not UTF-8 JSON, nested deeper than
+            :data:`app.json_input.MAX_DEPTH`, or not an object.
         """
         if not self.body.strip():
             if required:
                 raise InvalidBodyError("a JSON object body is required")
             return {}
         try:
-            value = json.loads(self.body.decode("utf-8"))
+            value = json_input.loads(self.body.decode("utf-8"))
+        except json_input.JsonTooDeepError as exc:
+            raise InvalidBodyError(
+                f"the body nests deeper than {json_input.MAX_DEPTH} levels"
+            ) from exc
         except (UnicodeDecodeError, ValueError) as exc:
             raise InvalidBodyError("the body is not valid JSON") from exc
         if not isinstance(value, dict):

@@ -247,7 +247,7 @@ def describe_audit(record: AuditRecord, who: str) -> str:
         f"{_when(record.at)}  {who:<20} {record.action:<6}  "
         f"{state(record.premium_before, record.until_before)} -> "
         f"{state(record.premium_after, record.until_after)}  "
-        f"by {record.actor}  (v{record.version})"
+        f"by {record.actor}  (v{record.version}{', forced' if record.forced else ''})"
     )
 
 

@@ -34,6 +34,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.auth.jwks import JwksCache, urllib_fetch
+from app.catalog import VideoCatalog
 from app.dynamo import client_config
 from app.http.viewer import SIGNER_RETRY_SECONDS, ViewerApi, make_handler
 from app.local import emulator as emulator_module
@@ -205,6 +206,10 @@ def test_dynamodb_throttling_is_retried_in_standard_mode_then_refused_with_503(
     world: World, code: str
 ) -> None:
     services = world.services()
+    # A clock that stands still: the catalog keeps its copy of the video for the whole test.
+    services.catalog = VideoCatalog(
+        services.dynamodb, services.settings.videos_table, clock=lambda: 0.0
+    )
     api = make_handler(services)
     alice = world.sign_in("alice").access_token
     assert grant(api, alice)[0] == 200
@@ -227,7 +232,8 @@ def test_dynamodb_throttling_is_retried_in_standard_mode_then_refused_with_503(
     finally:
         client.meta.events.unregister("before-send.dynamodb", throttle)
 
-    # One call (the entitlement, read fresh), tried 1 + max_attempts times (app.dynamo).
+    # One call (the entitlement, read fresh; the video is the catalog's copy), tried
+    # 1 + max_attempts times (app.dynamo).
     total = client_config().retries["max_attempts"] + 1  # type: ignore[attr-defined]
     assert client.meta.config.retries["total_max_attempts"] == total
     assert attempts == ["DynamoDB_20120810.GetItem"] * total

@@ -5,10 +5,13 @@ get non-object events, arbitrary JSON objects, and HTTP API events (payload
 2.0, built like AWS's samples in ``tests/events``) with keys dropped, values
 of the wrong type, huge bodies, odd encodings (lone surrogates, NUL, non-UTF-8
 bytes, invalid base64 with ``isBase64Encoded``), odd methods, paths and
-tokens. Every answer must be a proxy result API Gateway accepts, with a
-status below 500 and, for a refusal, ``{"error": code, "message": text}``
-with a known code. REST API (payload 1.0) events, which the deployed HTTP API
-never sends, are malformed events: a 400, however they are broken.
+tokens, JSON nested far past Python's recursion limit (in bodies and in
+paging cursors) and end dates at the edges of the calendar (``0001-01-01``,
+``9999-12-31``, leap days, the widest UTC offsets). Every answer must be a
+proxy result API Gateway accepts, with a status below 500 and, for a refusal,
+``{"error": code, "message": text}`` with a known code. REST API (payload
+1.0) events, which the deployed HTTP API never sends, are malformed events: a
+400, however they are broken.
 
 The web app's Lambda entry (``app.web.lambda_entry``: apig-wsgi in front of
 :func:`app.web.create_app`) gets any request API Gateway can send (any
@@ -42,7 +45,7 @@ from typing import Any
 
 import hypothesis
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from app.cognito_triggers import post_confirmation
@@ -53,6 +56,7 @@ from app.http.viewer import make_handler as make_viewer_handler
 from app.users import UserDirectory
 from app.web.apigw import to_response
 from tests.fuzz import FREE_VIDEO, PREMIUM_VIDEO, World, shared_world
+from tests.fuzz.edges import b64url, deep_cursors, deep_json, end_dates
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +72,7 @@ KNOWN_CODES = frozenset(
         "conflict",
         "payload_too_large",
         "precondition_required",
+        "precondition_failed",
     }
 )
 NOBODY = "fuzz-nobody-0000"
@@ -266,6 +271,10 @@ odd_text = st.one_of(
             "null",
             "1e999",
             "{" * 2000,
+            "[" * 100_000,
+            "[" * 5000 + "]" * 5000,
+            '{"premium":' * 3000 + "true" + "}" * 3000,
+            '{"format": ' + "[" * 33 + '"hls"' + "]" * 33 + "}",
             "%2e%2e%2f",
             "..",
             "/api/../api/me",
@@ -437,6 +446,74 @@ def test_a_rest_api_event_however_broken_is_a_400(
     assert_clean_answer(result)
     assert result["statusCode"] == 400, result
     assert "cookies" not in result
+
+
+LISTINGS = [
+    ("viewer", "/api/videos"),
+    ("admin", "/api/admin/users"),
+    ("admin", "/api/admin/audit"),
+]
+
+
+@pytest.mark.parametrize(("name", "path"), LISTINGS)
+@fuzz_settings(40)
+@given(cursor=deep_cursors)
+@example(cursor=b64url("[" * 3072))
+def test_a_deeply_nested_cursor_is_a_400_on_every_listing(
+    handlers: dict[str, Handler], bearer_values: list[str], name: str, path: str, cursor: str
+) -> None:
+    event = v2_event("GET", path, query=f"limit=2&cursor={cursor}")
+    event["headers"]["authorization"] = bearer_values[2]  # carol, an admin
+
+    result = handlers[name](event, None)
+
+    assert_clean_answer(result)
+    assert result["statusCode"] == 400, result
+    assert json.loads(result["body"])["error"] == "bad_request"
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "method"),
+    [
+        ("viewer", f"/api/videos/{FREE_VIDEO}/playback", "POST"),
+        ("admin", f"/api/admin/users/{NOBODY}/premium", "PUT"),
+    ],
+)
+@fuzz_settings(40)
+@given(body=deep_json(MAX_BODY_BYTES))
+@example(body="[" * MAX_BODY_BYTES)
+def test_a_deeply_nested_body_is_a_400(
+    handlers: dict[str, Handler],
+    bearer_values: list[str],
+    name: str,
+    path: str,
+    method: str,
+    body: str,
+) -> None:
+    event = v2_event(method, path, body=body)
+    event["headers"]["authorization"] = bearer_values[2]
+
+    result = handlers[name](event, None)
+
+    assert_clean_answer(result)
+    assert result["statusCode"] == 400, result
+
+
+@fuzz_settings(120)
+@given(until=end_dates)
+def test_an_end_date_at_any_edge_of_the_calendar_is_a_400_or_reaches_the_user_lookup(
+    handlers: dict[str, Handler], bearer_values: list[str], until: str
+) -> None:
+    """Aimed at a user that does not exist: a date the API accepts gets as far as the 404."""
+    body = json.dumps({"premium": True, "until": until})
+    event = v2_event("PUT", f"/api/admin/users/{NOBODY}/premium", body=body)
+    event["headers"]["authorization"] = bearer_values[2]
+
+    result = handlers["admin"](event, None)
+
+    assert_clean_answer(result)
+    assert result["statusCode"] in (400, 404), result
+    hypothesis.event(f"status {result['statusCode']}")
 
 
 @fuzz_settings(60)

@@ -11,6 +11,11 @@ with inputs that break it, three ways: anonymously, as a premium viewer
 bodies as the spec says, authentication enforced where declared, 405 with
 ``Allow`` for other methods. Examples are bounded and derandomised, so CI
 sees the same inputs on every run.
+
+On top of what the spec generates, each listing gets cursors nested far past
+Python's recursion limit, the premium change gets end dates at the edges of
+the calendar and bodies nested past the API's limit (:mod:`tests.fuzz.edges`),
+all checked the same way: a 400 by the spec, never a 5xx.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from hypothesis import HealthCheck, settings
 
 from app.web import create_app
 from tests.fuzz import World, shared_world
+from tests.fuzz.edges import CALENDAR_EDGES, DEEP_CURSORS
 
 pytestmark = pytest.mark.integration
 
@@ -134,3 +140,76 @@ def test_a_premium_viewer_gets_answers_by_the_spec(
 @FUZZ_SETTINGS
 def test_an_admin_gets_answers_by_the_spec(case: schemathesis.Case, tokens: dict[str, str]) -> None:
     call_as(case, tokens["carol"])
+
+
+# --- inputs at the edges, through the spec's own operations ------------------------------
+
+NOBODY = "fuzz-nobody-0000"
+"""No user has this id: a change the API accepts gets as far as its 404, and changes nobody."""
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: Any = True
+    for _ in range(depth):
+        value = {"premium": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("path", "who"),
+    [("/api/videos", None), ("/api/admin/users", "carol"), ("/api/admin/audit", "carol")],
+)
+@pytest.mark.parametrize("cursor", DEEP_CURSORS, ids=["open", "balanced", "objects", "in-a-key"])
+def test_a_deeply_nested_cursor_is_a_400_by_the_spec(
+    signed_in_spec: schemathesis.BaseSchema,
+    tokens: dict[str, str],
+    path: str,
+    who: str | None,
+    cursor: str,
+) -> None:
+    case = signed_in_spec[path]["GET"].Case(query={"cursor": cursor})
+    headers = {"Authorization": f"Bearer {tokens[who]}"} if who else None
+
+    response = case.call_and_validate(headers=headers, additional_checks=[error_shape])
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
+
+
+def premium_change(spec: schemathesis.BaseSchema, body: dict[str, Any]) -> schemathesis.Case:
+    return spec["/api/admin/users/{user_id}/premium"]["PUT"].Case(
+        path_parameters={"user_id": NOBODY},
+        headers={"If-Match": '"0"'},
+        body=body,
+        media_type="application/json",
+    )
+
+
+@pytest.mark.parametrize("until", CALENDAR_EDGES)
+def test_an_end_date_at_an_edge_of_the_calendar_is_a_400_or_gets_to_the_user_lookup(
+    signed_in_spec: schemathesis.BaseSchema, tokens: dict[str, str], until: str
+) -> None:
+    case = premium_change(signed_in_spec, {"premium": True, "until": until})
+
+    response = case.call_and_validate(
+        headers={"Authorization": f"Bearer {tokens['carol']}"}, additional_checks=[error_shape]
+    )
+
+    assert response.status_code in (400, 404), response.text
+    if until.startswith(("0001", "9999")):
+        assert response.status_code == 400
+        assert "9998-12-31" in response.json()["message"]
+
+
+@pytest.mark.parametrize("depth", [33, 200])
+def test_a_body_nested_past_the_limit_is_a_400_by_the_spec(
+    signed_in_spec: schemathesis.BaseSchema, tokens: dict[str, str], depth: int
+) -> None:
+    case = premium_change(signed_in_spec, nested(depth))
+
+    response = case.call_and_validate(
+        headers={"Authorization": f"Bearer {tokens['carol']}"}, additional_checks=[error_shape]
+    )
+
+    assert response.status_code == 400
+    assert "nests deeper" in response.json()["message"]

@@ -115,6 +115,8 @@ def _recording(self, operation, params):
     if operation == "TransactWriteItems":
         item["items"] = [[kind, body["TableName"], _attributes(body)]
                          for entry in params["TransactItems"] for kind, body in entry.items()]
+    if operation == "BatchGetItem":
+        item["tables"] = sorted(params["RequestItems"])
     calls.append(item)
     return _original(self, operation, params)
 
@@ -442,6 +444,9 @@ def handler_run(built: dict[str, Path], stack: Stack, interpreter: Interpreter) 
                          TOKEN=stack.access_token)},
         {"name": "list_videos", "function": "PlaybackFunction",
          "module": "lambda_handlers.playback", "event": _event("apigw-v2-list-videos.json")},
+        # Another video than the granted one, which the catalog now remembers for a second.
+        {"name": "get_video", "function": "PlaybackFunction",
+         "module": "lambda_handlers.playback", "event": _api_event("GET", "/api/videos/other")},
         {"name": "me", "function": "PlaybackFunction", "module": "lambda_handlers.playback",
          "event": _api_event("GET", "/api/me", token=stack.access_token)},
         {"name": "admin_users", "function": "AdminFunction", "module": "lambda_handlers.admin",
@@ -1234,6 +1239,8 @@ def _needed(call: dict[str, Any], tables: dict[str, str], secret_id: str) -> lis
             Needed(f"dynamodb:{verbs[kind]}", ("arn", table_ids[table]), tuple(attributes))
             for kind, table, attributes in call["items"]
         ]
+    if operation == "BatchGetItem":
+        return [Needed("dynamodb:BatchGetItem", ("arn", table_ids[t])) for t in call["tables"]]
     if service == "dynamodb":
         table = table_ids[call["TableName"]]
         if "IndexName" in call:

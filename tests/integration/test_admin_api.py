@@ -27,7 +27,6 @@ from app.dynamo import MAX_PAGE_SIZE, dynamodb_client
 from app.entitlements import EntitlementStore, parse_until
 from app.errors import BadRequestError
 from app.http.admin import NEEDS, AdminApi, make_handler
-from app.http.params import PreconditionRequiredError, parse_if_match
 from app.local.emulator import Emulator
 from app.local.ports import free_port
 from app.services import Services
@@ -368,7 +367,7 @@ def test_a_revoke_ends_premium_and_clears_the_end_date(stack: Stack) -> None:
         "PUT",
         premium_path(stack, "frank"),
         body={"premium": False, "until": None},
-        if_match=str(granted.version),
+        if_match=f'"{granted.version}"',
     )
 
     assert status == 200
@@ -641,12 +640,60 @@ def test_a_date_means_through_the_end_of_that_day_utc() -> None:
             parse_until(bad)
 
 
-def test_if_match_names_a_version_quoted_weak_or_bare() -> None:
-    assert parse_if_match('"7"') == 7
-    assert parse_if_match('W/"7"') == 7
-    assert parse_if_match("7") == 7
-    assert parse_if_match("*") is None
-    with pytest.raises(PreconditionRequiredError):
-        parse_if_match(None)
-    with pytest.raises(BadRequestError):
-        parse_if_match('"seven"')
+def test_a_weak_etag_never_matches_and_is_412_even_for_the_current_version(
+    stack: Stack,
+) -> None:
+    sub = stack.accounts["frank"].sub
+    current = stack.entitlements.get(sub)
+    records_before = audit_of(stack, "frank")
+
+    for if_match in (f'W/"{current.version}"', f'W/"{current.version}", "x{current.version}"'):
+        status, body, _ = stack.as_admin(
+            "PUT",
+            premium_path(stack, "frank"),
+            body={"premium": not current.premium, "until": None},
+            if_match=if_match,
+        )
+        assert status == 412, if_match
+        assert body["error"] == "precondition_failed"
+    assert stack.entitlements.get(sub) == current
+    assert audit_of(stack, "frank") == records_before
+
+
+def test_a_list_of_etags_matches_when_one_of_them_is_the_current_version(stack: Stack) -> None:
+    sub = stack.accounts["frank"].sub
+    current = stack.entitlements.get(sub)
+
+    status, body, headers = stack.as_admin(
+        "PUT",
+        premium_path(stack, "frank"),
+        body={"premium": not current.premium, "until": None},
+        if_match=f'W/"{current.version}", "{current.version + 7}" , "{current.version}"',
+    )
+
+    assert status == 200, body
+    assert body["version"] == current.version + 1
+    assert headers["etag"] == f'"{current.version + 1}"'
+    assert audit_of(stack, "frank")[0]["forced"] is False
+
+
+def test_if_match_star_writes_whatever_the_version_and_the_audit_says_forced(
+    stack: Stack,
+) -> None:
+    sub = stack.accounts["frank"].sub
+    current = stack.entitlements.get(sub)
+
+    status, body, _ = stack.as_admin(
+        "PUT",
+        premium_path(stack, "frank"),
+        body={"premium": not current.premium, "until": None},
+        if_match="*",
+    )
+
+    assert status == 200, body
+    latest = audit_of(stack, "frank")[0]
+    assert (latest["version"], latest["actor"], latest["forced"]) == (
+        current.version + 1,
+        "carol",
+        True,
+    )

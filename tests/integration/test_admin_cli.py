@@ -181,6 +181,32 @@ def test_without_as_the_audit_names_the_aws_caller_identity(
         local.revoke_quietly("bob")
 
 
+def test_a_forced_change_is_marked_forced_on_the_audit_page_and_in_the_cli(
+    local: Local, env_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bob_id = local.user_id("bob")
+    entitlements = local.services.entitlements
+    try:
+        entitlements.set_premium(bob_id, True, None, actor="test-checked")
+        entitlements.set_premium(bob_id, False, None, actor="test-forced", forced=True)
+
+        page = browser_for(local, "carol").get(
+            f"{local.web}/admin/users/{bob_id}/audit?limit=2", timeout=10
+        )
+        forced = row_of(page.text, "data-actor", "test-forced")
+        checked = row_of(page.text, "data-actor", "test-checked")
+        assert "data-forced" in forced and ">forced</strong>" in forced
+        assert "data-forced" not in checked and "forced</strong>" not in checked
+
+        code, out, _ = cli(capsys, "admin", "audit", "bob", "--limit", "2", "--env-file", env_file)
+        assert code == 0
+        latest, earlier = out.splitlines()[:2]
+        assert "by test-forced" in latest and ", forced)" in latest
+        assert "by test-checked" in earlier and "forced" not in earlier
+    finally:
+        local.revoke_quietly("bob")
+
+
 def test_revoking_someone_who_is_not_premium_changes_nothing(
     local: Local, env_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -11,6 +11,7 @@ free, demo videos unchanged).
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -381,6 +382,35 @@ def test_a_grant_with_a_date_in_the_past_is_refused_on_the_form(local: Local) ->
     assert answer.status_code == 400
     assert "in the future" in answer.text
     assert local.services.entitlements.get(bob_id).premium is False
+
+
+@pytest.mark.parametrize("until", ["9999-12-31", "0001-01-01", "9999-12-31T23:00:00-05:00"])
+def test_an_end_date_at_an_edge_of_the_calendar_is_refused_on_the_form(
+    local: Local, until: str
+) -> None:
+    carol = browser_for(local, "carol")
+    bob_id = local.user_id("bob")
+    fields = form_fields(
+        carol.get(f"{local.web}/admin/users/{bob_id}", timeout=10).text, "grant-form"
+    )
+
+    answer = carol.post(
+        f"{local.web}/admin/users/{bob_id}/grant", data={**fields, "until": until}, timeout=10
+    )
+
+    assert answer.status_code == 400
+    assert "9998-12-31" in unescape(answer.text)
+    assert local.services.entitlements.get(bob_id).premium is False
+
+
+def test_a_deeply_nested_cursor_on_an_admin_page_is_a_400_page(local: Local) -> None:
+    carol = browser_for(local, "carol")
+    cursor = base64.urlsafe_b64encode(b"[" * 3072).decode().rstrip("=")
+
+    for page in ("/admin/users", f"/admin/users/{local.user_id('bob')}/audit", "/admin/audit"):
+        answer = carol.get(f"{local.web}{page}", params={"cursor": cursor}, timeout=10)
+        assert answer.status_code == 400, page
+        assert answer.headers["content-type"].startswith("text/html")
 
 
 # --------------------------------------------------------------------------- the done-when story

@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from botocore.config import Config
 
-from app.catalog import Video, VideoCatalog
+from app.catalog import MAX_CACHE_SECONDS, Video, VideoCatalog
 from app.dynamo import encode_cursor
 from app.entitlements import Entitlement, EntitlementStore
 from app.errors import (
@@ -600,7 +601,7 @@ def test_the_cache_serves_reads_until_it_expires_or_is_invalidated(
 ) -> None:
     clock = ManualClock()
     table = ddb_target.tables["videos"]
-    catalog = VideoCatalog(ddb_target.client, table, clock=clock, cache_seconds=30)
+    catalog = VideoCatalog(ddb_target.client, table, clock=clock, cache_seconds=1)
     catalog.put(_video("a", 1))
     assert catalog.get("a").title == "Video a"
 
@@ -614,9 +615,11 @@ def test_the_cache_serves_reads_until_it_expires_or_is_invalidated(
         )
 
     retitle("Changed elsewhere")
-    clock.now += 29
+    clock.now += 0.9
     assert catalog.get("a").title == "Video a"
-    clock.now += 2
+    assert catalog.recent("a") == catalog.get("a")
+    clock.now += 0.1  # a copy is kept for exactly cache_seconds, counted from before its read
+    assert catalog.recent("a") is None
     assert catalog.get("a").title == "Changed elsewhere"
 
     retitle("Changed again")
@@ -804,3 +807,79 @@ def test_an_unreachable_endpoint_fails_closed_as_dependency_unavailable() -> Non
         catalog.put(_video("has space", 1))
     with pytest.raises(BadRequestError):
         directory.list(5, "garbage!")
+
+
+def test_a_change_may_start_from_any_of_several_versions_and_a_forced_one_is_audited_so(
+    ddb_target: DdbTarget,
+) -> None:
+    store, directory, _ = _stores(ddb_target)
+    directory.create_on_signup("sub-1", "alice", "alice@example.com")
+    store.set_premium("sub-1", True, None, actor="admin-a", expected_version={0, 5})
+
+    with pytest.raises(VersionConflictError) as caught:
+        store.set_premium("sub-1", False, None, actor="admin-b", expected_version=[0, 2])
+    store.set_premium("sub-1", False, None, actor="admin-c", forced=True)
+
+    assert caught.value.expected == [0, 2]
+    records = store.list_audit("sub-1", 10, None)[0]
+    assert [(r.actor, r.version, r.forced) for r in records] == [
+        ("admin-c", 2, True),
+        ("admin-a", 1, False),
+    ]
+    assert records[0].to_dict()["forced"] is True
+
+
+@pytest.mark.parametrize("seconds", [1.5, 30, -1])
+def test_the_cache_cannot_be_kept_longer_than_a_second(
+    ddb_target: DdbTarget, seconds: float
+) -> None:
+    with pytest.raises(ValueError, match="cache_seconds"):
+        VideoCatalog(ddb_target.client, ddb_target.tables["videos"], cache_seconds=seconds)
+    assert MAX_CACHE_SECONDS == 1
+
+
+def test_a_video_and_an_entitlement_are_read_together_fresh_in_one_call(
+    ddb_target: DdbTarget,
+) -> None:
+    store, directory, _ = _stores(ddb_target)
+    directory.create_on_signup("sub-1", "alice", "alice@example.com")
+    granted = store.set_premium("sub-1", True, START + timedelta(days=3), actor="admin")
+    clock = ManualClock()
+    catalog = VideoCatalog(ddb_target.client, ddb_target.tables["videos"], clock=clock)
+    catalog.put(_video("a", 1, tier="premium"))
+
+    with counting_calls(ddb_target.client) as calls:
+        video, entitlement = catalog.get_with("a", store.read_of("sub-1"))
+        _, nobody = catalog.get_with("a", store.read_of("sub-unknown"))
+
+    assert (video, entitlement) == (_video("a", 1, tier="premium"), granted)
+    assert (nobody.premium, nobody.version) == (False, 0)
+    assert calls == ["BatchGetItem", "BatchGetItem"]
+    assert catalog.recent("a") == video
+
+    ddb_target.client.update_item(  # another process: the next read sees it, whatever is cached
+        TableName=ddb_target.tables["videos"],
+        Key={"video_id": {"S": "a"}},
+        UpdateExpression="SET tier = :t",
+        ExpressionAttributeValues={":t": {"S": "free"}},
+    )
+    assert catalog.get_with("a", store.read_of("sub-1"))[0].tier == "free"
+    catalog.unpublish("a")
+    with pytest.raises(VideoNotFoundError):
+        catalog.get_with("a", store.read_of("sub-1"))
+    assert catalog.recent("a") is None
+
+
+@contextmanager
+def counting_calls(client: Any) -> Iterator[list[str]]:
+    """The names of the DynamoDB operations ``client`` makes inside the block."""
+    calls: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    client.meta.events.register("before-call.dynamodb.*", count)
+    try:
+        yield calls
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.*", count)

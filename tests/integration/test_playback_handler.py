@@ -11,11 +11,13 @@ from the edge, and its bytes must be the object's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,10 +30,11 @@ import pytest
 import requests
 
 import lambda_handlers.playback as playback_module
-from app.catalog import Video, VideoCatalog
+from app.catalog import MAX_CACHE_SECONDS, Video, VideoCatalog
 from app.config import Settings, load_settings
 from app.dynamo import CLIENT_CONFIG, MAX_PAGE_SIZE, dynamodb_client
 from app.entitlements import EntitlementStore
+from app.errors import VideoNotFoundError
 from app.http.viewer import NEEDS, ViewerApi, make_handler
 from app.keys import generate_key_pair, store_private_key
 from app.local.edge import EdgeApp, EdgeServer, serve_edge
@@ -353,6 +356,90 @@ def test_a_revocation_takes_effect_on_the_next_grant(stack: Stack) -> None:
     result = stack.handler(event)
     assert result["statusCode"] == 403
     assert body(result)["error"] == "premium_required"
+
+
+# --- catalog changes made by another process -----------------------------------------
+
+CHANGES = {
+    # name: (tier before, the change, who asks, the answer after it)
+    "a free video made premium": ("free", "premium", "bob", 403),
+    "a free video unpublished": ("free", "unpublish", "bob", 404),
+    "a free video removed": ("free", "remove", "bob", 404),
+    "a premium video unpublished": ("premium", "unpublish", "alice", 404),
+    "a premium video removed": ("premium", "remove", "alice", 404),
+}
+
+
+@pytest.mark.parametrize("case", CHANGES)
+def test_a_catalog_change_in_another_process_stops_grants_here_within_a_second(
+    stack: Stack, case: str
+) -> None:
+    """Two composition roots over the same DynamoDB, as two Lambda processes would be.
+
+    ``viewer`` grants (its catalog remembers what it read, for at most a second);
+    ``admin`` changes the video. A second later, whatever ``viewer`` remembered is
+    gone and its grants follow the change: within the two seconds the product
+    promises.
+    """
+    tier, change, who, answer = CHANGES[case]
+    viewer = make_handler(Services(stack.settings, session=stack.session))
+    admin = Services(stack.settings, session=stack.session)
+    video_id = f"flip-{uuid.uuid4().hex[:12]}"
+    admin.catalog.put(
+        Video(
+            video_id=video_id,
+            title="Flip",
+            description="changes under a grant",
+            tier=tier,  # type: ignore[arg-type]
+            object_key=f"videos/{video_id}/flip.mp4",
+            content_type="video/mp4",
+            duration_seconds=1.0,
+            poster_key=None,
+            size_bytes=1000,
+            created_at=datetime(2020, 1, 1, tzinfo=UTC),
+        )
+    )
+    event = playback_event(video_id, stack.accounts[who].access_token)
+    try:
+        assert viewer(event)["statusCode"] == 200  # and now its catalog remembers the video
+
+        if change == "premium":
+            admin.catalog.update(video_id, tier="premium")
+        elif change == "unpublish":
+            admin.catalog.unpublish(video_id)
+        else:
+            admin.catalog.remove(video_id)
+
+        time.sleep(MAX_CACHE_SECONDS)
+        result = viewer(event)
+        assert result["statusCode"] == answer, result
+        assert "url" not in body(result)
+    finally:
+        with contextlib.suppress(VideoNotFoundError):
+            admin.catalog.remove(video_id)
+
+
+def test_a_grant_costs_at_most_one_dynamodb_call(stack: Stack) -> None:
+    """A video not read in the last second comes with the entitlement in one BatchGetItem;
+    then a premium grant reads only the entitlement, a free one nothing."""
+    services = Services(stack.settings, session=stack.session)
+    # A clock that stands still: the catalog's copies do not run out during the test.
+    services.catalog = VideoCatalog(
+        services.dynamodb, stack.settings.videos_table, clock=lambda: 0.0
+    )
+    viewer = make_handler(services)
+    free = playback_event(FREE, stack.accounts["bob"].access_token)
+    premium = playback_event(PREMIUM, stack.accounts["alice"].access_token)
+    calls: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    services.dynamodb.meta.events.register("before-call.dynamodb.*", count)
+    answers = [viewer(event)["statusCode"] for event in (free, premium, free, premium)]
+
+    assert answers == [200, 200, 200, 200]
+    assert calls == ["BatchGetItem", "BatchGetItem", "GetItem"]
 
 
 # --- failing closed ---------------------------------------------------------------

@@ -27,6 +27,7 @@ from app.http.router import (
     json_response,
     parse_event,
 )
+from app.json_input import MAX_DEPTH
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 
@@ -267,6 +268,29 @@ def test_a_non_json_body_is_a_400(router: Router) -> None:
 
     assert result["statusCode"] == 400
     assert body_of(result)["error"] == "bad_request"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 60_000,
+        "[" * 30_000 + "]" * 30_000,
+        '{"a":' * 10_000 + "1" + "}" * 10_000,
+        '{"format": ' + "[" * 33 + "]" * 33 + "}",
+    ],
+    ids=["open", "balanced", "objects", "just-past-the-limit"],
+)
+def test_a_deeply_nested_json_body_is_a_400_naming_the_depth(
+    router: Router, body: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    result = router.handle(v2("POST", "/json", body=body))
+
+    assert result["statusCode"] == 400
+    assert body_of(result) == {
+        "error": "bad_request",
+        "message": f"the body nests deeper than {MAX_DEPTH} levels",
+    }
+    assert "RecursionError" not in caplog.text
 
 
 def test_a_json_body_that_is_not_an_object_is_a_400(router: Router) -> None:

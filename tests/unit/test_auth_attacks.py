@@ -1,4 +1,4 @@
-"""The attack corpus (docs/cognito-tokens.md, A1-A24): every token here is refused,
+"""The attack corpus (docs/cognito-tokens.md, A1-A25): every token here is refused,
 each for its own reason, asserted by exact error class.
 
 Every case starts from a token that would verify (see the control tests at
@@ -16,6 +16,7 @@ from typing import Any, cast
 import pytest
 from cryptography.hazmat.primitives import hashes
 
+from app.auth import MAX_TOKEN_LIFETIME_SECONDS as DAY
 from app.auth import (
     AlgorithmNotAllowedError,
     AuthError,
@@ -31,6 +32,7 @@ from app.auth import (
     MissingClaimError,
     MissingKeyIdError,
     TokenExpiredError,
+    TokenLifetimeTooLongError,
     TokenNotYetValidError,
     TokenTooLargeError,
     TokenUse,
@@ -383,6 +385,35 @@ ATTACKS = [
     pytest.param(
         Attack(lambda: mint(access(iat=str(NOW))), InvalidClaimTypeError), id="iat-string"
     ),
+    # A25: a lifetime (exp - iat) longer than Cognito issues, and no iat to bound it by.
+    pytest.param(
+        Attack(
+            lambda: mint(access(iat=NOW - 60, exp=NOW - 60 + DAY + 1)), TokenLifetimeTooLongError
+        ),
+        id="access-token-living-one-day-and-one-second",
+    ),
+    pytest.param(
+        Attack(
+            lambda: mint(id_claims(iat=NOW - 60, exp=NOW - 60 + DAY + 1)),
+            TokenLifetimeTooLongError,
+            "id",
+        ),
+        id="id-token-living-one-day-and-one-second",
+    ),
+    pytest.param(
+        Attack(
+            lambda: mint(access(iat=NOW - 60, exp=NOW + 10 * 365 * DAY)), TokenLifetimeTooLongError
+        ),
+        id="access-token-living-ten-years",
+    ),
+    pytest.param(
+        Attack(
+            lambda: mint(access(iat=NOW - 60, exp=NOW - 60 + DAY + 0.5)), TokenLifetimeTooLongError
+        ),
+        id="access-token-living-half-a-second-too-long",
+    ),
+    pytest.param(Attack(lambda: mint(access(iat=DROP)), MissingClaimError), id="iat-missing"),
+    pytest.param(Attack(lambda: mint(access(iat=None)), InvalidClaimTypeError), id="iat-null"),
     # Identity claims.
     pytest.param(Attack(lambda: mint(access(sub=DROP)), MissingClaimError), id="sub-missing"),
     pytest.param(Attack(lambda: mint(access(sub="")), MissingClaimError), id="sub-empty"),
@@ -583,6 +614,24 @@ def test_a_fractional_exp_just_inside_the_leeway_is_accepted(endpoint: FakeJwksE
 
 def test_nbf_and_iat_exactly_at_the_leeway_are_accepted(endpoint: FakeJwksEndpoint) -> None:
     make_verifier(endpoint).verify(mint(access(nbf=NOW + LEEWAY, iat=NOW + LEEWAY)))
+
+
+@pytest.mark.parametrize("token_use", ["access", "id"])
+def test_a_token_living_exactly_one_day_is_accepted_and_its_refusal_names_the_bound(
+    endpoint: FakeJwksEndpoint, token_use: TokenUse
+) -> None:
+    claims = access if token_use == "access" else id_claims
+    verifier = make_verifier(endpoint, token_use)
+
+    verifier.verify(mint(claims(iat=NOW - 60, exp=NOW - 60 + DAY)))
+    with pytest.raises(TokenLifetimeTooLongError) as refused:
+        verifier.verify(mint(claims(iat=NOW - 60, exp=NOW - 60 + DAY + 1)))
+    assert (refused.value.claim, refused.value.expected, refused.value.found) == (
+        "exp",
+        f"exp - iat <= {DAY}",
+        DAY + 1,
+    )
+    assert DAY == 86_400
 
 
 def test_an_rs384_key_in_the_jwks_does_not_make_rs384_acceptable(

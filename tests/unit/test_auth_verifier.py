@@ -18,6 +18,7 @@ from app.auth import (
     MissingTokenError,
     Principal,
     TokenExpiredError,
+    TokenLifetimeTooLongError,
     TokenTooLargeError,
     UnknownKeyIdError,
     extract_bearer,
@@ -299,6 +300,9 @@ def test_concurrent_verifies_with_a_tiny_cache_all_succeed(
         pytest.param({"leeway_seconds": 1.5}, id="fractional-leeway"),
         pytest.param({"max_token_bytes": 0}, id="zero-size-limit"),
         pytest.param({"claims_cache_size": -1}, id="negative-cache-size"),
+        pytest.param({"max_lifetime_seconds": 0}, id="zero-lifetime"),
+        pytest.param({"max_lifetime_seconds": 86401}, id="lifetime-beyond-cognitos-day"),
+        pytest.param({"max_lifetime_seconds": 3600.0}, id="fractional-lifetime"),
     ],
 )
 def test_the_constructor_refuses_bad_configuration(bad: dict[str, Any], jwks: CountingJwks) -> None:
@@ -340,6 +344,23 @@ def test_a_token_over_a_custom_size_limit_is_refused(jwks: CountingJwks, clock: 
         verifier.verify(token)
     assert jwks.lookups == 0
     assert make_verifier(jwks, clock=clock, max_token_bytes=len(token)).verify(token)
+
+
+def test_a_shorter_custom_lifetime_bound_refuses_longer_tokens(
+    jwks: CountingJwks, clock: FakeClock
+) -> None:
+    hour = mint(access_claims(iat=NOW - 60, exp=NOW - 60 + 3600))
+    longer = mint(access_claims(iat=NOW - 60, exp=NOW - 60 + 3601))
+    verifier = make_verifier(jwks, clock=clock, max_lifetime_seconds=3600)
+
+    assert verifier.verify(hour).username == "alice"
+    with pytest.raises(TokenLifetimeTooLongError) as refused:
+        verifier.verify(longer)
+    assert (refused.value.claim, refused.value.expected, refused.value.found) == (
+        "exp",
+        "exp - iat <= 3600",
+        3601,
+    )
 
 
 def test_errors_map_to_401_unauthorized_and_the_jwks_outage_to_503() -> None:

@@ -60,11 +60,44 @@ def test_number_keys_are_accepted_when_the_listing_expects_them() -> None:
         _raw({"user_id": "u", "event_id": {"S": "e"}, "entity": {"S": "audit"}}),
         _raw({"user_id": {"S": "u", "N": "1"}, "event_id": {"S": "e"}, "entity": {"S": "audit"}}),
         _raw({"user_id": {"S": "u"}, "event_id": {"S": "e"}, "entity": {"S": "user"}}),
+        _raw({"user_id": {"S": ["u"]}, "event_id": {"S": "e"}, "entity": {"S": "audit"}}),
     ],
 )
 def test_anything_but_a_cursor_issued_for_this_listing_is_a_bad_request(cursor: str) -> None:
     with pytest.raises(BadRequestError):
         decode_cursor(cursor, key_types=AUDIT_KEY, fixed={"entity": "audit"})
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 3000,  # an anonymous caller's ~4 KiB cursor: json alone raises RecursionError
+        "[" * 1500 + "]" * 1500,
+        '{"a":' * 500 + "{}" + "}" * 500,
+        '{"user_id": {"S": ' + "[" * 2000,
+        '{"user_id": {"S": "u"}, "event_id": {"S": "e"}, "entity": {"S": [[["audit"]]]}}',
+    ],
+    ids=["open", "balanced", "objects", "inside-a-key", "one-level-too-deep"],
+)
+def test_a_deeply_nested_cursor_is_a_bad_request_not_a_recursion_error(text: str) -> None:
+    cursor = _b64(text)
+    assert len(cursor) <= 4096  # what the listings accept
+
+    with pytest.raises(BadRequestError, match="malformed cursor"):
+        decode_cursor(cursor, key_types=AUDIT_KEY, fixed={"entity": "audit"})
+
+
+@given(data=st.data(), opener=st.sampled_from(["[", '{"a":', '{"user_id":{"S":']))
+def test_a_cursor_nested_to_any_depth_it_can_hold_is_a_bad_request(
+    data: st.DataObject, opener: str
+) -> None:
+    depth = data.draw(st.integers(1, 3072 // len(opener)))  # 4096 base64 characters
+    with pytest.raises(BadRequestError):
+        decode_cursor(_b64(opener * depth), key_types=AUDIT_KEY)
 
 
 @given(st.text(max_size=300))

@@ -11,6 +11,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.auth import Principal
 from app.catalog import Format, Video
+from app.dynamo import KeyRead
 from app.entitlements import Entitlement
 from app.errors import (
     DependencyUnavailableError,
@@ -37,6 +39,7 @@ from app.playback import (
 )
 from app.signing import SignedFolder, SignedUrl, UrlSigner, cloudfront_b64decode
 
+T = TypeVar("T")
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 TTL = 300
 CDN = "https://d111111abcdef8.cloudfront.net"
@@ -71,13 +74,27 @@ def video(
 
 @dataclass
 class FakeEntitlements:
-    """Entitlements by user id; counts reads (each is a DynamoDB round trip in the real store)."""
+    """Entitlements by user id; ``reads`` counts the entitlements read, ``gets`` the reads
+    that were a round trip of their own.
+
+    A read for a batch looks the user up itself: the fake catalog "batches" it
+    by calling ``parse`` in its own round trip, as the real catalog does with
+    the item DynamoDB returns.
+    """
 
     by_user: dict[str, Entitlement] = field(default_factory=dict)
     down: bool = False
     reads: int = 0
+    gets: int = 0
 
     def get(self, user_id: str) -> Entitlement:
+        self.gets += 1
+        return self._read(user_id)
+
+    def read_of(self, user_id: str) -> KeyRead[Entitlement]:
+        return KeyRead("users", {"user_id": {"S": user_id}}, lambda _: self._read(user_id))
+
+    def _read(self, user_id: str) -> Entitlement:
         self.reads += 1
         if self.down:
             raise DependencyUnavailableError("DynamoDB is unavailable (EndpointConnectionError)")
@@ -89,16 +106,33 @@ class FakeEntitlements:
 
 @dataclass
 class FakeCatalog:
+    """Videos by id. Like the real catalog, it remembers the videos it read (the real one
+    for a second); ``round_trips`` counts its reads."""
+
     videos: dict[str, Video] = field(default_factory=dict)
     down: bool = False
+    round_trips: int = 0
+    remembered: dict[str, Video] = field(default_factory=dict)
 
-    def get(self, video_id: str) -> Video:
+    def put(self, changed: Video) -> None:
+        """A change made through this catalog: it forgets its own copy at once."""
+        self.videos[changed.video_id] = changed
+        self.remembered.pop(changed.video_id, None)
+
+    def recent(self, video_id: str) -> Video | None:
+        return self.remembered.get(video_id)
+
+    def get_with(self, video_id: str, other: KeyRead[T]) -> tuple[Video, T]:
+        self.round_trips += 1
         if self.down:
             raise DependencyUnavailableError("DynamoDB is unavailable (ThrottlingException)")
+        found = other.parse(None)
         try:
-            return self.videos[video_id]
+            video = self.videos[video_id]
         except KeyError:
             raise VideoNotFoundError(f"no published video {video_id}") from None
+        self.remembered[video_id] = video
+        return video, found
 
 
 class CountingSigner(UrlSigner):
@@ -151,26 +185,57 @@ def playback(
     return Playback(entitlements, catalog, signer, ttl_seconds=TTL, clock=lambda: NOW)
 
 
-def test_a_free_video_plays_for_any_signed_in_user_without_reading_entitlements(
-    playback: Playback, entitlements: FakeEntitlements
+def test_a_free_video_plays_for_any_signed_in_user_in_at_most_one_round_trip(
+    playback: Playback, catalog: FakeCatalog
 ) -> None:
     grant = playback.authorize(BOB, "free-sampler", NOW)
 
     assert grant.url.startswith(f"{CDN}/videos/free-sampler/free-sampler.mp4?")
     assert grant.content_type == "video/mp4"
     assert grant.key_pair_id == KEY_ID
-    assert entitlements.reads == 0
+    assert catalog.round_trips == 1
 
 
-def test_a_premium_video_plays_for_an_active_premium_user_with_one_entitlement_read(
-    playback: Playback, entitlements: FakeEntitlements
+def test_a_free_video_remembered_by_the_catalog_plays_with_no_read_at_all(
+    playback: Playback, catalog: FakeCatalog, entitlements: FakeEntitlements
+) -> None:
+    catalog.remembered["free-sampler"] = catalog.videos["free-sampler"]
+
+    for _ in range(3):
+        playback.authorize(BOB, "free-sampler", NOW)
+
+    assert (catalog.round_trips, entitlements.reads) == (0, 0)
+
+
+def test_every_premium_grant_reads_the_entitlement_fresh_in_one_round_trip(
+    playback: Playback, catalog: FakeCatalog, entitlements: FakeEntitlements
 ) -> None:
     entitlements.grant(ALICE.user_id, until=NOW + timedelta(days=30))
 
-    grant = playback.authorize(ALICE, "premium-aurora", NOW)
+    grant = playback.authorize(ALICE, "premium-aurora", NOW)  # the video and the entitlement
+    playback.authorize(ALICE, "premium-aurora", NOW)  # the entitlement; the video is remembered
 
     assert "/videos/premium-aurora/premium-aurora.mp4?" in grant.url
-    assert entitlements.reads == 1
+    assert (catalog.round_trips, entitlements.gets, entitlements.reads) == (1, 1, 2)
+
+
+def test_a_video_unpublished_or_made_premium_elsewhere_is_refused_once_the_copy_is_gone(
+    playback: Playback, catalog: FakeCatalog, entitlements: FakeEntitlements
+) -> None:
+    entitlements.grant(ALICE.user_id)
+    playback.authorize(ALICE, "premium-aurora", NOW)
+    playback.authorize(BOB, "free-sampler", NOW)
+
+    # Another process unpublishes one and makes the other premium; the real catalog
+    # forgets its copies within a second (tests/integration/test_playback_handler.py).
+    del catalog.videos["premium-aurora"]
+    catalog.videos["free-sampler"] = video("free-sampler", "premium")
+    catalog.remembered.clear()
+
+    with pytest.raises(VideoNotFoundError):
+        playback.authorize(ALICE, "premium-aurora", NOW)
+    with pytest.raises(PremiumRequiredError):
+        playback.authorize(BOB, "free-sampler", NOW)
 
 
 def test_a_premium_grant_without_an_end_date_is_active(
@@ -221,12 +286,12 @@ def test_a_revoked_entitlement_stops_the_very_next_grant(
         playback.authorize(ALICE, "premium-aurora", NOW)
 
 
-def test_a_missing_video_is_not_found_and_reads_no_entitlement(
-    playback: Playback, entitlements: FakeEntitlements
+def test_a_missing_video_is_not_found_after_one_round_trip(
+    playback: Playback, catalog: FakeCatalog, signer: CountingSigner
 ) -> None:
     with pytest.raises(VideoNotFoundError):
         playback.authorize(ALICE, "no-such-video", NOW)
-    assert entitlements.reads == 0
+    assert (catalog.round_trips, signer.signed) == (1, 0)
 
 
 def test_an_unreadable_entitlement_fails_closed_with_no_url(
@@ -435,7 +500,7 @@ def test_a_playlist_outside_the_videos_own_folder_is_never_granted_as_hls(
     with pytest.raises(FormatUnavailableError):
         playback.authorize(BOB, "stray", NOW, requested="hls")
 
-    catalog.videos["stray"] = video("stray", "free", key="", content_type="", hls_key=hls_key)
+    catalog.put(video("stray", "free", key="", content_type="", hls_key=hls_key))
     signed = signer.signed
     with pytest.raises(UnplayableVideoError) as caught:
         playback.authorize(BOB, "stray", NOW)
@@ -539,15 +604,15 @@ def test_every_refusal_is_logged_with_its_reason(
 # --- the rule without signing: what the watch page asks ------------------------------
 
 
-def test_the_rule_lets_a_free_video_play_without_reading_entitlements_or_signing(
-    playback: Playback, entitlements: FakeEntitlements, signer: CountingSigner
+def test_the_rule_lets_a_free_video_play_whatever_the_entitlement_and_signs_nothing(
+    playback: Playback, catalog: FakeCatalog, signer: CountingSigner
 ) -> None:
     decision = playback.rule.decide(BOB.user_id, "free-sampler", NOW)
 
     assert decision.allowed
     assert decision.video.video_id == "free-sampler"
     assert decision.entitlement is None
-    assert (entitlements.reads, signer.signed) == (0, 0)
+    assert (catalog.round_trips, signer.signed) == (1, 0)
 
 
 def test_the_rule_refuses_premium_to_a_lapsed_user_with_what_it_read_and_signs_nothing(
@@ -639,12 +704,12 @@ def test_the_rule_and_the_grant_give_the_same_answer(
     assert isinstance(decision.refusal, PremiumRequiredError) is not may_play
 
 
-def test_a_premium_grant_still_costs_one_entitlement_read(
-    playback: Playback, entitlements: FakeEntitlements
+def test_a_premium_grant_still_costs_one_round_trip(
+    playback: Playback, catalog: FakeCatalog, entitlements: FakeEntitlements
 ) -> None:
     entitlements.grant(ALICE.user_id)
 
     playback.authorize(ALICE, "premium-aurora", NOW)
     playback.authorize(ALICE, "hls-show", NOW)
 
-    assert entitlements.reads == 2
+    assert (catalog.round_trips, entitlements.reads) == (2, 2)

@@ -565,7 +565,8 @@ def parse_until(value: object, *, naive_is_utc: bool = False) -> datetime | None
     if len(text) > MAX_UNTIL_LENGTH:
         raise BadRequestError("until is too long")
     # Every form fromisoformat reads starts with the four-digit year.
-    if text[:4].isdigit() and not MIN_UNTIL_YEAR <= int(text[:4]) <= MAX_UNTIL_YEAR:
+    year = text[:4]
+    if year.isascii() and year.isdigit() and not MIN_UNTIL_YEAR <= int(year) <= MAX_UNTIL_YEAR:
         raise BadRequestError(
             f"until must be a date from {MIN_UNTIL_YEAR} to {MAX_UNTIL_YEAR}-12-31 "
             "(leave it empty for no end date)"

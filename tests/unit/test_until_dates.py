@@ -14,6 +14,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from app.entitlements import (
+    MAX_UNTIL_YEAR,
+    MIN_UNTIL_YEAR,
     describe_end,
     end_after_day,
     last_day_included,
@@ -23,10 +25,11 @@ from app.entitlements import (
 from app.errors import BadRequestError
 
 # Every day that has a next midnight a datetime can hold.
-days = st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 30))
+# Every end date parse_until accepts (years MIN_UNTIL_YEAR..MAX_UNTIL_YEAR).
+days = st.dates(min_value=date(MIN_UNTIL_YEAR, 1, 1), max_value=date(MAX_UNTIL_YEAR, 12, 31))
 # Stored ends are aware UTC instants to the second.
 instants = st.datetimes(
-    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 31, 23, 59, 59)
+    min_value=datetime(MIN_UNTIL_YEAR, 1, 2), max_value=datetime(MAX_UNTIL_YEAR, 12, 31, 23, 59, 59)
 ).map(lambda moment: moment.replace(microsecond=0, tzinfo=UTC))
 
 

@@ -140,8 +140,10 @@ class AdminApi:
     def set_premium(self, request: Request) -> Response:
         admin = self._admin(request)
         user_id = request.path_params["user_id"]
-        if_match = parse_if_match(request.header("if-match"))
+        # The body first: RFC 9110 (13.2.1) evaluates preconditions only on a request
+        # that would otherwise succeed, so a bad body is a 400 whatever If-Match says.
         premium, until = premium_body(request.json_object(required=True))
+        if_match = parse_if_match(request.header("if-match"))
         try:
             state = self.services.entitlements.set_premium(
                 user_id,

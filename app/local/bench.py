@@ -18,8 +18,8 @@ handler module's import, (c) its import plus the first event, a real grant
 answered 200 (settings, clients, the CloudFront key from Secrets Manager, the
 JWKS), with the ratios b/a (goal <= 1.3) and c/a; then each handler's import
 (:func:`infra.package.cold_import_times`) and the load test of
-:mod:`app.local.loadtest` (``--load-seconds``, ``--load-clients``); last the **streaming** figures of
-:mod:`app.local.streambench` (HLS vs MP4 time to first frame and bytes on a
+:mod:`app.local.loadtest` (``--load-seconds``, ``--load-clients``); last the
+**streaming** figures of :mod:`app.local.streambench` (HLS vs MP4 time to first frame and bytes on a
 throttled link, segment throughput through the edge vs S3; ``--stream-runs``,
 ``--throttle-bps``). Timings are printed, never asserted.
 """

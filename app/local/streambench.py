@@ -1,4 +1,4 @@
-"""The streaming part of ``make bench``: HLS against the progressive MP4, on the product's own pages.
+"""The streaming part of ``make bench``: HLS against the progressive MP4, on the product's pages.
 
 It starts ``vidgate dev`` as a child process (its own loopback ports and a
 temporary state folder; demo media copied from ``.cache/test-media`` when
@@ -93,7 +93,7 @@ FIRST_FRAME_JS = """(() => {
       video.requestVideoFrameCallback((now) => { marks.frame = now; });
       document.getElementById('player-play').click();
     };
-    new MutationObserver(press).observe(root, { attributes: true, attributeFilter: ['data-state'] });
+    new MutationObserver(press).observe(root, {attributes: true, attributeFilter: ['data-state']});
     press();
   });
 })();"""
@@ -112,9 +112,11 @@ NO_HLS_JS = """(() => {
 PLAYER_JS = """() => {
   const root = document.getElementById('player');
   const video = document.getElementById('player-video');
+  const ranges = video.buffered;
+  const ahead = ranges.length ? ranges.end(ranges.length - 1) : 0;
   return {format: root.dataset.format, engine: root.dataset.engine, state: root.dataset.state,
           level: Number(root.dataset.level), currentTime: video.currentTime,
-          height: video.videoHeight};
+          height: video.videoHeight, bufferedTo: ahead};
 }"""
 
 FORMATS = ("hls", "mp4")
@@ -405,7 +407,10 @@ def browser_figures(stack: DevProcess, video_id: str, runs: int, throttle_bps: i
             )
             for fmt in FORMATS:
                 size, count, snap = got[fmt]
-                where = f"at {snap['currentTime']:.1f} s, {snap['height']}p"
+                where = (
+                    f"played to {snap['currentTime']:.1f} s, buffered to "
+                    f"{snap['bufferedTo']:.1f} s, {snap['height']}p"
+                )
                 lines.append(
                     f"  {fmt:<4}{size / MB:>8.2f} MB in {count} requests ({where}, {snap['state']})"
                 )

@@ -18,8 +18,10 @@ handler module's import, (c) its import plus the first event, a real grant
 answered 200 (settings, clients, the CloudFront key from Secrets Manager, the
 JWKS), with the ratios b/a (goal <= 1.3) and c/a; then each handler's import
 (:func:`infra.package.cold_import_times`) and the load test of
-:mod:`app.local.loadtest` (``--load-seconds``, ``--load-clients``). Timings are
-printed, never asserted.
+:mod:`app.local.loadtest` (``--load-seconds``, ``--load-clients``); last the
+**streaming** figures of :mod:`app.local.streambench` (HLS vs MP4 time to first frame and bytes on a
+throttled link, segment throughput through the edge vs S3; ``--stream-runs``,
+``--throttle-bps``). Timings are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ from app.local.emulator import EMULATOR_ENV, Emulator
 from app.local.loadtest import run_load
 from app.local.ports import free_port
 from app.local.stack import app_environment
+from app.local.streambench import DEFAULT_RUNS, DEFAULT_THROTTLE_BPS, run_streaming
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("grant", "cold", "imports", "load")
+SECTIONS = ("grant", "cold", "imports", "load", "streaming")
 COLD_MODULE = "lambda_handlers.playback"
 GRANT_PATH = "/api/videos/premium-aurora/playback"
 
@@ -357,6 +360,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--load-seconds", type=float, default=30.0)
     parser.add_argument("--load-clients", type=int, default=50)
     parser.add_argument(
+        "--stream-runs", type=int, default=DEFAULT_RUNS, help="browser runs per format"
+    )
+    parser.add_argument(
+        "--throttle-bps", type=int, default=DEFAULT_THROTTLE_BPS, help="the throttled link"
+    )
+    parser.add_argument(
         "--only", choices=SECTIONS, action="append", help="run only this part (repeatable)"
     )
     args = parser.parse_args(argv)
@@ -380,6 +389,9 @@ def main(argv: list[str] | None = None) -> None:
             print(line, flush=True)
     if "load" in sections:
         for line in run_load(args.load_seconds, args.load_clients).lines():
+            print(line, flush=True)
+    if "streaming" in sections:
+        for line in run_streaming(args.stream_runs, args.throttle_bps):
             print(line, flush=True)
 
 

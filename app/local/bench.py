@@ -53,7 +53,6 @@ from app.local.streambench import DEFAULT_RUNS, DEFAULT_THROTTLE_BPS, run_stream
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("grant", "cold", "imports", "load", "streaming")
-COLD_MODULE = "lambda_handlers.playback"
 GRANT_PATH = "/api/videos/premium-aurora/playback"
 
 
@@ -302,7 +301,11 @@ def cold_start(state: StackState, endpoint: str, runs: int, pycache: Path) -> li
         )
     )
     env["PYTHONPYCACHEPREFIX"] = str(pycache)
-    task = {"root": str(ROOT), "module": COLD_MODULE, "event": playback_event(token)}
+    sys.path.insert(0, str(ROOT))
+    from infra.package import handler_modules
+
+    module = handler_modules()["playback"]  # the playback function's Handler in the template
+    task = {"root": str(ROOT), "module": module, "event": playback_event(token)}
     for kind in COLD_KINDS:  # warm-up: bytecode and the OS file cache
         _cold_sample({**task, "kind": kind}, env)
     samples: dict[str, list[dict[str, Any]]] = {kind: [] for kind in COLD_KINDS}
@@ -318,7 +321,7 @@ def cold_start(state: StackState, endpoint: str, runs: int, pycache: Path) -> li
     floor, floor_cpu = median_ms("floor", "import"), median_ms("floor", "import", cpu=True)
     rows = [
         ("(a) import boto3 (floor)", "floor", ("import",)),
-        (f"(b) import {COLD_MODULE}", "import", ("import",)),
+        (f"(b) import {module}", "import", ("import",)),
         ("(c) import + first grant (200)", "first_event", ("import", "event")),
         ("    of which the first event", "first_event", ("event",)),
     ]

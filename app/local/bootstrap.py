@@ -21,6 +21,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -254,8 +255,11 @@ class Bootstrap:
         key_algorithm: KeyAlgorithm = DEFAULT_KEY_ALGORITHM,
         media_dir: Path,
         prefix: str = PREFIX,
+        media_progress: Callable[[float], None] | None = None,
     ) -> None:
         self.session = session
+        # Called while demo media is generated (0-100 per video); it may raise to stop it.
+        self.media_progress = media_progress
         self.endpoint = endpoint.rstrip("/")
         self.region = session.region_name or "us-east-1"
         self.key_algorithm = key_algorithm
@@ -397,7 +401,7 @@ class Bootstrap:
         return key_pair_id_for(public_pem), public_pem.decode()
 
     def _videos(self, bucket: str, catalog: VideoCatalog) -> None:
-        media = ensure_demo_media(self.media_dir)
+        media = ensure_demo_media(self.media_dir, progress=self.media_progress)
         for index, demo in enumerate(DEMO_VIDEOS):
             files = media[demo.video_id]
             object_key = OBJECT_KEYS[demo.video_id]

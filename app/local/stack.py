@@ -189,6 +189,7 @@ class DevStack:
         self._stop_requested = stop_requested
         self.emulator: Emulator | None = None
         self._stoppers: list[Callable[[], None]] = []
+        self._media_quarter = -1
         self.document: dict[str, Any] = {}
         self.environment: dict[str, str] = {}
 
@@ -226,6 +227,7 @@ class DevStack:
                 endpoint=endpoint,
                 key_algorithm=opts.key_algorithm,
                 media_dir=state_dir / "media",
+                media_progress=self._media_progress,
             ).run()
             self.environment = app_environment(
                 state,
@@ -260,6 +262,14 @@ class DevStack:
     def _step(self) -> None:
         if self._stop_requested():
             raise StopRequested("stopped while starting")
+
+    def _media_progress(self, percent: float) -> None:
+        """Demo media generation: a line every quarter, and a stop between ffmpeg's reports."""
+        self._step()  # raising here kills the encoder and removes its half-written folder
+        quarter = int(percent // 25)
+        if quarter != self._media_quarter:
+            self._media_quarter = quarter
+            self.say(f"  demo media: {min(quarter * 25, 100)}%")
 
     def _start_edge(self, session: boto3.Session, state: StackState) -> None:
         from app.local.edge import EdgeApp, serve_edge

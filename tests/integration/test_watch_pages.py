@@ -362,7 +362,9 @@ def test_bob_gets_a_grant_for_the_free_video(
     answer = grant_for(dev_stack, bob, "free-sampler")
     assert answer.status_code == 200
     url = answer.json()["url"]
-    assert requests.get(url, headers={"Range": "bytes=0-15"}, timeout=TIMEOUT).status_code == 206
+    # The HLS playlist opens with the cookies the grant set in bob's browser, and only so.
+    assert bob.get(url, headers={"Range": "bytes=0-15"}, timeout=TIMEOUT).status_code == 206
+    assert requests.get(url, timeout=TIMEOUT).status_code == 403
 
 
 def test_bob_is_refused_a_premium_grant_with_premium_required(

@@ -910,6 +910,20 @@ def _walk_the_site(site: Site, web_stack: WebStack) -> Visit:
     answers["signed_out"] = alice.get("/account")
     sessions_left["signed_out"] = web_stack.session_exists(alice_sid)
 
+    # A forgotten password reset with the e-mailed code (the emulator takes any code):
+    # the viewer is signed out everywhere and the time is recorded on their record.
+    form = stranger.get("/auth/reset")
+    answers["reset"] = stranger.post(
+        "/auth/reset",
+        {
+            "identifier": viewer_email,
+            "code": "123456",
+            "password": PASSWORD,
+            "password_repeat": PASSWORD,
+            "csrf_token": form.csrf(),
+        },
+    )
+
     return Visit(
         answers=answers,
         calls=site.calls,
@@ -1102,6 +1116,13 @@ def test_the_watch_page_grants_through_the_viewer_function(visit: Visit) -> None
     assert visit.answers["account"].status == 200
     # After the admin's grant, the premium video plays.
     assert "data-grant-url" in visit.answers["player"].body
+
+
+def test_a_password_reset_signs_the_viewer_out_everywhere(
+    visit: Visit, web_stack: WebStack
+) -> None:
+    assert visit.answers["reset"].status == 302, visit.answers["reset"].body[:2000]
+    assert web_stack.directory().sessions_ended_at(web_stack.directory().find(visit.viewer).user_id)
 
 
 def test_a_forgotten_password_is_asked_for_by_email_known_or_not(visit: Visit) -> None:

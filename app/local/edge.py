@@ -556,7 +556,7 @@ class EdgeApp:
         origin: OriginProxy | None = None,
         media_prefixes: tuple[str, ...] = ("videos/", "posters/"),
         clock: Callable[[], float] = time.time,
-        chunk_size: int = 256 * 1024,
+        chunk_size: int = 1024 * 1024,
         rate_limiter: RateLimiter | None = None,
     ) -> None:
         if chunk_size <= 0:

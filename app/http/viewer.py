@@ -38,8 +38,15 @@ from app.auth import Principal, extract_bearer
 from app.catalog import FORMATS, Format, poster_url
 from app.config import Need, load_settings
 from app.dynamo import parse_limit
-from app.errors import BadRequestError, DependencyUnavailableError, UserNotFoundError
+from app.errors import (
+    BadRequestError,
+    DependencyUnavailableError,
+    UserNotFoundError,
+    VidgateError,
+)
 from app.http.router import Request, Response, Router, json_response
+from app.metrics import PROCESS as PROCESS_METRICS
+from app.metrics import PlaybackMetrics
 from app.playback import Grant, Playback, iso_utc
 from app.services import Services
 
@@ -107,10 +114,14 @@ class ViewerApi:
         *,
         clock: Callable[[], datetime] = _utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        metrics: PlaybackMetrics | None = None,
+        timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.services = services
         self._clock = clock
         self._monotonic = monotonic
+        self._metrics = metrics if metrics is not None else PROCESS_METRICS
+        self._timer = timer
         self._playback: Playback | None = None
         self._signer_failed_at: float | None = None
         self._lock = threading.Lock()
@@ -163,15 +174,31 @@ class ViewerApi:
     # --- views ---------------------------------------------------------------------
 
     def playback(self, request: Request) -> Response:
+        started = self._timer()
+        try:
+            response, renewal = self._playback_response(request)
+        except VidgateError as exc:
+            self._metrics.refused(exc.code, (self._timer() - started) * 1000)
+            raise
+        except Exception:
+            self._metrics.refused("internal", (self._timer() - started) * 1000)
+            raise
+        self._metrics.granted((self._timer() - started) * 1000, renewal=renewal)
+        return response
+
+    def _playback_response(self, request: Request) -> tuple[Response, bool]:
         principal = self._principal(request)
-        requested = parse_grant_body(request.json_object())
+        body = request.json_object()
+        # A renewal names the stream it continues (playback sessions); anything else opens one.
+        renewal = body.get("session_id") is not None
+        requested = parse_grant_body(body)
         grant = self._decider().authorize(
             principal, request.path_params["id"], self._clock(), requested=requested
         )
         response = json_response(grant.to_public())
         secure = self.services.settings.cdn_url.startswith("https://")
         response.cookies = grant_cookie_headers(grant, secure=secure)
-        return response
+        return response, renewal
 
     def list_videos(self, request: Request) -> Response:
         limit = parse_limit(request.query.get("limit"), DEFAULT_PAGE_SIZE)

@@ -12,8 +12,10 @@ pages are another function: :mod:`app.web.lambda_admin_entry`.
 
 from __future__ import annotations
 
+from app.metrics import PROCESS as METRICS
 from app.web import create_app
 from app.web.lambda_adapter import lambda_handler
 
+METRICS.enable_stdout()  # the watch page's grants are counted like the API's (EMF)
 app = create_app(pages="viewer")
 handler = lambda_handler(app)

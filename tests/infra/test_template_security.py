@@ -44,8 +44,16 @@ SERVED_PREFIXES = [
 ]
 """What CloudFront may read from the bucket: what those behaviors serve, nothing else."""
 
-STAR_RESOURCE_ACTIONS: dict[str, str] = {}
-"""IAM actions allowed on Resource "*", each with the reason it cannot name an ARN (none yet)."""
+_XRAY = (
+    "X-Ray defines no resource type for trace uploads: the Service Authorization Reference "
+    "(https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsx-ray.html) "
+    "lists none for it, so the Lambda runtime's traces need '*' (Tracing=Active only)"
+)
+STAR_RESOURCE_ACTIONS: dict[str, str] = {
+    "xray:PutTraceSegments": _XRAY,
+    "xray:PutTelemetryRecords": _XRAY,
+}
+"""IAM actions allowed on Resource "*", each with the reason it cannot name an ARN."""
 
 # Function -> the file whose ``Need.*`` names say what it reads from the environment, and
 # the constant holding them there (None: every Need the file names). The handler modules are
@@ -570,7 +578,8 @@ def test_each_function_gets_exactly_the_variables_its_code_reads(
 @pytest.mark.parametrize("function", sorted(WEB_ENTRIES))
 def test_the_web_secret_key_is_generated_and_resolved_never_a_literal(function: str) -> None:
     # One secret for both web functions: they check the CSRF tokens of the same sessions.
-    env = RAW["Resources"][function]["Properties"]["Environment"]["Variables"]
+    # (Pinned to a version while rotating: tests/infra/test_template_operations.py.)
+    env = DEPLOYMENTS["oai"]["Resources"][function]["Properties"]["Environment"]["Variables"]
     assert env["VIDGATE_SECRET_KEY"] == {
         "Fn::Sub": "{{resolve:secretsmanager:${WebSecretKey}:SecretString}}"
     }

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -570,3 +571,73 @@ def test_sam_validate_lint_passes_where_the_sam_cli_is_installed(packaged: Path)
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- runbooks
+
+DOCS = TEMPLATE.parents[1] / "docs"
+
+
+def test_every_table_has_point_in_time_recovery_for_the_restore_runbook() -> None:
+    tables = of_type(DEPLOYMENTS["oai"], "AWS::DynamoDB::Table")
+    assert tables
+    for name, table in tables.items():
+        spec = table["Properties"].get("PointInTimeRecoverySpecification", {})
+        assert spec.get("PointInTimeRecoveryEnabled") is True, name
+
+
+def vidgate_commands(path: Path) -> list[list[str]]:
+    """Every ``vidgate ...`` command line in a document's shell blocks (continuations joined)."""
+    commands = []
+    in_block = False
+    for line in path.read_text(encoding="utf-8").replace("\\\n", " ").splitlines():
+        if line.strip().startswith("```"):
+            in_block = not in_block
+            continue
+        words = line.strip()
+        if in_block:
+            for prefix in (
+                "vidgate ",
+                ".venv/bin/vidgate ",
+                "AWS_REGION=$REGION .venv/bin/vidgate ",
+            ):
+                if words.startswith(prefix):
+                    argv = shlex.split(words[len(prefix) :], comments=True)
+                    commands.append(argv)
+    return commands
+
+
+@pytest.mark.parametrize("document", ["runbooks.md", "deploy.md"])
+def test_every_vidgate_command_in_the_docs_parses_with_the_real_cli(document: str) -> None:
+    from app.ops.cli import build_parser
+
+    commands = vidgate_commands(DOCS / document)
+    assert commands, f"{document} shows no vidgate command"
+    parser = build_parser()
+    for argv in commands:
+        try:
+            parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"{document}: `vidgate {' '.join(argv)}` is not a valid command")
+
+
+def test_the_command_checker_catches_a_command_the_cli_lacks(tmp_path: Path) -> None:
+    from app.ops.cli import build_parser
+
+    doc = tmp_path / "doc.md"
+    doc.write_text("```sh\nvidgate videos unpublish clip --env-file deploy.env\n```\n")
+    (argv,) = vidgate_commands(doc)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(argv)
+
+
+def test_the_runbooks_cover_what_operators_are_asked_to_do() -> None:
+    text = (DOCS / "runbooks.md").read_text(encoding="utf-8")
+    for anchor in (
+        "rotate-cloudfront-key", "rotate-web-secret", "restore-table", "revoke-user",
+        "take-down", "admin-totp", "dashboard", "cost",
+        "api-5xx", "grants-unavailable", "lambda-errors", "dynamodb-throttles", "waf-spike", "dlq",
+    ):  # fmt: skip
+        assert f'<a id="{anchor}"></a>' in text, anchor
+    assert "WebSecretKeyVersionId" in text
+    assert "create-invalidation" in text

@@ -49,6 +49,7 @@ class CognitoSettings:
     jwks_url: str
     domain: str | None
     leeway_seconds: int
+    admin_needs_totp: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,11 @@ VARIABLES: dict[str, tuple[Need, bool, str]] = {
         Need.COGNITO,
         False,
         "clock leeway for exp/nbf/iat (0-300, default 5)",
+    ),
+    "VIDGATE_ADMIN_MFA": (
+        Need.COGNITO,
+        False,
+        "'totp': admin rights only with TOTP MFA set up; empty: none required",
     ),
     "VIDGATE_USERS_TABLE": (Need.TABLES, True, "DynamoDB table of users and entitlements"),
     "VIDGATE_VIDEOS_TABLE": (Need.TABLES, True, "DynamoDB table of the video catalog"),
@@ -182,6 +188,9 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         if domain and not _http_url(domain):
             problems.append(f"VIDGATE_COGNITO_DOMAIN must be an https URL, got {domain!r}")
         leeway = get_int("VIDGATE_TOKEN_LEEWAY_SECONDS", 5, 0, 300)
+        admin_mfa = get("VIDGATE_ADMIN_MFA")
+        if admin_mfa not in ("", "totp"):
+            problems.append(f"VIDGATE_ADMIN_MFA must be 'totp' or empty, got {admin_mfa!r}")
         cognito = CognitoSettings(
             region=pool_region,
             user_pool_id=pool,
@@ -190,6 +199,7 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
             jwks_url=jwks_url,
             domain=domain.rstrip("/") if domain else None,
             leeway_seconds=leeway,
+            admin_needs_totp=admin_mfa == "totp",
         )
 
     users = get("VIDGATE_USERS_TABLE")

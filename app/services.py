@@ -108,7 +108,10 @@ class Services:
         """Admin calls on the pool: current group membership (cached <= 30 s), global sign-out."""
         from app.user_pool import UserPool
 
-        return UserPool(self.cognito_idp, self._cognito_settings().user_pool_id)
+        cognito = self._cognito_settings()
+        return UserPool(
+            self.cognito_idp, cognito.user_pool_id, admin_needs_totp=cognito.admin_needs_totp
+        )
 
     @cached_property
     def s3(self) -> Any:

@@ -8,7 +8,11 @@ a removal takes effect within that time. If Cognito cannot answer, the check
 fails closed (:class:`UserPoolUnavailableError`, 503), never "member".
 :meth:`UserPool.sign_out_everywhere` is ``AdminUserGlobalSignOut``: every
 refresh token of the user stops working (docs/cognito-tokens.md#c-doc-6).
-Both are IAM-authorised admin calls on the pool.
+Both are IAM-authorised admin calls on the pool. With ``admin_needs_totp``
+(``AdminMfa=TOTP`` in the template), a member of ``admin`` counts as one only
+once TOTP MFA is set up for them (``AdminGetUser``'s ``UserMFASettingList``):
+Cognito's MFA setting is per pool, so the group's requirement is enforced here,
+where every admin check passes (docs/runbooks.md#admin-totp).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ ADMIN_GROUP = "admin"
 MEMBERSHIP_TTL_SECONDS = 30.0
 """How old a cached membership answer may be: a removal takes effect within this time."""
 _PAGE = 60  # AdminListGroupsForUser's largest page
+TOTP_MFA = "SOFTWARE_TOKEN_MFA"
+"""Cognito's name for authenticator-app (TOTP) MFA in ``UserMFASettingList``."""
 
 
 class UserPoolUnavailableError(DependencyUnavailableError):
@@ -42,6 +48,7 @@ class UserPool:
 
     :param membership_ttl: seconds a group-membership answer is reused (0: never).
     :param clock: monotonic seconds, for the membership cache.
+    :param admin_needs_totp: the ``admin`` group counts only for users with TOTP MFA set up.
     """
 
     def __init__(
@@ -51,19 +58,22 @@ class UserPool:
         *,
         membership_ttl: float = MEMBERSHIP_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        admin_needs_totp: bool = False,
     ) -> None:
         self._client = client
         self.user_pool_id = user_pool_id
+        self.admin_needs_totp = admin_needs_totp
         self._groups: TtlCache[str, frozenset[str]] = TtlCache(membership_ttl, clock=clock)
 
     def groups_of(self, username: str) -> frozenset[str]:
         """The groups ``username`` is in now (at most ``membership_ttl`` seconds old).
 
-        A user the pool does not know (deleted) is in no group.
+        A user the pool does not know (deleted) is in no group. With
+        ``admin_needs_totp``, ``admin`` is left out for a user without TOTP MFA.
 
         :raises UserPoolUnavailableError: Cognito cannot answer.
         """
-        return self._groups.get_or_load(username, lambda: self._list_groups(username))
+        return self._groups.get_or_load(username, lambda: self._effective_groups(username))
 
     def is_member(self, username: str, group: str) -> bool:
         """:raises UserPoolUnavailableError: Cognito cannot answer (never a default yes)."""
@@ -89,6 +99,22 @@ class UserPool:
             raise _unavailable("admin_user_global_sign_out", exc) from exc
         self.forget(username)
         log.info(json.dumps({"event": "signed_out_everywhere", "username": username}))
+
+    def _effective_groups(self, username: str) -> frozenset[str]:
+        groups = self._list_groups(username)
+        if self.admin_needs_totp and ADMIN_GROUP in groups and not self._has_totp(username):
+            log.warning(json.dumps({"event": "admin_without_totp", "username": username}))
+            return groups - {ADMIN_GROUP}
+        return groups
+
+    def _has_totp(self, username: str) -> bool:
+        try:
+            user = self._client.admin_get_user(UserPoolId=self.user_pool_id, Username=username)
+        except (ClientError, BotoCoreError) as exc:
+            if _code(exc) == "UserNotFoundException":
+                return False
+            raise _unavailable("admin_get_user", exc) from exc
+        return TOTP_MFA in user.get("UserMFASettingList", [])
 
     def _list_groups(self, username: str) -> frozenset[str]:
         groups: set[str] = set()

@@ -363,6 +363,31 @@ def test_totp_needs_the_hosted_ui_which_can_ask_for_the_code() -> None:
     assert rule_failures(RAW, OPERATIONS) == []
 
 
+@pytest.mark.parametrize(
+    ("function", "role"), [("AdminFunction", "AdminRole"), ("AdminWebFunction", "AdminWebRole")]
+)
+def test_with_totp_the_admin_functions_check_it_and_may_read_the_users_mfa(
+    function: str, role: str
+) -> None:
+    def wiring(template: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+        resources = template["Resources"]
+        env = resources[function]["Properties"]["Environment"]["Variables"]
+        statements = [
+            s
+            for p in resources[role]["Properties"]["Policies"]
+            for s in as_list(p["PolicyDocument"]["Statement"])
+            if "cognito-idp:AdminGetUser" in as_list(s["Action"])
+        ]
+        return env.get("VIDGATE_ADMIN_MFA"), statements
+
+    mfa, statements = wiring(DEPLOYMENTS["operations"])
+    assert mfa == "totp"
+    (statement,) = statements
+    assert as_list(statement["Action"]) == ["cognito-idp:AdminGetUser"]
+    assert statement["Resource"] == {"Fn::GetAtt": ["UserPool", "Arn"]}
+    assert wiring(DEPLOYMENTS["oai"]) == (None, [])
+
+
 def test_cognito_sends_through_ses_when_an_identity_is_given_else_its_own() -> None:
     ses = DEPLOYMENTS["operations"]["Resources"]["UserPool"]["Properties"]["EmailConfiguration"]
     assert ses == {

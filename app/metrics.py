@@ -31,6 +31,8 @@ REFUSALS = "Refusals"
 LATENCY = "PlaybackLatency"
 
 Writer = Callable[[str], None]
+LAMBDA_RUNTIME_VARIABLE = "AWS_LAMBDA_FUNCTION_NAME"
+"""Set by the Lambda runtime in every function's environment."""
 
 
 def emf_document(
@@ -89,8 +91,16 @@ class PlaybackMetrics:
         self._clock_ms = clock_ms
 
     def enable_stdout(self) -> None:
-        """Send the lines to stdout: what a Lambda entry point does (its log is CloudWatch's)."""
+        """Send the lines to stdout, which the Lambda runtime sends to CloudWatch Logs."""
         self._write = _stdout
+
+    def enable_in_lambda(self, env: Mapping[str, str]) -> bool:
+        """:meth:`enable_stdout` when ``env`` is a Lambda runtime's (tests and local runs
+        import the entry points too, and their stdout is no metric sink); returns whether."""
+        if env.get(LAMBDA_RUNTIME_VARIABLE):
+            self.enable_stdout()
+            return True
+        return False
 
     @property
     def enabled(self) -> bool:

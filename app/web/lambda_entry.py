@@ -12,10 +12,12 @@ pages are another function: :mod:`app.web.lambda_admin_entry`.
 
 from __future__ import annotations
 
+import os
+
 from app.metrics import PROCESS as METRICS
 from app.web import create_app
 from app.web.lambda_adapter import lambda_handler
 
-METRICS.enable_stdout()  # the watch page's grants are counted like the API's (EMF)
+METRICS.enable_in_lambda(os.environ)  # the watch page's grants are counted like the API's (EMF)
 app = create_app(pages="viewer")
 handler = lambda_handler(app)

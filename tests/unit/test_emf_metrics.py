@@ -10,7 +10,11 @@ a root object with ``_aws.Timestamp`` (ms) and ``_aws.CloudWatchMetrics``, each 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -127,6 +131,33 @@ def test_enable_stdout_prints_one_line_per_request(capsys: pytest.CaptureFixture
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2
     assert [assert_valid_emf(line)["outcome"] for line in out] == ["grant", "refusal"]
+
+
+def test_only_a_lambda_runtime_turns_the_lines_on(capsys: pytest.CaptureFixture[str]) -> None:
+    quiet = PlaybackMetrics(clock_ms=lambda: NOW_MS)
+    assert quiet.enable_in_lambda({"AWS_REGION": "us-east-1"}) is False
+    quiet.granted(1.0, renewal=False)
+    assert capsys.readouterr().out == ""
+    loud = PlaybackMetrics(clock_ms=lambda: NOW_MS)
+    assert loud.enable_in_lambda({"AWS_LAMBDA_FUNCTION_NAME": "vidgate-PlaybackFunction-1"})
+    loud.granted(1.0, renewal=False)
+    assert_valid_emf(capsys.readouterr().out.strip())
+
+
+@pytest.mark.parametrize(("in_lambda", "enabled"), [(True, True), (False, False)])
+def test_the_playback_entry_point_enables_the_lines_in_lambda_only(
+    in_lambda: bool, enabled: bool
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_FUNCTION_NAME"}
+    if in_lambda:
+        env["AWS_LAMBDA_FUNCTION_NAME"] = "vidgate-PlaybackFunction-1"
+    code = "import lambda_handlers.playback, app.metrics as m; print(m.PROCESS.enabled)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(enabled)
 
 
 # --- the viewer API writes them: one line per playback request, whatever the outcome ---------

@@ -105,6 +105,21 @@ class RecordingSink:
             return [r for r in self.records if r["type"] == event_type]
 
 
+class DisabledSink:
+    """Events switched off (no stream configured): counted, never kept."""
+
+    def __init__(self) -> None:
+        self.disabled = 0
+        self._lock = threading.Lock()
+
+    def put(self, record: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.disabled += 1
+
+    def stats(self) -> dict[str, int]:
+        return {"disabled": self.disabled}
+
+
 def pseudonym(key: bytes, sub: str) -> str:
     """The pseudonymous user id: HMAC-SHA256 of the Cognito ``sub``, hex."""
     return hmac.new(key, sub.encode("utf-8"), hashlib.sha256).hexdigest()

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from app.config import Settings
 
 EVENTS_PREFIX = "analytics/events/"
+FIREHOSE_PREFIX = EVENTS_PREFIX + "dt=!{timestamp:yyyy-MM-dd}/"
+"""The delivery stream's S3 prefix: one ``dt=`` partition per UTC day of arrival."""
+FIREHOSE_ERROR_PREFIX = "analytics/errors/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
 REPORTS_PREFIX = "reports/"
 QUERY_NAMES = ("summary", "daily", "top_videos", "completion", "conversion", "qoe", "renditions")
 MAX_RANGE_DAYS = 366

@@ -220,3 +220,44 @@ def test_an_unreachable_endpoint_is_dropped_too(pipeline, boto_session) -> None:
     assert sink.flush(timeout=20)
     assert events.stats()["dropped"] == 1
     assert reports[0]["reason"] == "EndpointConnectionError"
+
+
+def test_the_report_command_writes_one_csv_per_query_to_s3(pipeline, aws_env, tmp_path, capsys):
+    import csv
+    import io
+
+    from app.ops.cli import main
+
+    today = datetime.now(UTC).date().isoformat()
+    _script(pipeline["events"])
+    assert pipeline["sink"].flush(timeout=20)
+    env_file = tmp_path / "report.env"
+    env_file.write_text(
+        "".join(f"{k}={v}\n" for k, v in aws_env.items()) + f"VIDGATE_BUCKET={pipeline['bucket']}\n"
+    )
+    assert (
+        main(["analytics", "report", "--from", today, "--to", today, "--env-file", str(env_file)])
+        == 0
+    )
+    printed = capsys.readouterr().out.split()
+    prefix = f"reports/viewing/{today}_{today}/"
+    assert f"s3://{pipeline['bucket']}/{prefix}daily.csv" in printed
+    s3 = pipeline["s3"]
+    daily = s3.get_object(Bucket=pipeline["bucket"], Key=f"{prefix}daily.csv")
+    assert daily["ContentType"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(daily["Body"].read().decode())))
+    assert rows == [{"day": today, "plays": "2", "watch_minutes": "1.5", "viewers": "2"}]
+    summary = s3.get_object(Bucket=pipeline["bucket"], Key=f"{prefix}summary.csv")
+    (row,) = csv.DictReader(io.StringIO(summary["Body"].read().decode()))
+    assert row["startup_p95_ms"] == "900" and row["refusals"] == "1"
+    manifest = json.loads(
+        s3.get_object(Bucket=pipeline["bucket"], Key=f"{prefix}manifest.json")["Body"].read()
+    )
+    assert manifest["engine"] == "duckdb" and manifest["rows"]["daily"] == 1
+
+
+def test_the_report_command_refuses_a_bad_range(capsys) -> None:
+    from app.ops.cli import main
+
+    assert main(["analytics", "report", "--from", "2026-02-30", "--to", "2026-03-01"]) == 1
+    assert "from is not a calendar date" in capsys.readouterr().err

@@ -1363,7 +1363,15 @@ def test_every_role_in_the_template_belongs_to_a_packaged_function() -> None:
         f["Properties"]["Role"]["Fn::GetAtt"][0]
         for f in of_type(template, "AWS::Serverless::Function").values()
     }
-    assert used == set(of_type(template, "AWS::IAM::Role"))
+    lambda_roles = {
+        name
+        for name, role in of_type(template, "AWS::IAM::Role").items()
+        if role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+        == {"Service": "lambda.amazonaws.com"}
+    }
+    assert used == lambda_roles
+    # The others are AWS services' own roles: Firehose delivering viewing events.
+    assert set(of_type(template, "AWS::IAM::Role")) - lambda_roles == {"ViewingEventsDeliveryRole"}
 
 
 # --------------------------------------------------------------------------- cold imports

@@ -115,7 +115,8 @@ class FirehoseSink:
                 return
             self._queue.append(line)
             self._ensure_sender_locked()
-            if len(self._queue) >= MAX_BATCH_RECORDS:
+            # Wake the sender: it sleeps while the queue is empty, and lingers for a full batch.
+            if len(self._queue) == 1 or len(self._queue) >= MAX_BATCH_RECORDS:
                 self._cond.notify_all()
 
     def _drop_locked(self, count: int, reason: str) -> None:

@@ -201,3 +201,16 @@ def test_the_emitter_and_a_recording_sink_need_no_thread() -> None:
     sink = RecordingSink()
     ViewingEvents(sink, b"k" * 32).emit("stop", sub="s", plan="free", video_id="v")
     assert len(sink.records) == 1
+
+
+def test_records_put_after_a_send_go_out_without_a_flush() -> None:
+    import time
+
+    client = FakeFirehose()
+    sink, _ = _sink(client)
+    for n in range(3):
+        sink.put({"n": n})
+        deadline = time.monotonic() + 10
+        while len(client.delivered) <= n and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert [json.loads(line)["n"] for line in client.delivered] == [0, 1, 2]

@@ -109,6 +109,9 @@ class AnalyticsQueries:
     def __init__(self, engine: Engine, *, cache_seconds: float = 0.0) -> None:
         self.engine = engine
         self._cache: TtlCache[tuple[str, str, str], QueryResult] = TtlCache(cache_seconds)
+        self._dashboards: TtlCache[tuple[str, str, str], dict[str, QueryResult]] = TtlCache(
+            cache_seconds
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, session: boto3.Session) -> AnalyticsQueries:
@@ -135,5 +138,13 @@ class AnalyticsQueries:
         )
 
     def dashboard(self, days: DateRange) -> dict[str, QueryResult]:
-        """Every query of the dashboard for one range."""
-        return {name: self.run(name, days) for name in QUERY_NAMES}
+        """Every query of the dashboard for one range (one read of the events where the
+        engine can share it between queries, as DuckDB can)."""
+        run_many = getattr(self.engine, "run_many", None)
+        if run_many is None:
+            return {name: self.run(name, days) for name in QUERY_NAMES}
+        key = ("*dashboard*", days.first.isoformat(), days.last.isoformat())
+        results: dict[str, QueryResult] = self._dashboards.get_or_load(
+            key, lambda: run_many({n: sql_text(n) for n in QUERY_NAMES}, parameters(days), days)
+        )
+        return results

@@ -126,6 +126,12 @@ class DuckDbEngine:
         self.last_scan = Scan()
 
     def run(self, sql: str, params: list[str], days: DateRange) -> QueryResult:
+        return self.run_many({"query": sql}, params, days)["query"]
+
+    def run_many(
+        self, sqls: dict[str, str], params: list[str], days: DateRange
+    ) -> dict[str, QueryResult]:
+        """Several queries over one read of the range's files (the dashboard's case)."""
         import duckdb
 
         partitions = days.partitions()
@@ -140,21 +146,30 @@ class DuckDbEngine:
         )
         try:
             if paths:
-                # A view takes no parameters: the paths are our cache's, quoted as SQL strings.
+                # A statement with a file list takes no parameters: the paths are our own,
+                # quoted as SQL strings.
                 listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
-                connection.execute(
-                    "CREATE VIEW viewing_events AS SELECT * FROM read_json("  # noqa: S608
-                    f"[{listing}], format = 'newline_delimited', columns = {_columns_sql()}, "
-                    "hive_partitioning = true, hive_types = {'dt': 'VARCHAR'})"
+                source = (
+                    f"SELECT * FROM read_json([{listing}], format = 'newline_delimited', "  # noqa: S608
+                    f"columns = {_columns_sql()}, hive_partitioning = true, "
+                    "hive_types = {'dt': 'VARCHAR'})"
                 )
             else:
-                connection.execute(f"CREATE VIEW viewing_events AS {_empty_view_sql()}")
-            cursor = connection.execute(sql, params)
-            columns = [d[0] for d in cursor.description or []]
-            rows = [dict(zip(columns, map(_plain, row), strict=True)) for row in cursor.fetchall()]
+                source = _empty_view_sql()
+            # One query reads the files through a view; several share one parsed copy.
+            kind = "VIEW" if len(sqls) == 1 else "TEMP TABLE"
+            connection.execute(f"CREATE {kind} viewing_events AS {source}")
+            results = {}
+            for name, sql in sqls.items():
+                cursor = connection.execute(sql, params)
+                columns = [d[0] for d in cursor.description or []]
+                rows = [
+                    dict(zip(columns, map(_plain, row), strict=True)) for row in cursor.fetchall()
+                ]
+                results[name] = QueryResult(columns, rows)
         finally:
             connection.close()
-        return QueryResult(columns, rows)
+        return results
 
 
 def _plain(value: object) -> object:

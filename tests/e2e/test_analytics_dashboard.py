@@ -214,3 +214,31 @@ def test_with_firehose_stopped_pages_and_grants_answer_and_the_drop_is_counted(
         _wait_for(dropped, "the dropped counter to grow")
     finally:
         ensure_events_stream(firehose, stream, dev_stack.document["bucket"])
+
+
+def test_only_admins_see_the_page_and_a_bad_range_is_a_friendly_400(
+    dev_stack: RunningStack, visit: VisitorFactory
+) -> None:
+    bob = visit(dev_stack)
+    sign_in(bob, "bob", "/")
+    response = bob.page.goto(bob.url("/admin/analytics"))
+    assert response is not None and response.status == 403
+    carol = visit(dev_stack)
+    sign_in(carol, "carol", "/admin/analytics")
+    for query in (
+        "from=2026-02-30&to=2026-03-01",
+        "from=2026-03-02&to=2026-03-01",
+        "from=2024-01-01&to=2026-01-01",
+        "from=x&to=y",
+    ):
+        response = carol.page.goto(carol.url(f"/admin/analytics?{query}"))
+        assert response is not None and response.status == 400, query
+        assert carol.page.locator("svg.chart").count() == 0
+    # The form's own dates round-trip: a one-day range of today.
+    carol.goto("/admin/analytics")
+    carol.page.fill("#from", _today())
+    carol.page.fill("#to", _today())
+    with carol.page.expect_navigation(wait_until="load"):
+        carol.page.click("form.analytics-range button[type=submit]")
+    assert f"from={_today()}" in carol.path and f"to={_today()}" in carol.path
+    assert carol.page.locator("#chart-plays rect[data-label]").count() == 1

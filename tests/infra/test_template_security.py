@@ -333,7 +333,7 @@ def test_only_the_roles_that_sign_may_read_the_signing_key_and_only_it() -> None
     }
     assert readers == SIGNING_ROLES
     for role in SIGNING_ROLES:
-        signing, events_key = [
+        signing, *events_key = [
             s for s in statements[role] if "secretsmanager:GetSecretValue" in as_list(s["Action"])
         ]
         assert as_list(signing["Action"]) == ["secretsmanager:GetSecretValue"]
@@ -342,9 +342,11 @@ def test_only_the_roles_that_sign_may_read_the_signing_key_and_only_it() -> None
             {"Ref": "SigningKeySecretArnA"},
             {"Ref": "SigningKeySecretArnB"},
         ]
-        # And the viewing events' HMAC key (docs/viewing-events.md#ve-2), read-only.
-        assert as_list(events_key["Action"]) == ["secretsmanager:GetSecretValue"]
-        assert events_key["Resource"] == {"Ref": "ViewingEventsKey"}
+        # And, where the code emits viewing events, their HMAC key (docs/viewing-events.md#ve-2).
+        for statement in events_key:
+            assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"]
+            assert statement["Resource"] == {"Ref": "ViewingEventsKey"}
+    assert len([s for s in statements["WebRole"] if s.get("Sid") == "ReadViewingEventsKey"]) == 1
 
 
 ENTITLEMENT_ATTRIBUTES = {"premium", "premium_until", "version"}

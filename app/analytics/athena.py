@@ -4,7 +4,8 @@
 parameters) → ``GetQueryExecution`` until it finishes → ``GetQueryResults``
 page by page, typed by the result's column metadata. The workgroup holds the
 result location in S3 and its limits (template). A query that fails, or
-runs past the deadline (then it is stopped), is a 503 for the caller.
+runs past the deadline (then it is stopped), is a 503 for the caller. The
+dashboard's queries run at the same time.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ log = logging.getLogger("vidgate.analytics")
 ATHENA_CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10
 )
+DEFAULT_DEADLINE_SECONDS = 12.0
+"""Under the admin pages' Lambda timeout (15 s), so a slow Athena is a 503 page, not a timeout."""
 _INTEGERS = {"tinyint", "smallint", "integer", "int", "bigint"}
 _FLOATS = {"double", "float", "real", "decimal"}
 
@@ -46,7 +49,7 @@ class AthenaEngine:
         database: str,
         workgroup: str,
         *,
-        deadline_seconds: float = 60.0,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
         poll_seconds: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -60,37 +63,56 @@ class AthenaEngine:
         self._clock = clock
 
     def run(self, sql: str, params: list[str], days: DateRange) -> QueryResult:
+        return self.run_many({"query": sql}, params, days)["query"]
+
+    def run_many(
+        self, sqls: dict[str, str], params: list[str], days: DateRange
+    ) -> dict[str, QueryResult]:
+        """Start every query, then wait for all: the page waits for the slowest, not the sum."""
         try:
-            started = self.client.start_query_execution(
-                QueryString=sql,
-                QueryExecutionContext={"Database": self.database},
-                WorkGroup=self.workgroup,
-                # Athena substitutes each value as SQL text: a string needs its quotes.
-                ExecutionParameters=[_literal(p) for p in params],
-            )
-            query_id = started["QueryExecutionId"]
-            self._wait(query_id)
-            return self._results(query_id)
+            ids = {
+                name: self.client.start_query_execution(
+                    QueryString=sql,
+                    QueryExecutionContext={"Database": self.database},
+                    WorkGroup=self.workgroup,
+                    # Athena substitutes each value as SQL text: a string needs its quotes.
+                    ExecutionParameters=[_literal(p) for p in params],
+                )["QueryExecutionId"]
+                for name, sql in sqls.items()
+            }
+            self._wait(list(ids.values()))
+            return {name: self._results(query_id) for name, query_id in ids.items()}
         except AthenaQueryError:
             raise
         except Exception as exc:
             raise AthenaQueryError(f"athena unavailable: {type(exc).__name__}") from exc
 
-    def _wait(self, query_id: str) -> None:
+    def _wait(self, query_ids: list[str]) -> None:
         deadline = self._clock() + self.deadline_seconds
+        pending = list(query_ids)
         while True:
-            status = self.client.get_query_execution(QueryExecutionId=query_id)
-            state = status["QueryExecution"]["Status"]["State"]
-            if state == "SUCCEEDED":
+            for query_id in list(pending):
+                status = self.client.get_query_execution(QueryExecutionId=query_id)
+                state = status["QueryExecution"]["Status"]["State"]
+                if state == "SUCCEEDED":
+                    pending.remove(query_id)
+                elif state in ("FAILED", "CANCELLED"):
+                    reason = status["QueryExecution"]["Status"].get("StateChangeReason", "")
+                    log.warning("athena query %s %s: %s", query_id, state, reason)
+                    self._stop(pending, but=query_id)
+                    raise AthenaQueryError(f"athena query {state.lower()}")
+            if not pending:
                 return
-            if state in ("FAILED", "CANCELLED"):
-                reason = status["QueryExecution"]["Status"].get("StateChangeReason", "")
-                log.warning("athena query %s %s: %s", query_id, state, reason)
-                raise AthenaQueryError(f"athena query {state.lower()}")
             if self._clock() >= deadline:
-                self.client.stop_query_execution(QueryExecutionId=query_id)
+                self._stop(pending)
                 raise AthenaQueryError("athena query timed out")
             self._sleep(self.poll_seconds)
+
+    def _stop(self, query_ids: list[str], *, but: str | None = None) -> None:
+        """Stop queries nobody will read (they cost by the byte scanned)."""
+        for query_id in query_ids:
+            if query_id != but:
+                self.client.stop_query_execution(QueryExecutionId=query_id)
 
     def _results(self, query_id: str) -> QueryResult:
         columns: list[str] = []

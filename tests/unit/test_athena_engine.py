@@ -168,3 +168,48 @@ def test_answers_are_cached_for_a_few_minutes() -> None:
         second = queries.run("daily", RANGE)  # no second request: the Stubber would fail it
         stub.assert_no_pending_responses()
     assert first is second and first.rows == []
+
+
+def test_the_dashboard_starts_every_query_before_waiting_for_any() -> None:
+    from app.analytics import QUERY_NAMES
+
+    client, sleeps = _client(), Sleeps()
+    ids = {name: f"q-{name}" for name in QUERY_NAMES}
+    with Stubber(client) as stub:
+        for name in QUERY_NAMES:
+            _start(stub, ids[name], name)
+        for name in QUERY_NAMES:  # first round: the first query still runs
+            _state(stub, "RUNNING" if name == QUERY_NAMES[0] else "SUCCEEDED", ids[name])
+        _state(stub, "SUCCEEDED", ids[QUERY_NAMES[0]])
+        for name in QUERY_NAMES:
+            stub.add_response(
+                "get_query_results",
+                {
+                    "ResultSet": {
+                        "ResultSetMetadata": {"ColumnInfo": COLUMNS[:1]},
+                        "Rows": [_row("day"), _row(name)],
+                    }
+                },
+                {"QueryExecutionId": ids[name], "MaxResults": 1000},
+            )
+        results = AnalyticsQueries(_engine(client, sleeps)).dashboard(RANGE)
+        stub.assert_no_pending_responses()
+    assert {name: r.rows for name, r in results.items()} == {
+        name: [{"day": name}] for name in QUERY_NAMES
+    }
+    assert sleeps.slept == [0.5]
+
+
+def test_one_failed_dashboard_query_stops_the_others() -> None:
+    client, sleeps = _client(), Sleeps()
+    with Stubber(client) as stub:
+        _start(stub, "q-a", "daily")
+        _start(stub, "q-b", "qoe")
+        _state(stub, "FAILED", "q-a", reason="boom")
+        stub.add_response("stop_query_execution", {}, {"QueryExecutionId": "q-b"})
+        engine = _engine(client, sleeps)
+        with pytest.raises(AthenaQueryError):
+            engine.run_many(
+                {"daily": sql_text("daily"), "qoe": sql_text("qoe")}, parameters(RANGE), RANGE
+            )
+        stub.assert_no_pending_responses()

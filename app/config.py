@@ -38,6 +38,8 @@ class Need(Enum):
     MEDIA = "media"
     SIGNING = "signing"
     WEB = "web"
+    EVENTS = "events"
+    ANALYTICS = "analytics"
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ class Settings:
     web_secret_key: str = ""
     web_base_url: str = ""
     local_triggers: bool = False
+    events_stream: str = ""
+    events_key_secret: str = ""
+    analytics_database: str = ""
+    analytics_workgroup: str = ""
 
 
 # name -> (need, required, help). The README's configuration table mirrors this.
@@ -124,6 +130,26 @@ VARIABLES: dict[str, tuple[Need, bool, str]] = {
         Need.WEB,
         False,
         "1 = the web app runs the PostConfirmation handler itself (local emulator only)",
+    ),
+    "VIDGATE_EVENTS_STREAM": (
+        Need.EVENTS,
+        False,
+        "Firehose stream of viewing events; unset = events off (counted as disabled)",
+    ),
+    "VIDGATE_EVENTS_KEY_SECRET": (
+        Need.EVENTS,
+        False,
+        "Secrets Manager id of the HMAC key that pseudonymizes user ids in viewing events",
+    ),
+    "VIDGATE_ANALYTICS_DATABASE": (
+        Need.ANALYTICS,
+        False,
+        "Glue database of the events table; set = Athena, unset = DuckDB over VIDGATE_BUCKET",
+    ),
+    "VIDGATE_ANALYTICS_WORKGROUP": (
+        Need.ANALYTICS,
+        False,
+        "Athena workgroup (its result location is in S3)",
     ),
 }
 
@@ -229,6 +255,15 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
     if local_triggers not in ("", "0", "1"):
         problems.append(f"VIDGATE_LOCAL_TRIGGERS must be 0 or 1, got {local_triggers!r}")
 
+    events_stream = get("VIDGATE_EVENTS_STREAM")
+    events_key_secret = get("VIDGATE_EVENTS_KEY_SECRET")
+    if bool(events_stream) != bool(events_key_secret):
+        problems.append("VIDGATE_EVENTS_STREAM and VIDGATE_EVENTS_KEY_SECRET go together")
+    analytics_database = get("VIDGATE_ANALYTICS_DATABASE")
+    analytics_workgroup = get("VIDGATE_ANALYTICS_WORKGROUP")
+    if bool(analytics_database) != bool(analytics_workgroup):
+        problems.append("VIDGATE_ANALYTICS_DATABASE and VIDGATE_ANALYTICS_WORKGROUP go together")
+
     if problems:
         raise ConfigurationError("vidgate is misconfigured:\n  - " + "\n  - ".join(problems))
     return Settings(
@@ -247,4 +282,8 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         web_secret_key=secret_key,
         web_base_url=base_url.rstrip("/"),
         local_triggers=local_triggers == "1",
+        events_stream=events_stream,
+        events_key_secret=events_key_secret,
+        analytics_database=analytics_database,
+        analytics_workgroup=analytics_workgroup,
     )

@@ -26,10 +26,12 @@ from app.playback import Playback, PlaybackRule
 from app.signing import UrlSigner
 
 if TYPE_CHECKING:
+    from app.analytics import AnalyticsQueries
     from app.auth.jwks import JwksCache
     from app.entitlements import EntitlementStore
     from app.user_pool import UserPool
     from app.users import UserDirectory
+    from app.viewing_events import ViewingEvents
 
 COGNITO_CLIENT_CONFIG = Config(
     # One retry only: a person is waiting, and the emulator answers operations
@@ -39,6 +41,14 @@ COGNITO_CLIENT_CONFIG = Config(
     read_timeout=10,
 )
 """botocore settings of the ``cognito-idp`` client."""
+
+FIREHOSE_CLIENT_CONFIG = Config(
+    # Off the request path, but a dead endpoint must not hold the sender for long.
+    retries={"mode": "standard", "max_attempts": 2},
+    connect_timeout=2,
+    read_timeout=5,
+)
+"""botocore settings of the ``firehose`` client (used only by the background sender)."""
 
 
 class Services:
@@ -150,3 +160,41 @@ class Services:
             self.signer,
             ttl_seconds=self.settings.url_ttl_seconds,
         )
+
+    @cached_property
+    def viewing_events(self) -> ViewingEvents:
+        """The viewing-event emitter (docs/viewing-events.md); never raises, never blocks.
+
+        Without ``VIDGATE_EVENTS_STREAM`` events are off: each one is counted as
+        ``disabled``. The HMAC key is read from Secrets Manager on the first event and
+        kept for the life of the process.
+        """
+        from app.viewing_events import DisabledSink, ViewingEvents
+
+        settings = self.settings
+        if not settings.events_stream:
+            return ViewingEvents(DisabledSink(), _unused_key)
+        from app.firehose_sink import FirehoseSink
+
+        client = self.session.client("firehose", config=FIREHOSE_CLIENT_CONFIG)
+        secrets, secret_id = self.secretsmanager, settings.events_key_secret
+
+        def load_key() -> bytes:
+            answer = secrets.get_secret_value(SecretId=secret_id)
+            return str(answer["SecretString"]).encode("utf-8")
+
+        return ViewingEvents(FirehoseSink(client, settings.events_stream), load_key)
+
+    @cached_property
+    def analytics(self) -> AnalyticsQueries:
+        """The dashboard's and the reports' queries: Athena when configured, else DuckDB."""
+        from app.analytics import AnalyticsQueries
+
+        return AnalyticsQueries.from_settings(self.settings, self.session)
+
+
+def _unused_key() -> bytes:
+    """The key of a disabled emitter: nothing it pseudonymizes leaves the process."""
+    import secrets
+
+    return secrets.token_bytes(32)

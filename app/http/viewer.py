@@ -53,7 +53,7 @@ from app.services import Services
 log = logging.getLogger("vidgate.http.viewer")
 logging.getLogger("vidgate").setLevel(logging.INFO)  # grants and refusals are the audit trail
 
-NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SIGNING})
+NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SIGNING, Need.EVENTS})
 """What this function needs from the environment (app.config)."""
 
 DEFAULT_PAGE_SIZE = 20

@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from app.config import load_settings
+from app.local.bench_analytics import run_analytics_bench
 from app.local.bootstrap import Bootstrap, StackState
 from app.local.emulator import EMULATOR_ENV, Emulator
 from app.local.loadtest import run_load
@@ -52,7 +53,7 @@ from app.local.stack import app_environment
 from app.local.streambench import DEFAULT_RUNS, DEFAULT_THROTTLE_BPS, run_streaming
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("grant", "cold", "imports", "load", "streaming")
+SECTIONS = ("grant", "cold", "imports", "load", "streaming", "analytics")
 GRANT_PATH = "/api/videos/premium-aurora/playback"
 
 
@@ -396,6 +397,8 @@ def main(argv: list[str] | None = None) -> None:
     if "streaming" in sections:
         for line in run_streaming(args.stream_runs, args.throttle_bps):
             print(line, flush=True)
+    if "analytics" in sections:  # the dashboard's queries over 1M events (bench_analytics)
+        print("\n".join(run_analytics_bench()), flush=True)
 
 
 if __name__ == "__main__":

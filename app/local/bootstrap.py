@@ -43,6 +43,7 @@ from app.keys import (
     load_private_key_from_secret,
     store_private_key,
 )
+from app.local.analytics_setup import ensure_events_key, ensure_events_stream
 from app.local.media import DEMO_VIDEOS, ensure_demo_media
 from app.ops.hls import CONTENT_TYPES as HLS_CONTENT_TYPES
 from app.signing import object_key_to_path
@@ -126,6 +127,8 @@ class StackState:
     users: list[dict[str, Any]] = field(default_factory=list)
     session_key_id: str = ""
     session_key_alias: str = ""
+    events_stream: str = ""
+    events_key_secret: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -271,6 +274,7 @@ class Bootstrap:
         self.s3: Any = session.client("s3", endpoint_url=self.endpoint)
         self.secrets: Any = session.client("secretsmanager", endpoint_url=self.endpoint)
         self.kms: Any = session.client("kms", endpoint_url=self.endpoint)
+        self.firehose: Any = session.client("firehose", endpoint_url=self.endpoint)
 
     # -- Cognito ---------------------------------------------------------------
     def _user_pool(self) -> str:
@@ -451,6 +455,8 @@ class Bootstrap:
         session_key_alias = f"alias/{self.prefix}-session-tokens"
         session_key_id = ensure_session_key(self.kms, session_key_alias)
         self._videos(bucket, VideoCatalog(self.dynamodb, names["videos"]))
+        events_key_secret = ensure_events_key(self.secrets, f"{self.prefix}/viewing-events-key")
+        events_stream = ensure_events_stream(self.firehose, f"{self.prefix}-events", bucket)
         issuer = f"https://cognito-idp.{self.region}.amazonaws.com/{pool_id}"
         return StackState(
             region=self.region,
@@ -476,4 +482,6 @@ class Bootstrap:
             ],
             session_key_id=session_key_id,
             session_key_alias=session_key_alias,
+            events_stream=events_stream,
+            events_key_secret=events_key_secret,
         )

@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
+import uuid
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -102,6 +105,61 @@ def _serialised_dynamodb(app: Any) -> Any:
     return wsgi
 
 
+_JAVA_DATE_PARTS = {"yyyy": "%Y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
+_PREFIX_EXPRESSION = re.compile(r"!\{timestamp:([^}]*)\}")
+
+
+def evaluate_firehose_prefix(prefix: str, moment: datetime) -> str | None:
+    """A Firehose S3 prefix with its ``!{timestamp:…}`` expressions evaluated, as AWS does.
+
+    ``None`` when the prefix has no expression: then Firehose appends its default
+    ``YYYY/MM/dd/HH/`` (docs/analytics.md#an-4). Only the date and time letters above
+    and quoted literals are supported; anything else is refused rather than guessed.
+    """
+    if "!{" not in prefix:
+        return None
+
+    def one(match: re.Match[str]) -> str:
+        pattern, out = match.group(1), []
+        tokens = re.findall(r"'[^']*'|yyyy|MM|dd|HH|mm|ss|[^A-Za-z']", pattern)
+        if "".join(tokens) != pattern:
+            raise ValueError(f"unsupported timestamp pattern {pattern!r}")
+        for token in tokens:
+            if token.startswith("'"):
+                out.append(token[1:-1])
+            elif token in _JAVA_DATE_PARTS:
+                out.append(moment.strftime(_JAVA_DATE_PARTS[token]))
+            else:
+                out.append(token)
+        return "".join(out)
+
+    evaluated = _PREFIX_EXPRESSION.sub(one, prefix)
+    if "!{" in evaluated:
+        raise ValueError(f"unsupported prefix expression in {prefix!r}")
+    return evaluated
+
+
+def _firehose_prefixes_like_aws() -> None:
+    """moto writes every object under ``<prefix>YYYY/MM/DD/HH/`` and leaves ``!{timestamp:…}``
+    as text; AWS evaluates the expressions and then adds no default time folders."""
+    from moto.core.utils import utcnow
+    from moto.firehose import models
+
+    original = models.FirehoseBackend._format_s3_object_path
+
+    def format_path(delivery_stream_name: str, version_id: str, prefix: str) -> str:
+        now = utcnow()
+        evaluated = evaluate_firehose_prefix(prefix, now)
+        if evaluated is None:
+            return str(original(delivery_stream_name, version_id, prefix))
+        return (
+            f"{evaluated}{delivery_stream_name}-{version_id}-"
+            f"{now.strftime('%Y-%m-%d-%H-%M-%S')}-{uuid.uuid4()}"
+        )
+
+    models.FirehoseBackend._format_s3_object_path = staticmethod(format_path)  # type: ignore[method-assign]
+
+
 def _serve(port: int) -> None:
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -115,6 +173,7 @@ def _serve(port: int) -> None:
             """Per-request logging off: each emulated call already costs milliseconds."""
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    _firehose_prefixes_like_aws()
     app = _serialised_dynamodb(DomainDispatcherApplication(create_backend_app))
     server = make_server(LOOPBACK, port, app, threaded=True, request_handler=QuietHandler)
 

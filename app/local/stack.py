@@ -127,6 +127,8 @@ def app_environment(
         # The emulator fires no Cognito triggers: the web app runs the same
         # PostConfirmation handler itself after ConfirmSignUp.
         "VIDGATE_LOCAL_TRIGGERS": "1",
+        "VIDGATE_EVENTS_STREAM": state.events_stream,
+        "VIDGATE_EVENTS_KEY_SECRET": state.events_key_secret,
     }
     if url_ttl_seconds is not None:
         env["VIDGATE_URL_TTL_SECONDS"] = str(url_ttl_seconds)
@@ -163,6 +165,11 @@ def stack_document(
             "secret_id": state.signing_secret_id,
         },
         "users": state.users,
+        "analytics": {
+            "events_stream": state.events_stream,
+            "events_key_secret": state.events_key_secret,
+            "events_prefix": f"s3://{state.bucket}/analytics/events/",
+        },
     }
 
 

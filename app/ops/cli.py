@@ -11,6 +11,7 @@
     vidgate videos remove ID [--keep-media]
     vidgate keys create [--algorithm A] [--secret-prefix P] [--slot A|B]
     vidgate keys rotate --current-slot A|B [--algorithm A] [--secret-prefix P]
+    vidgate analytics report --from YYYY-MM-DD --to YYYY-MM-DD
 
 USER is a username, an e-mail or a user id. The operator commands read their
 configuration like the Lambda functions do (see :mod:`app.ops.admin_cli`; every
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from app.errors import BadRequestError, ConfigurationError
 from app.keys import DEFAULT_KEY_ALGORITHM, KEY_ALGORITHMS
+from app.ops.analytics_cli import add_analytics
 
 COMMAND_GROUP = "vidgate.commands"
 """Entry-point group of commands other packages add (``app.local.cli`` adds ``dev``)."""
@@ -195,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vidgate", description="vidgate: the premium-video gate")
     sub = parser.add_subparsers(dest="command", required=True)
     common = _operator_options()
-    for add in (_add_admin, _add_videos, _add_keys):
+    for add in (_add_admin, _add_videos, _add_keys, add_analytics):
         add(sub, common)
     for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         entry.load()(sub)

@@ -53,9 +53,11 @@ TEMPLATES = ROOT / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
 Pages = Literal["all", "viewer", "admin"]
 """What one app serves: the viewer pages, the admin pages, or both (the local web app)."""
-VIEWER_NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.SIGNING, Need.WEB})
+VIEWER_NEEDS = frozenset(
+    {Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.SIGNING, Need.WEB, Need.EVENTS}
+)
 """The viewer pages sign grants on the watch page (through the viewer API, in-process)."""
-ADMIN_NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.WEB})
+ADMIN_NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.WEB, Need.ANALYTICS})
 """The admin pages sign nothing: no signing key, no CloudFront settings."""
 NEEDS = VIEWER_NEEDS | ADMIN_NEEDS
 NEEDS_OF: dict[Pages, frozenset[Need]] = {
@@ -63,8 +65,9 @@ NEEDS_OF: dict[Pages, frozenset[Need]] = {
     "viewer": VIEWER_NEEDS,
     "admin": ADMIN_NEEDS,
 }
-ADMIN_VIEWS = "admin_views"
-"""The module of the ``/admin`` pages: only apps with ``pages`` "admin" or "all" register it."""
+ADMIN_VIEWS = "admin"
+"""The modules of the ``/admin`` pages (``admin*_views``): only apps with ``pages`` "admin" or
+"all" register them."""
 MAX_FORM_BYTES = 1024 * 1024
 
 HTTP_ERROR_CODES = {
@@ -277,9 +280,9 @@ def _view_modules(pages: Pages = "all") -> list[Any]:
         if info.name.endswith("_views") and info.name != "auth_views"
     )
     if pages == "viewer":
-        names = [name for name in names if name != ADMIN_VIEWS]
+        names = [name for name in names if not name.startswith(ADMIN_VIEWS)]
     elif pages == "admin":
-        names = [name for name in names if name == ADMIN_VIEWS]
+        names = [name for name in names if name.startswith(ADMIN_VIEWS)]
     return [importlib.import_module(f"{__name__}.{name}") for name in names]
 
 

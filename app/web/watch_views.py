@@ -155,6 +155,14 @@ def watch(video_id: str) -> str:
     if not decision.allowed:
         entitlement = decision.entitlement
         lapsed = entitlement.premium_until if entitlement and entitlement.premium else None
+        # Refused here means not premium now: the viewer is on the free plan.
+        services.viewing_events.emit(
+            "upsell_view",
+            sub=user.user_id,
+            plan="free",
+            video_id=video_id,
+            video_tier=decision.video.tier,
+        )
         return render_template("upsell.html", video=card, lapsed_on=lapsed)
     return render_template("watch.html", video=card, next_video=_next_video(services, video_id))
 

@@ -52,6 +52,7 @@ from app.catalog import Video, VideoCatalog
 from app.dynamo import dynamodb_client
 from app.errors import UserNotFoundError
 from app.keys import generate_key_pair, store_private_key
+from app.local.analytics_setup import ensure_events_key, ensure_events_stream
 from app.local.bootstrap import ensure_session_key
 from app.local.emulator import Emulator
 from app.tables import create_tables
@@ -75,6 +76,12 @@ EVENTS = ROOT / "tests" / "events"
 ARCH = "x86_64"
 PASSWORD = "Pack4ged-Handler-Test!"  # throwaway emulator user
 CDN = "https://d111111abcdef8.cloudfront.net"
+EVENTS_KEY_SUFFIX = "/viewing-events-key"
+ATHENA_ON_BEHALF = frozenset(
+    {"ReadTableDefinition", "ListEventsAndResults", "ReadEvents", "WriteAndReadResults"}
+)
+"""Statements Athena uses with the caller's credentials (the table, the events, the results):
+no call of the function's own needs them (docs/analytics.md#an-7)."""
 RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 """What Lambda's Python runtime puts on the path after the function's own code."""
 
@@ -160,12 +167,19 @@ os.environ.clear()
 os.environ.update(json.loads(sys.stdin.readline()))
 module = __import__(sys.argv[3], fromlist=["handler"])  # Lambda's init phase
 file_of = {name: getattr(sys.modules.get(name), "__file__", None) for name in ("app", "flask")}
-protocol.write(json.dumps({"calls": calls, "file_of": file_of}) + "\n")
+def taken():
+    # pop, not a copy then a clear: a background thread may append meanwhile.
+    made = []
+    while calls:
+        made.append(calls.pop(0))
+    return made
+
+protocol.write(json.dumps({"calls": taken(), "file_of": file_of}) + "\n")
 protocol.flush()
 for line in sys.stdin:
-    del calls[:]
+    # Calls a background thread made since the last answer (viewing events) count here.
     result = module.handler(json.loads(line), None)
-    protocol.write(json.dumps({"result": result, "calls": calls}) + "\n")
+    protocol.write(json.dumps({"result": result, "calls": taken()}) + "\n")
     protocol.flush()
 """
 )
@@ -314,6 +328,14 @@ def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
     secret_id = f"{prefix}/cloudfront-key"
     pair = generate_key_pair("ecdsa-p256")
     store_private_key(boto_session.client("secretsmanager"), secret_id, pair.private_pem)
+    # Viewing events: the bucket they land in, the HMAC key, the Firehose stream.
+    boto_session.client("s3").create_bucket(Bucket=f"{prefix}-media")
+    events_key = ensure_events_key(
+        boto_session.client("secretsmanager"), f"{prefix}{EVENTS_KEY_SUFFIX}"
+    )
+    events_stream = ensure_events_stream(
+        boto_session.client("firehose"), f"{prefix}-events", f"{prefix}-media"
+    )
     env = {
         "AWS_ENDPOINT_URL": emulator.endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -338,6 +360,11 @@ def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
         "VIDGATE_KEY_PAIR_ID": "KPACKAGETEST01",
         "VIDGATE_URL_TTL_SECONDS": "300",
         "VIDGATE_SECRET_KEY": "packaged-web-app-test-secret-key-0123456789",
+        "VIDGATE_EVENTS_STREAM": events_stream,
+        "VIDGATE_EVENTS_KEY_SECRET": events_key,
+        # The visit opens no analytics page: Athena is never called.
+        "VIDGATE_ANALYTICS_DATABASE": "vidgate_analytics",
+        "VIDGATE_ANALYTICS_WORKGROUP": f"{prefix}-analytics",
     }
     yield Stack(env, tables, sub, username, token, secret_id, boto_session)
 
@@ -1235,8 +1262,16 @@ def _grants(function: str) -> list[Grant]:
     template = resolve(load(), SCENARIOS["oai"])
     role = template["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
     grants: list[Grant] = []
-    for policy in template["Resources"][role]["Properties"]["Policies"]:
-        for statement in as_list(policy["PolicyDocument"]["Statement"]):
+    documents = [p["PolicyDocument"] for p in template["Resources"][role]["Properties"]["Policies"]]
+    documents += [
+        policy["Properties"]["PolicyDocument"]
+        for policy in of_type(template, "AWS::IAM::Policy").values()
+        if {"Ref": role} in as_list(policy["Properties"]["Roles"])
+    ]
+    for document in documents:
+        for statement in as_list(document["Statement"]):
+            if statement.get("Sid") in ATHENA_ON_BEHALF:
+                continue
             for resource in as_list(statement["Resource"]):
                 key: Key
                 if "Fn::GetAtt" in resource:
@@ -1272,6 +1307,10 @@ def _needed(call: dict[str, Any], tables: dict[str, str], secret_id: str) -> lis
             return [Needed(f"dynamodb:{operation}", ("index", table, call["IndexName"]))]
         attributes = tuple(call["attributes"]) if "attributes" in call else None
         return [Needed(f"dynamodb:{operation}", ("arn", table), attributes)]
+    if service == "secretsmanager" and call["SecretId"].endswith(EVENTS_KEY_SUFFIX):
+        return [Needed(f"secretsmanager:{operation}", ("param", "ViewingEventsKey"))]
+    if service == "firehose":
+        return [Needed(f"firehose:{operation}", ("arn", "ViewingEventsStream"))]
     if service == "secretsmanager":
         assert call["SecretId"] == secret_id
         return [Needed(f"secretsmanager:{operation}", ("param", "SigningKeySecretArnA"))]
@@ -1363,7 +1402,15 @@ def test_every_role_in_the_template_belongs_to_a_packaged_function() -> None:
         f["Properties"]["Role"]["Fn::GetAtt"][0]
         for f in of_type(template, "AWS::Serverless::Function").values()
     }
-    assert used == set(of_type(template, "AWS::IAM::Role"))
+    lambda_roles = {
+        name
+        for name, role in of_type(template, "AWS::IAM::Role").items()
+        if role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+        == {"Service": "lambda.amazonaws.com"}
+    }
+    assert used == lambda_roles
+    # The others are AWS services' own roles: Firehose delivering viewing events.
+    assert set(of_type(template, "AWS::IAM::Role")) - lambda_roles == {"ViewingEventsDeliveryRole"}
 
 
 # --------------------------------------------------------------------------- cold imports

@@ -59,6 +59,17 @@ def test_dev_stack_json_follows_the_contract(dev_stack: RunningStack) -> None:
     assert {"users", "videos", "audit"} <= doc["tables"].keys()
     assert {"key_pair_id", "algorithm", "public_key_pem"} <= doc["signing"].keys()
     assert doc["signing"]["algorithm"] == "ecdsa-p256"
+    # Viewing events: the stream and the HMAC key's secret exist in the emulator.
+    analytics = doc["analytics"]
+    assert analytics["events_prefix"] == f"s3://{doc['bucket']}/analytics/events/"
+    stream = _client(dev_stack, "firehose").describe_delivery_stream(
+        DeliveryStreamName=analytics["events_stream"]
+    )["DeliveryStreamDescription"]
+    (destination,) = stream["Destinations"]
+    assert destination["ExtendedS3DestinationDescription"]["Prefix"] == (
+        "analytics/events/dt=!{timestamp:yyyy-MM-dd}/"
+    )
+    _client(dev_stack, "secretsmanager").describe_secret(SecretId=analytics["events_key_secret"])
     assert doc["signing"]["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
     for url in (doc["aws_endpoint"], doc["site_url"], doc["web_url"], doc["edge_url"]):
         assert url.startswith(f"http://{LOOPBACK}:")
@@ -231,6 +242,9 @@ def _snapshot(stack: RunningStack) -> dict[str, Any]:
             s["Name"] for s in _client(stack, "secretsmanager").list_secrets()["SecretList"]
         ),
         "kms_keys": sorted(k["KeyArn"] for k in _client(stack, "kms").list_keys()["Keys"]),
+        "streams": sorted(
+            _client(stack, "firehose").list_delivery_streams()["DeliveryStreamNames"]
+        ),
     }
 
 

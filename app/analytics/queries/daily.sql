@@ -1,0 +1,13 @@
+-- Plays (first frames) and watch minutes per day.
+WITH ev AS (
+    SELECT * FROM viewing_events
+    WHERE dt BETWEEN ? AND ? AND substr(ts, 1, 10) BETWEEN ? AND ?
+)
+SELECT
+    substr(ts, 1, 10) AS day,
+    CAST(sum(CASE WHEN type = 'start' THEN 1 ELSE 0 END) AS BIGINT) AS plays,
+    CAST(round(sum(CASE WHEN type IN ('heartbeat', 'stop') THEN coalesce(watched_s, 0) ELSE 0 END) / 60.0, 2) AS DOUBLE) AS watch_minutes,
+    CAST(count(DISTINCT CASE WHEN type = 'start' THEN user_pid END) AS BIGINT) AS viewers
+FROM ev
+GROUP BY substr(ts, 1, 10)
+ORDER BY day

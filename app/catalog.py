@@ -106,7 +106,8 @@ class Video:
     processing); ``failure_reason`` (for people, when failed); ``attempts`` (transcode
     attempts of the current run); ``source_key`` (the original,
     ``uploads/<upload-id>/<file>``); ``job_id`` (the transcode job of the current
-    attempt); ``width``/``height`` of the top rendition. Only a ``ready`` video
+    attempt); ``width``/``height`` of the top rendition; ``heartbeat_at``: when the
+    current attempt last said it is alive. Only a ``ready`` video
     that is ``published`` reaches viewers (:attr:`viewable`).
     """
 
@@ -130,6 +131,7 @@ class Video:
     job_id: str | None = None
     width: int = 0
     height: int = 0
+    heartbeat_at: datetime | None = None
 
     @property
     def viewable(self) -> bool:
@@ -556,6 +558,8 @@ def video_item(video: Video) -> Item:
     if video.width or video.height:
         item["width"] = n(video.width)
         item["height"] = n(video.height)
+    if video.heartbeat_at is not None:
+        item["heartbeat_at"] = s(format_heartbeat(video.heartbeat_at))
     if video.viewable:
         item["catalog"] = s(PUBLISHED)
     return item
@@ -692,7 +696,25 @@ def video_from_item(item: Mapping[str, Any]) -> Video:
         job_id=get_s(item, "job_id"),
         width=get_n(item, "width"),
         height=get_n(item, "height"),
+        heartbeat_at=parse_heartbeat(get_s(item, "heartbeat_at")),
     )
+
+
+def format_heartbeat(moment: datetime) -> str:
+    """A heartbeat as stored: ISO-8601 UTC to the microsecond, so stored texts compare
+    in time order (the conditions of ``app.publishing`` compare them)."""
+    if moment.tzinfo is None:
+        raise ValueError("datetime must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_heartbeat(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def _published_flag(item: Mapping[str, Any]) -> bool:

@@ -10,12 +10,14 @@ The same transitions serve the local transcoder worker and the Lambda handlers.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
@@ -28,6 +30,7 @@ from app.catalog import (
     Video,
     VideoCatalog,
     check_video,
+    format_heartbeat,
     hls_folder,
     is_hls_key_for,
     is_video_id,
@@ -50,6 +53,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_HEARTBEAT_TIMEOUT = timedelta(minutes=5)
+"""An attempt not heard from for this long has stopped (its worker died)."""
+RELEASED = datetime(1970, 1, 1, tzinfo=UTC)
+"""The heartbeat of an attempt that stopped on purpose: stale at once."""
 UPLOADS_PREFIX = "uploads/"
 POSTERS_PREFIX = "posters/"
 REASON_MAX = 1000
@@ -72,6 +79,100 @@ class PublishedMedia:
     width: int
     height: int
     size_bytes: int = 0
+
+
+RETRANSCODE = "vidgate:retranscode"
+"""The ``type`` of the message a re-transcode sends on the ingest queue."""
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    """One original to transcode: from an S3 ``ObjectCreated`` record, or a re-transcode
+    (``rerun``: the video may be ready or failed, and starts a new run)."""
+
+    bucket: str
+    source_key: str
+    video_id: str
+    rerun: bool = False
+
+
+def parse_ingest_message(body: str) -> list[IngestRequest]:
+    """What an ingest queue message asks for (docs/publishing.md#messages).
+
+    An S3 event notification (``Records[].s3.bucket.name`` / ``object.key``,
+    URL-encoded as S3 sends it) gives one request per ``ObjectCreated`` record
+    under ``uploads/<video-id>/``; other records and S3's ``s3:TestEvent`` give
+    none. A re-transcode message gives one request with ``rerun``.
+
+    :raises BadRequestError: the body is not one of these (a poison message).
+    """
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequestError("the message is not JSON") from exc
+    if not isinstance(message, dict):
+        raise BadRequestError("the message is not a JSON object")
+    if message.get("Event") == "s3:TestEvent":
+        return []
+    if message.get("type") == RETRANSCODE:
+        bucket, key = message.get("bucket"), message.get("source_key")
+        if not isinstance(bucket, str) or not bucket or not isinstance(key, str):
+            raise BadRequestError("a re-transcode message needs bucket and source_key")
+        video_id = upload_id_of(key)
+        if video_id is None or video_id != message.get("video_id"):
+            raise BadRequestError(f"source_key is not {UPLOADS_PREFIX}<video_id>/<file>")
+        return [IngestRequest(bucket, key, video_id, rerun=True)]
+    records = message.get("Records")
+    if not isinstance(records, list):
+        raise BadRequestError("the message has no Records and is not a re-transcode")
+    requests: list[IngestRequest] = []
+    for record in records:
+        request = _s3_record(record)
+        if request is not None:
+            requests.append(request)
+    return requests
+
+
+def _s3_record(record: object) -> IngestRequest | None:
+    if not isinstance(record, dict):
+        raise BadRequestError("a record is not a JSON object")
+    event = record.get("eventName")
+    s3_part = record.get("s3")
+    if not isinstance(event, str) or not isinstance(s3_part, dict):
+        raise BadRequestError("a record has no eventName or s3")
+    if not event.startswith("ObjectCreated:"):
+        return None
+    bucket = (
+        s3_part.get("bucket", {}).get("name") if isinstance(s3_part.get("bucket"), dict) else None
+    )
+    raw_key = (
+        s3_part.get("object", {}).get("key") if isinstance(s3_part.get("object"), dict) else None
+    )
+    if not isinstance(bucket, str) or not bucket or not isinstance(raw_key, str):
+        raise BadRequestError("a record has no s3.bucket.name or s3.object.key")
+    # S3 sends keys URL-encoded with '+' for spaces (as in an HTML form).
+    key = unquote_plus(raw_key)
+    video_id = upload_id_of(key)
+    if video_id is None:
+        return None
+    return IngestRequest(bucket, key, video_id)
+
+
+def retranscode_message(bucket: str, video: Video) -> str:
+    """The ingest message that re-runs the ladder on ``video``'s original.
+
+    :raises BadRequestError: the video has no original under ``uploads/``.
+    """
+    if video.source_key is None or upload_id_of(video.source_key) != video.video_id:
+        raise BadRequestError(f"video {video.video_id} has no original to transcode again")
+    return json.dumps(
+        {
+            "type": RETRANSCODE,
+            "bucket": bucket,
+            "video_id": video.video_id,
+            "source_key": video.source_key,
+        }
+    )
 
 
 def source_key_for(upload_id: str, file_name: str) -> str:
@@ -115,9 +216,13 @@ class Publishing:
         catalog: VideoCatalog | None = None,
         clock: Callable[[], datetime] = utc_now,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        heartbeat_timeout: timedelta = DEFAULT_HEARTBEAT_TIMEOUT,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1: {max_attempts!r}")
+        if heartbeat_timeout <= timedelta(0):
+            raise ValueError(f"heartbeat_timeout must be positive: {heartbeat_timeout!r}")
+        self.heartbeat_timeout = heartbeat_timeout
         self._client = client
         self._table = videos_table
         self._catalog = catalog or VideoCatalog(client, videos_table, cache_seconds=0)
@@ -195,19 +300,35 @@ class Publishing:
             ) from exc
         return video_from_item(item)
 
+    def is_stale(self, video: Video) -> bool:
+        """Whether ``video``'s current attempt has stopped: processing, and not heard from
+        within ``heartbeat_timeout`` (or released)."""
+        if video.state != PROCESSING:
+            return False
+        beat = video.heartbeat_at
+        return beat is None or beat <= self._clock() - self.heartbeat_timeout
+
     def start_processing(
-        self, video_id: str, *, attempt: int, job_id: str | None = None, rerun: bool = False
+        self,
+        video_id: str,
+        *,
+        attempt: int,
+        job_id: str | None = None,
+        rerun: bool = False,
+        previous_ended: bool = False,
     ) -> Video:
-        """``processing`` at 0 %, attempt ``attempt``.
+        """``processing`` at 0 %, attempt ``attempt``, heard from now.
 
         Attempt 1 starts a run: from ``uploading``, or with ``rerun`` (a re-transcode
         from the original) from ``ready`` or ``failed``. Attempt n > 1 takes over
-        from attempt n - 1 that stopped without finishing (``processing``).
+        from attempt n - 1 once that one is stale (its heartbeat older than
+        ``heartbeat_timeout``, or released), or at once when the caller knows it
+        ended (``previous_ended``: e.g. its transcode job reported an error).
 
         :raises AttemptsExhaustedError: ``attempt`` is above ``max_attempts``
             (nothing is written; fail the video with :meth:`mark_failed`).
         :raises InvalidTransitionError: the video's state does not allow it.
-        :raises StaleAttemptError: another worker took this attempt first.
+        :raises StaleAttemptError: another attempt is current (or still alive).
         :raises VideoNotFoundError: no video has this id.
         """
         _check_attempt(attempt)
@@ -220,35 +341,81 @@ class Publishing:
                 current_state=current.state,
                 current_attempt=current.attempts,
             )
+        now = self._clock()
         values: Item = {
             ":processing": s(PROCESSING),
             ":n": n(attempt),
             ":zero": n(0),
+            ":beat": s(format_heartbeat(now)),
         }
+        sets = ["#st = :processing", "#att = :n", "#prog = :zero", "#beat = :beat"]
+        removes = ["#c"]
         if attempt == 1:
             allowed = [UPLOADING, READY, FAILED] if rerun else [UPLOADING]
             names = [f":from{i}" for i in range(len(allowed))]
             values.update({name: s(state) for name, state in zip(names, allowed, strict=True)})
             condition = f"#st IN ({', '.join(names)})"
             expected = " or ".join(allowed)
+            removes.append("#why")  # a new run: the last run's reason is history
         else:
             values[":prev"] = n(attempt - 1)
             condition = "#st = :processing AND #att = :prev"
             expected = f"processing, attempt {attempt - 1}"
-        expression = "SET #st = :processing, #att = :n, #prog = :zero REMOVE #why, #c"
+            if not previous_ended:
+                values[":stale"] = s(format_heartbeat(now - self.heartbeat_timeout))
+                condition += " AND (attribute_not_exists(#beat) OR #beat <= :stale)"
+                expected += " stopped (no heartbeat)"
         if job_id is not None:
             values[":job"] = s(_check_reason(job_id, "job_id"))
-            expression = (
-                "SET #st = :processing, #att = :n, #prog = :zero, #job = :job REMOVE #why, #c"
-            )
+            sets.append("#job = :job")
         else:
-            expression += ", #job"
+            removes.append("#job")
         return self._transition(
             video_id,
-            expression,
+            f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
             condition,
             values,
             expected=expected,
+            attempt=attempt,
+        )
+
+    def heartbeat(self, video_id: str, *, attempt: int) -> Video:
+        """The current attempt is alive (call well within ``heartbeat_timeout``).
+
+        :raises StaleAttemptError: the video is not processing ``attempt``.
+        """
+        _check_attempt(attempt)
+        return self._transition(
+            video_id,
+            "SET #beat = :beat",
+            "#st = :processing AND #att = :n",
+            {
+                ":processing": s(PROCESSING),
+                ":n": n(attempt),
+                ":beat": s(format_heartbeat(self._clock())),
+            },
+            expected=f"processing, attempt {attempt}",
+            attempt=attempt,
+        )
+
+    def release(self, video_id: str, *, attempt: int, reason: str) -> Video:
+        """The current attempt stopped without finishing (``reason``: why, kept in
+        ``failure_reason`` for people); the next attempt may take over at once.
+
+        :raises StaleAttemptError: the video is not processing ``attempt``.
+        """
+        _check_attempt(attempt)
+        return self._transition(
+            video_id,
+            "SET #beat = :released, #why = :why",
+            "#st = :processing AND #att = :n",
+            {
+                ":processing": s(PROCESSING),
+                ":n": n(attempt),
+                ":released": s(format_heartbeat(RELEASED)),
+                ":why": s(_check_reason(reason, "reason")),
+            },
+            expected=f"processing, attempt {attempt}",
             attempt=attempt,
         )
 
@@ -273,7 +440,8 @@ class Publishing:
         )
 
     def report_progress(self, video_id: str, *, attempt: int, percent: float) -> Video:
-        """Progress of the current attempt (0-99: 100 is :meth:`mark_ready`'s).
+        """Progress of the current attempt (0-99: 100 is :meth:`mark_ready`'s); also a
+        heartbeat.
 
         A report that would not move it forward changes nothing and returns the
         video as it is (reports may arrive out of order).
@@ -289,9 +457,14 @@ class Publishing:
         try:
             return self._transition(
                 video_id,
-                "SET #prog = :p",
+                "SET #prog = :p, #beat = :beat",
                 "#st = :processing AND #att = :n AND (attribute_not_exists(#prog) OR #prog < :p)",
-                {":processing": s(PROCESSING), ":n": n(attempt), ":p": n(value)},
+                {
+                    ":processing": s(PROCESSING),
+                    ":n": n(attempt),
+                    ":p": n(value),
+                    ":beat": s(format_heartbeat(self._clock())),
+                },
                 expected=f"processing, attempt {attempt}",
                 attempt=attempt,
             )
@@ -328,7 +501,7 @@ class Publishing:
             "#h = :h",
             "#size = :size",
         ]
-        removes = ["#why"]
+        removes = ["#why", "#beat"]
         for name, placeholder, value in (
             ("#hls", ":hls", media.hls_key),
             ("#poster", ":poster", media.poster_key),
@@ -369,10 +542,18 @@ class Publishing:
             attempt=attempt,
         )
 
-    def mark_failed(self, video_id: str, *, reason: str, attempt: int | None = None) -> Video:
+    def mark_failed(
+        self,
+        video_id: str,
+        *,
+        reason: str,
+        attempt: int | None = None,
+        only_if_stale: bool = False,
+    ) -> Video:
         """``failed`` with a reason for people: from ``processing`` of ``attempt`` (when
-        given), else from ``uploading`` or ``processing`` (e.g. an upload that never
-        completed). The video leaves the viewers' listing in the same write.
+        given; with ``only_if_stale``, only once that attempt has stopped), else from
+        ``uploading`` or ``processing`` (e.g. an upload that never completed). The
+        video leaves the viewers' listing in the same write.
 
         :raises StaleAttemptError: ``attempt`` is given and is not the current one.
         :raises InvalidTransitionError: the video is ready or already failed.
@@ -387,13 +568,18 @@ class Publishing:
             values[":n"] = n(attempt)
             condition = "#st = :processing AND #att = :n"
             expected = f"processing, attempt {attempt}"
+            if only_if_stale:
+                stale = self._clock() - self.heartbeat_timeout
+                values[":stale"] = s(format_heartbeat(stale))
+                condition += " AND (attribute_not_exists(#beat) OR #beat <= :stale)"
+                expected += " stopped (no heartbeat)"
         else:
             values[":uploading"] = s(UPLOADING)
             condition = "#st IN (:uploading, :processing)"
             expected = "uploading or processing"
         return self._transition(
             video_id,
-            "SET #st = :failed, #why = :why REMOVE #c",
+            "SET #st = :failed, #why = :why REMOVE #c, #beat",
             condition,
             values,
             expected=expected,
@@ -473,6 +659,7 @@ _NAMES = {
     "#w": "width",
     "#h": "height",
     "#size": "size_bytes",
+    "#beat": "heartbeat_at",
 }
 
 

@@ -28,19 +28,30 @@ from tests.integration.conftest import DdbTarget
 START = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 
 
-class SteppingClock:
+TIMEOUT = timedelta(minutes=5)
+
+
+class Clock:
+    """A UTC clock the test moves by hand."""
+
     def __init__(self) -> None:
         self.now = START
 
     def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
         return self.now
 
 
-def _pipeline(target: DdbTarget, **kwargs: Any) -> tuple[Publishing, VideoCatalog]:
+def _pipeline(
+    target: DdbTarget, clock: Clock | None = None, **kwargs: Any
+) -> tuple[Publishing, VideoCatalog]:
     catalog = VideoCatalog(target.client, target.tables["videos"], cache_seconds=0)
     publishing = Publishing(
-        target.client, target.tables["videos"], catalog=catalog, clock=SteppingClock(), **kwargs
+        target.client,
+        target.tables["videos"],
+        catalog=catalog,
+        clock=clock or Clock(),
+        heartbeat_timeout=TIMEOUT,
+        **kwargs,
     )
     return publishing, catalog
 
@@ -181,40 +192,76 @@ def test_only_one_of_two_workers_takes_an_attempt(ddb_target: DdbTarget) -> None
     assert catalog.get_any("clip").attempts == 1
 
 
-def test_a_later_attempt_takes_over_and_the_stale_one_can_neither_report_nor_finish(
+def test_a_later_attempt_takes_over_a_silent_one_which_can_then_neither_report_nor_finish(
     ddb_target: DdbTarget,
 ) -> None:
-    publishing, catalog = _pipeline(ddb_target)
+    clock = Clock()
+    publishing, catalog = _pipeline(ddb_target, clock)
     _draft(publishing)
     first = publishing.start_processing("clip", attempt=1)
     publishing.report_progress("clip", attempt=1, percent=60)
     assert publishing.next_attempt(first) == 2
 
+    clock.now += TIMEOUT - timedelta(seconds=1)
+    with pytest.raises(StaleAttemptError):
+        publishing.start_processing("clip", attempt=2)  # attempt 1 is still alive
+    assert not publishing.is_stale(publishing.video("clip"))
+    clock.now += timedelta(seconds=1)
+    assert publishing.is_stale(publishing.video("clip"))
     second = publishing.start_processing("clip", attempt=2, job_id="again")
 
-    assert (second.attempts, second.progress) == (2, 0)
+    assert (second.attempts, second.progress, second.heartbeat_at) == (2, 0, clock.now)
     with pytest.raises(StaleAttemptError) as stale:
         publishing.report_progress("clip", attempt=1, percent=90)
     assert (stale.value.current_state, stale.value.current_attempt) == ("processing", 2)
     with pytest.raises(StaleAttemptError):
         publishing.mark_ready("clip", attempt=1, media=_media())
     with pytest.raises(StaleAttemptError):
+        publishing.heartbeat("clip", attempt=1)
+    with pytest.raises(StaleAttemptError):
         publishing.start_processing("clip", attempt=2)
     assert catalog.get_any("clip") == second
+
+
+def test_heartbeats_keep_an_attempt_alive_and_a_release_lets_the_next_one_in_at_once(
+    ddb_target: DdbTarget,
+) -> None:
+    clock = Clock()
+    publishing, _ = _pipeline(ddb_target, clock)
+    _draft(publishing)
+    publishing.start_processing("clip", attempt=1)
+    for _ in range(3):
+        clock.now += TIMEOUT - timedelta(seconds=1)
+        publishing.heartbeat("clip", attempt=1)
+    with pytest.raises(StaleAttemptError):
+        publishing.start_processing("clip", attempt=2)
+    with pytest.raises(StaleAttemptError):
+        publishing.mark_failed("clip", reason="x", attempt=1, only_if_stale=True)
+
+    released = publishing.release("clip", attempt=1, reason="the worker was stopped")
+
+    assert released.failure_reason == "the worker was stopped"
+    assert publishing.start_processing("clip", attempt=2).attempts == 2
+    # a job known to have ended is taken over without waiting for its heartbeat
+    assert publishing.start_processing("clip", attempt=3, previous_ended=True).attempts == 3
 
 
 def test_attempts_are_bounded_then_the_video_fails_with_the_reason(ddb_target: DdbTarget) -> None:
     publishing, catalog = _pipeline(ddb_target, max_attempts=2)
     _draft(publishing)
     publishing.start_processing("clip", attempt=1)
+    publishing.release("clip", attempt=1, reason="ffmpeg crashed")
     publishing.start_processing("clip", attempt=2)
+    publishing.release("clip", attempt=2, reason="ffmpeg crashed again")
     assert not publishing.can_retry(2)
 
     with pytest.raises(AttemptsExhaustedError):
         publishing.start_processing("clip", attempt=3)
     assert catalog.get_any("clip").attempts == 2
 
-    failed = publishing.mark_failed("clip", reason="gave up after 2 attempts", attempt=2)
+    failed = publishing.mark_failed(
+        "clip", reason="gave up after 2 attempts", attempt=2, only_if_stale=True
+    )
     assert (failed.state, failed.failure_reason) == ("failed", "gave up after 2 attempts")
     with pytest.raises(InvalidTransitionError):
         publishing.mark_ready("clip", attempt=2, media=_media())

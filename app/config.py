@@ -38,6 +38,7 @@ class Need(Enum):
     MEDIA = "media"
     SIGNING = "signing"
     WEB = "web"
+    INGEST = "ingest"
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Settings:
     web_secret_key: str = ""
     web_base_url: str = ""
     local_triggers: bool = False
+    ingest_queue_url: str = ""
 
 
 # name -> (need, required, help). The README's configuration table mirrors this.
@@ -118,6 +120,11 @@ VARIABLES: dict[str, tuple[Need, bool, str]] = {
         Need.WEB,
         False,
         "1 = the web app runs the PostConfirmation handler itself (local emulator only)",
+    ),
+    "VIDGATE_INGEST_QUEUE_URL": (
+        Need.INGEST,
+        True,
+        "SQS queue of the publishing pipeline's ingest messages (re-transcodes are sent there)",
     ),
 }
 
@@ -219,6 +226,12 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
     if local_triggers not in ("", "0", "1"):
         problems.append(f"VIDGATE_LOCAL_TRIGGERS must be 0 or 1, got {local_triggers!r}")
 
+    ingest_queue_url = get("VIDGATE_INGEST_QUEUE_URL")
+    if ingest_queue_url and not _http_url(ingest_queue_url):
+        problems.append(
+            f"VIDGATE_INGEST_QUEUE_URL must be an http(s) URL, got {ingest_queue_url!r}"
+        )
+
     if problems:
         raise ConfigurationError("vidgate is misconfigured:\n  - " + "\n  - ".join(problems))
     return Settings(
@@ -237,4 +250,5 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         web_secret_key=secret_key,
         web_base_url=base_url.rstrip("/"),
         local_triggers=local_triggers == "1",
+        ingest_queue_url=ingest_queue_url,
     )

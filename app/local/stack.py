@@ -20,6 +20,8 @@ import logging
 import os
 import secrets
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -128,6 +130,8 @@ def app_environment(
         # PostConfirmation handler itself after ConfirmSignUp.
         "VIDGATE_LOCAL_TRIGGERS": "1",
     }
+    if state.queues.get("ingest"):
+        env["VIDGATE_INGEST_QUEUE_URL"] = state.queues["ingest"]
     if url_ttl_seconds is not None:
         env["VIDGATE_URL_TTL_SECONDS"] = str(url_ttl_seconds)
     return env
@@ -163,6 +167,7 @@ def stack_document(
             "secret_id": state.signing_secret_id,
         },
         "users": state.users,
+        "queues": dict(state.queues),
     }
 
 
@@ -240,6 +245,7 @@ class DevStack:
             self._step()
             self._start_web()
             self._start_edge(session, state)
+            self._start_transcoder(state_dir)
             self.document = stack_document(
                 state,
                 endpoint=endpoint,
@@ -285,6 +291,33 @@ class DevStack:
         )
         handle = serve_edge(edge, self.options.edge_port)
         self._stoppers.append(handle.stop)
+
+    def _start_transcoder(self, state_dir: Path) -> None:
+        """The transcoder worker, in its own process (ffmpeg's progress parsing and the
+        uploads stay off the web app's GIL); its log is ``transcoder.log``."""
+        from app.local.processes import die_with_parent, terminate
+
+        log_file = open(state_dir / "transcoder.log", "ab")  # noqa: SIM115 - the child's
+        process = subprocess.Popen(  # noqa: S603 - fixed argv, our own module
+            [
+                sys.executable,
+                "-m",
+                "app.local.transcoder",
+                "--work-dir",
+                str(state_dir / "transcoder"),
+            ],
+            env={**os.environ, **self.environment},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+        log_file.close()
+
+        def stop() -> None:
+            terminate(process, timeout=15)
+
+        self._stoppers.append(stop)
 
     def _start_web(self) -> None:
         from app.local.webserver import serve_web, show_app_logs

@@ -225,9 +225,13 @@ class TranscoderWorker:
         )
         beat.start()
         try:
-            media = self._produce(request, video.video_id, attempt, superseded)
-            done.set()
-            beat.join()
+            try:
+                media = self._produce(request, video.video_id, attempt, superseded)
+            finally:
+                # The heartbeat stops before anything else is written: a release or a
+                # failure must not be followed by a beat that makes the attempt look alive.
+                done.set()
+                beat.join()
             if superseded.is_set():
                 raise _Abandon("superseded")
             self.publishing.mark_ready(video.video_id, attempt=attempt, media=media)
@@ -253,9 +257,6 @@ class TranscoderWorker:
                 )
             self._release(video.video_id, attempt, reason, receipt, RETRY_DELAY_SECONDS * attempt)
             return "again"
-        finally:
-            done.set()
-            beat.join()
 
     def _produce(
         self, request: IngestRequest, video_id: str, attempt: int, superseded: threading.Event

@@ -48,6 +48,7 @@ from app.errors import (
     VideoExistsError,
     VideoNotFoundError,
 )
+from app.storage_rules import REMOVED_TAG
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -640,6 +641,87 @@ class Publishing:
         if attempt is not None and current.state == PROCESSING:
             return StaleAttemptError(message, **details)
         return InvalidTransitionError(message, **details)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What :func:`remove_video` did: the entry it removed, the objects it deleted, and
+    the original it kept (tagged), if any."""
+
+    video: Video
+    deleted: tuple[str, ...]
+    kept_original: str | None
+
+
+def remove_video(
+    video_id: str,
+    *,
+    catalog: VideoCatalog,
+    s3: Any,
+    bucket: str,
+    clock: Callable[[], datetime] = utc_now,
+) -> Removal:
+    """Remove a video: its catalog entry first (viewers never see it half-deleted), then
+    every object under ``videos/<id>/`` and its poster. The original under ``uploads/``
+    is kept, tagged ``vidgate-removed`` (docs/publishing.md#removal).
+
+    :raises VideoNotFoundError: no video has this id.
+    """
+    video = catalog.get_any(video_id)
+    catalog.remove(video_id)
+    keys = set(list_keys(s3, bucket, video_folder(video_id)))
+    keys.add(poster_key_for(video_id))
+    for extra in (video.poster_key, video.object_key, video.hls_key):
+        # An entry from before the pipeline may keep its files elsewhere.
+        if extra and not extra.startswith(UPLOADS_PREFIX):
+            keys.add(extra)
+    deleted = sorted(keys)
+    delete_keys(s3, bucket, deleted)
+    kept: str | None = None
+    if video.source_key is not None:
+        kept = video.source_key
+        try:
+            s3.put_object_tagging(
+                Bucket=bucket,
+                Key=kept,
+                Tagging={
+                    "TagSet": [
+                        {"Key": REMOVED_TAG, "Value": clock().strftime("%Y-%m-%d")},
+                        {"Key": "vidgate-video-id", "Value": video_id},
+                    ]
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) not in ("NoSuchKey", "404"):
+                raise
+            kept = None  # the upload never completed: nothing to keep
+    return Removal(video, tuple(deleted), kept)
+
+
+def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    """Every key under ``prefix``."""
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [str(o["Key"]) for o in page.get("Contents", [])]
+    return keys
+
+
+def delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:
+    """Delete ``keys`` (1000 per request, S3's limit); a key already gone is fine.
+
+    :raises RuntimeError: S3 refused to delete some of them (named).
+    """
+    refused: list[str] = []
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        if not chunk:
+            continue
+        response = s3.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+        )
+        refused += [f"{e.get('Key')} ({e.get('Code')})" for e in response.get("Errors", [])]
+    if refused:
+        raise RuntimeError(f"S3 did not delete: {', '.join(refused[:10])}")
 
 
 _NAME_TOKEN = re.compile(r"#\w+")

@@ -59,6 +59,8 @@ from app.publishing import (
     IngestRequest,
     PublishedMedia,
     Publishing,
+    delete_keys,
+    list_keys,
     parse_ingest_message,
     poster_key_for,
 )
@@ -172,13 +174,14 @@ class TranscoderWorker:
             # Left alone: after maxReceiveCount receives it is parked in the DLQ.
             log.error(json.dumps({"event": "poison_message", "reason": str(exc)}))
             return
-        outcomes = [self._ingest(request, receipt) for request in requests]
+        job_id = f"sqs-{message.get('MessageId', 'unknown')}"
+        outcomes = [self._ingest(request, receipt, job_id) for request in requests]
         if all(outcome == "done" for outcome in outcomes):
             self.sqs.delete_message(QueueUrl=self.options.queue_url, ReceiptHandle=receipt)
 
     # --- one original --------------------------------------------------------------
 
-    def _ingest(self, request: IngestRequest, receipt: str) -> Outcome:
+    def _ingest(self, request: IngestRequest, receipt: str, job_id: str) -> Outcome:
         publishing = self.publishing
         try:
             video = publishing.video(request.video_id)
@@ -205,7 +208,7 @@ class TranscoderWorker:
             publishing.start_processing(
                 video.video_id,
                 attempt=attempt,
-                job_id=f"local-{os.getpid()}",
+                job_id=job_id,  # the message's id: a re-transcode's sender can follow it
                 rerun=request.rerun and video.state in (READY, FAILED, UPLOADING),
             )
         except PublishingConflictError as exc:
@@ -245,6 +248,9 @@ class TranscoderWorker:
             return "again"
         except PermanentFailure as exc:
             return self._fail(video.video_id, attempt, str(exc))
+        except VideoNotFoundError:
+            self._removed_meanwhile(video.video_id)
+            return "done"
         except PublishingConflictError as exc:
             _event("attempt_superseded", video.video_id, attempt=attempt, reason=str(exc))
             return "done"
@@ -340,15 +346,14 @@ class TranscoderWorker:
 
     def _delete_leftovers(self, video_id: str, keep: set[str]) -> None:
         """Objects of an earlier run (another rung set) would be served with the new ones."""
-        paginator = self.s3.get_paginator("list_objects_v2")
-        stale: list[str] = []
-        for page in paginator.paginate(Bucket=self.options.bucket, Prefix=video_folder(video_id)):
-            stale += [o["Key"] for o in page.get("Contents", []) if o["Key"] not in keep]
-        for start in range(0, len(stale), 1000):
-            self.s3.delete_objects(
-                Bucket=self.options.bucket,
-                Delete={"Objects": [{"Key": k} for k in stale[start : start + 1000]]},
-            )
+        found = list_keys(self.s3, self.options.bucket, video_folder(video_id))
+        delete_keys(self.s3, self.options.bucket, [k for k in found if k not in keep])
+
+    def _removed_meanwhile(self, video_id: str) -> None:
+        """The video was removed while this attempt ran: take its files away again."""
+        _event("removed_while_processing", video_id)
+        keys = list_keys(self.s3, self.options.bucket, video_folder(video_id))
+        delete_keys(self.s3, self.options.bucket, [*keys, poster_key_for(video_id)])
 
     # --- keeping the attempt alive, giving it up ----------------------------------------
 
@@ -368,7 +373,7 @@ class TranscoderWorker:
                     VisibilityTimeout=self.options.visibility_timeout,
                 )
                 self.publishing.heartbeat(video_id, attempt=attempt)
-            except PublishingConflictError:
+            except (PublishingConflictError, VideoNotFoundError):
                 superseded.set()
                 return
             except (ClientError, BotoCoreError, DependencyUnavailableError) as exc:
@@ -377,7 +382,7 @@ class TranscoderWorker:
     def _release(self, video_id: str, attempt: int, reason: str, receipt: str, delay: int) -> None:
         try:
             self.publishing.release(video_id, attempt=attempt, reason=reason)
-        except PublishingConflictError:
+        except (PublishingConflictError, VideoNotFoundError):
             return
         _event("attempt_released", video_id, attempt=attempt, reason=reason)
         try:
@@ -394,7 +399,7 @@ class TranscoderWorker:
             self.publishing.mark_failed(
                 video_id, reason=reason, attempt=attempt, only_if_stale=only_if_stale
             )
-        except PublishingConflictError as exc:
+        except (PublishingConflictError, VideoNotFoundError) as exc:
             _event("fail_lost", video_id, attempt=attempt, reason=str(exc))
             return "done"
         _event("failed", video_id, attempt=attempt, reason=reason)
@@ -419,6 +424,7 @@ class _ProgressReporter:
             self.publishing.report_progress(self.video_id, attempt=self.attempt, percent=step)
         except PublishingConflictError as exc:
             raise _Abandon("superseded") from exc
+        # VideoNotFoundError (removed meanwhile) goes up: the attempt cleans up after itself.
 
 
 def _check_complete(renditions: Renditions) -> None:

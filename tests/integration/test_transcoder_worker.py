@@ -25,6 +25,7 @@ import m3u8
 import pytest
 
 from app.catalog import Video, VideoCatalog
+from app.config import Need
 from app.errors import VideoNotFoundError
 from app.local.ingest_queue import ensure_ingest_queues, notify_on_upload
 from app.local.transcoder import TranscoderWorker, WorkerOptions
@@ -81,9 +82,7 @@ class Pipeline:
     def upload(self, video_id: str, path: Path, *, title: str = "Clip") -> Video:
         """What the CLI and the admin page do: a draft, then the original under uploads/."""
         key = f"uploads/{video_id}/{path.name}"
-        draft = self.publishing().create_draft(
-            video_id, title=title, tier="free", source_key=key
-        )
+        draft = self.publishing().create_draft(video_id, title=title, tier="free", source_key=key)
         self.s3.upload_file(str(path), self.bucket, key)
         return draft
 
@@ -163,8 +162,10 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     encode_clip(larger, seconds=4, size="640x360", preset="ultrafast")
     audio = folder / "song.m4a"
     subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"]
-        + ["-i", "sine=frequency=440:duration=2", "-c:a", "aac", str(audio)],
+        [
+            *(ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"),
+            *("-i", "sine=frequency=440:duration=2", "-c:a", "aac", str(audio)),
+        ],
         check=True,
         timeout=60,
     )
@@ -268,9 +269,11 @@ def test_two_uploads_at_once_both_end_ready(
 
 
 def _start_worker_process(pipeline: Pipeline, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "app.local.transcoder", "--work-dir", str(pipeline.work_dir)]
-        + ["--visibility-timeout", "6", "--wait-seconds", "1", *args],
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "app.local.transcoder", "--work-dir", str(pipeline.work_dir)),
+            *("--visibility-timeout", "6", "--wait-seconds", "1", *args),
+        ],
         env={**os.environ, **pipeline.env, "PYTHONPATH": str(Path.cwd())},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -372,3 +375,67 @@ def _wait_queue_empty(pipeline: Pipeline) -> None:
         QueueUrl=pipeline.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     assert dlq["ApproximateNumberOfMessages"] == "0"
+
+
+def test_retranscode_restores_an_archived_original_first_then_runs_the_ladder_again(
+    pipeline: Pipeline,
+    clips: dict[str, Path],
+    running: Callable[..., TranscoderWorker],
+) -> None:
+    from app.ops.admin_cli import Operator, videos_retranscode
+    from app.ops.cli import EX_TEMPFAIL
+
+    running()
+    pipeline.upload("again", clips["small"])
+    first = pipeline.wait_for("again", {"ready", "failed"})
+    assert first.state == "ready"
+    key = "uploads/again/small clip.mp4"
+    # What the lifecycle rule does after 30 days (the emulator never does it by itself).
+    pipeline.s3.copy_object(
+        Bucket=pipeline.bucket,
+        Key=key,
+        CopySource={"Bucket": pipeline.bucket, "Key": key},
+        StorageClass="GLACIER",
+    )
+    said: list[str] = []
+    operator = Operator.load(
+        {Need.TABLES, Need.MEDIA, Need.INGEST}, environ=pipeline.env, say=said.append
+    )
+
+    assert videos_retranscode(operator, "again", wait=False) == EX_TEMPFAIL
+    assert "restore requested (Standard retrieval, typically 3-5 hours)" in said[-1]
+    assert "Restore" in pipeline.s3.head_object(Bucket=pipeline.bucket, Key=key)
+    assert pipeline.catalog.get_any("again") == first  # nothing queued yet
+
+    # The emulator restores at once; in AWS the operator runs the command again hours later.
+    assert videos_retranscode(operator, "again", wait_timeout=DEADLINE) == 0
+    again = pipeline.catalog.get_any("again")
+    assert again.state == "ready" and again.job_id != first.job_id
+    assert said[-1].startswith("re-transcoded video again: 426x240")
+    _assert_published_completely(pipeline, again)
+
+
+def test_removing_a_video_deletes_its_renditions_and_poster_and_keeps_the_original(
+    pipeline: Pipeline, clips: dict[str, Path], running: Callable[..., TranscoderWorker]
+) -> None:
+    from app.publishing import remove_video
+
+    running()
+    pipeline.upload("gone", clips["small"])
+    pipeline.upload("stays", clips["small"])
+    pipeline.wait_for("gone", {"ready"})
+    pipeline.wait_for("stays", {"ready"})
+
+    removal = remove_video("gone", catalog=pipeline.catalog, s3=pipeline.s3, bucket=pipeline.bucket)
+
+    assert "posters/gone.jpg" in removal.deleted
+    assert removal.kept_original == "uploads/gone/small clip.mp4"
+    assert pipeline.keys("videos/gone/") == set()
+    assert pipeline.keys("posters/gone") == set()
+    assert pipeline.keys("uploads/gone/") == {"uploads/gone/small clip.mp4"}
+    tags = pipeline.s3.get_object_tagging(Bucket=pipeline.bucket, Key=removal.kept_original)
+    assert {t["Key"] for t in tags["TagSet"]} == {"vidgate-removed", "vidgate-video-id"}
+    with pytest.raises(VideoNotFoundError):
+        pipeline.catalog.get_any("gone")
+    assert pipeline.keys("videos/stays/")  # the other video is untouched
+    assert pipeline.catalog.get("stays").state == "ready"

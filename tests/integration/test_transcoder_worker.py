@@ -169,12 +169,21 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         check=True,
         timeout=60,
     )
+    speck = folder / "speck.mp4"
+    encode_clip(speck, seconds=1, size="8x8", preset="ultrafast")
     notes = folder / "notes.mp4"
     notes.write_text("this is not a video\n")
     cut = folder / "cut.mp4"
     whole = larger.read_bytes()
     cut.write_bytes(whole[: len(whole) * 2 // 5])
-    return {"small": small, "larger": larger, "audio": audio, "notes": notes, "cut": cut}
+    return {
+        "small": small,
+        "larger": larger,
+        "audio": audio,
+        "notes": notes,
+        "cut": cut,
+        "speck": speck,
+    }
 
 
 def _assert_published_completely(pipeline: Pipeline, video: Video) -> None:
@@ -439,3 +448,44 @@ def test_removing_a_video_deletes_its_renditions_and_poster_and_keeps_the_origin
         pipeline.catalog.get_any("gone")
     assert pipeline.keys("videos/stays/")  # the other video is untouched
     assert pipeline.catalog.get("stays").state == "ready"
+
+
+def test_videos_add_waits_for_ready_or_reports_the_failure_reason(
+    pipeline: Pipeline, clips: dict[str, Path], running: Callable[..., TranscoderWorker]
+) -> None:
+    from app.ops.admin_cli import Operator, OperatorError, videos_add
+
+    running()
+    said: list[str] = []
+    operator = Operator.load({Need.TABLES, Need.MEDIA}, environ=pipeline.env, say=said.append)
+
+    def add(clip: str, video_id: str, **kwargs: Any) -> int:
+        return videos_add(
+            operator,
+            clips[clip],
+            title=f"Clip {video_id}",
+            tier="premium",
+            description="",
+            video_id=video_id,
+            part_size_mib=8,
+            wait_timeout=DEADLINE,
+            **kwargs,
+        )
+
+    assert add("small", "added") == 0
+    assert said[-1].startswith("added video added: 'Clip added' (premium, 2.0 s")
+    assert pipeline.catalog.get("added").state == "ready"
+
+    # A file ffmpeg reads (so the CLI sends it) that the ladder cannot encode.
+    with pytest.raises(OperatorError) as failed:
+        add("speck", "broken")
+    assert str(failed.value).startswith(
+        "video broken failed: the video's picture size or frame rate is not supported"
+    )
+
+    assert add("small", "later", wait=False) == 0
+    assert said[-1] == (
+        "uploaded video later: 'Clip later' (premium); it is uploading: "
+        "`vidgate videos list` shows when it is ready"
+    )
+    assert pipeline.wait_for("later", {"ready", "failed"}).state == "ready"

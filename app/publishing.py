@@ -587,6 +587,48 @@ class Publishing:
             attempt=attempt,
         )
 
+    def abandon_upload(self, video_id: str, *, reason: str) -> Video:
+        """``failed`` from ``uploading`` only: the original never arrived.
+
+        :raises InvalidTransitionError: the upload did arrive (the video moved on).
+        """
+        return self._transition(
+            video_id,
+            "SET #st = :failed, #why = :why REMOVE #c",
+            "#st = :uploading",
+            {
+                ":failed": s(FAILED),
+                ":uploading": s(UPLOADING),
+                ":why": s(_check_reason(reason, "reason")),
+            },
+            expected="uploading",
+            attempt=None,
+        )
+
+    def fail_abandoned_uploads(self, *, older_than: timedelta) -> list[str]:
+        """Fail every draft still ``uploading`` that was created more than ``older_than``
+        ago (its multipart upload is aborted by the bucket's lifecycle after a day,
+        docs/publishing.md#r-4); the ids failed. Reads the admin listing (an index
+        query, page by page), so it is for a periodic sweep, not a request path.
+        """
+        cutoff = self._clock() - older_than
+        hours = older_than.total_seconds() / 3600
+        reason = f"the upload was not completed within {hours:g} hours"
+        failed: list[str] = []
+        cursor: str | None = None
+        while True:
+            page, cursor = self._catalog.list_all(100, cursor)
+            for video in page:
+                if video.state != UPLOADING or video.created_at > cutoff:
+                    continue
+                try:
+                    self.abandon_upload(video.video_id, reason=reason)
+                except (PublishingConflictError, VideoNotFoundError):
+                    continue  # it arrived (or went) meanwhile
+                failed.append(video.video_id)
+            if cursor is None:
+                return failed
+
     # --- internals -----------------------------------------------------------------
 
     def _transition(

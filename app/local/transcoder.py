@@ -28,6 +28,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -76,6 +77,10 @@ TRUNCATED_RATIO = 0.9
 """Renditions shorter than this share of the duration the file declares: it is truncated."""
 RETRY_DELAY_SECONDS = 2
 """Seconds before a released attempt's message comes back (times the attempt number)."""
+ABANDONED_AFTER = timedelta(days=1)
+"""A draft still uploading after this long is failed: the bucket aborts its parts then."""
+SWEEP_SECONDS = 600.0
+"""How often the worker looks for abandoned uploads."""
 PERMANENT_ERRORS = (UnreadableSourceError, NoVideoStreamError, UnsupportedSourceSizeError)
 
 Outcome = Literal["done", "again"]
@@ -143,8 +148,15 @@ class TranscoderWorker:
 
     def run(self) -> None:
         log.info("transcoder worker polling %s", self.options.queue_url)
+        next_sweep = time.monotonic()
         while not self._stopping.is_set():
             try:
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + SWEEP_SECONDS
+                    for video_id in self.publishing.fail_abandoned_uploads(
+                        older_than=ABANDONED_AFTER
+                    ):
+                        _event("upload_abandoned", video_id)
                 self.poll_once()
             except (ClientError, BotoCoreError, DependencyUnavailableError) as exc:
                 log.warning("ingest queue or catalog unavailable, retrying: %s", exc)

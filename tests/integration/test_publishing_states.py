@@ -344,3 +344,28 @@ def test_items_written_before_states_read_as_ready(ddb_target: DdbTarget) -> Non
 
     assert (old.state, old.published, old.attempts) == ("ready", True, 0)
     assert [v.video_id for v in catalog.list(10, None)[0]] == ["old"]
+
+
+def test_drafts_whose_upload_never_arrived_are_failed_after_a_day_and_no_other(
+    ddb_target: DdbTarget,
+) -> None:
+    clock = Clock()
+    publishing, catalog = _pipeline(ddb_target, clock)
+    _draft(publishing, "old")
+    _draft(publishing, "arrived")
+    publishing.start_processing("arrived", attempt=1)
+    clock.now += timedelta(hours=23)
+    _draft(publishing, "recent")
+    clock.now += timedelta(hours=1)
+
+    assert publishing.fail_abandoned_uploads(older_than=timedelta(days=1)) == ["old"]
+
+    old = catalog.get_any("old")
+    assert (old.state, old.failure_reason) == (
+        "failed",
+        "the upload was not completed within 24 hours",
+    )
+    assert catalog.get_any("recent").state == "uploading"
+    assert catalog.get_any("arrived").state == "processing"
+    with pytest.raises(InvalidTransitionError):
+        publishing.abandon_upload("arrived", reason="x")

@@ -40,6 +40,7 @@ class Need(Enum):
     WEB = "web"
     EVENTS = "events"
     ANALYTICS = "analytics"
+    INGEST = "ingest"
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class Settings:
     events_key_secret: str = ""
     analytics_database: str = ""
     analytics_workgroup: str = ""
+    ingest_queue_url: str = ""
 
 
 # name -> (need, required, help). The README's configuration table mirrors this.
@@ -150,6 +152,11 @@ VARIABLES: dict[str, tuple[Need, bool, str]] = {
         Need.ANALYTICS,
         False,
         "Athena workgroup (its result location is in S3)",
+    ),
+    "VIDGATE_INGEST_QUEUE_URL": (
+        Need.INGEST,
+        True,
+        "SQS queue of the publishing pipeline's ingest messages (re-transcodes are sent there)",
     ),
 }
 
@@ -263,6 +270,11 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
     analytics_workgroup = get("VIDGATE_ANALYTICS_WORKGROUP")
     if bool(analytics_database) != bool(analytics_workgroup):
         problems.append("VIDGATE_ANALYTICS_DATABASE and VIDGATE_ANALYTICS_WORKGROUP go together")
+    ingest_queue_url = get("VIDGATE_INGEST_QUEUE_URL")
+    if ingest_queue_url and not _http_url(ingest_queue_url):
+        problems.append(
+            f"VIDGATE_INGEST_QUEUE_URL must be an http(s) URL, got {ingest_queue_url!r}"
+        )
 
     if problems:
         raise ConfigurationError("vidgate is misconfigured:\n  - " + "\n  - ".join(problems))
@@ -286,4 +298,5 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         events_key_secret=events_key_secret,
         analytics_database=analytics_database,
         analytics_workgroup=analytics_workgroup,
+        ingest_queue_url=ingest_queue_url,
     )

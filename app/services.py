@@ -23,6 +23,7 @@ from app.config import Settings
 from app.dynamo import dynamodb_client
 from app.errors import ConfigurationError
 from app.playback import Playback, PlaybackRule
+from app.publishing import Publishing
 from app.signing import UrlSigner
 
 if TYPE_CHECKING:
@@ -107,6 +108,15 @@ class Services:
     @cached_property
     def catalog(self) -> VideoCatalog:
         return VideoCatalog(self.dynamodb, self.settings.videos_table)
+
+    @cached_property
+    def publishing(self) -> Publishing:
+        """The publishing transitions (docs/publishing.md) on the same catalog."""
+        return Publishing(self.dynamodb, self.settings.videos_table, catalog=self.catalog)
+
+    @cached_property
+    def sqs(self) -> Any:
+        return self.session.client("sqs")
 
     @cached_property
     def cognito_idp(self) -> Any:

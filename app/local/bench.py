@@ -21,7 +21,8 @@ JWKS), with the ratios b/a (goal <= 1.3) and c/a; then each handler's import
 :mod:`app.local.loadtest` (``--load-seconds``, ``--load-clients``); last the
 **streaming** figures of :mod:`app.local.streambench` (HLS vs MP4 time to first frame and bytes on a
 throttled link, segment throughput through the edge vs S3; ``--stream-runs``,
-``--throttle-bps``). Timings are printed, never asserted.
+``--throttle-bps``); and the **publishing** section of :mod:`app.local.bench_publishing`.
+Timings are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from app.config import load_settings
 from app.local.bench_analytics import run_analytics_bench
+from app.local.bench_publishing import run_publishing
 from app.local.bootstrap import Bootstrap, StackState
 from app.local.emulator import EMULATOR_ENV, Emulator
 from app.local.loadtest import run_load
@@ -53,7 +55,7 @@ from app.local.stack import app_environment
 from app.local.streambench import DEFAULT_RUNS, DEFAULT_THROTTLE_BPS, run_streaming
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("grant", "cold", "imports", "load", "streaming", "analytics")
+SECTIONS = ("grant", "cold", "imports", "load", "streaming", "analytics", "publishing")
 GRANT_PATH = "/api/videos/premium-aurora/playback"
 
 
@@ -399,6 +401,8 @@ def main(argv: list[str] | None = None) -> None:
             print(line, flush=True)
     if "analytics" in sections:  # the dashboard's queries over 1M events (bench_analytics)
         print("\n".join(run_analytics_bench()), flush=True)
+    if "publishing" in sections:
+        print("\n".join(run_publishing()), flush=True)
 
 
 if __name__ == "__main__":

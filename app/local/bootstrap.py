@@ -4,9 +4,10 @@ Creates (or finds) the Cognito user pool, app client, ``admin`` group and demo
 users; the DynamoDB tables from :mod:`app.tables` (the same definitions the SAM
 template uses); the private bucket with all four Block Public Access settings;
 a CloudFront signing key pair whose private half lives in Secrets Manager; the
-KMS key that seals the web sessions' Cognito tokens (found by its alias); and
-the demo videos, uploaded and registered in the catalog. Running it twice
-leaves the same state.
+KMS key that seals the web sessions' Cognito tokens (found by its alias); the
+publishing pipeline's ingest queue, DLQ, bucket notification and lifecycle
+rules (:mod:`app.local.ingest_queue`); and the demo videos, uploaded and
+registered in the catalog. Running it twice leaves the same state.
 
 Each demo video is laid out as in AWS: its HLS renditions under
 ``videos/<id>/hls/`` (:func:`upload_folder` mirrors the transcoder's ``hls``
@@ -44,6 +45,7 @@ from app.keys import (
     store_private_key,
 )
 from app.local.analytics_setup import ensure_events_key, ensure_events_stream
+from app.local.ingest_queue import apply_lifecycle, ensure_ingest_queues, notify_on_upload
 from app.local.media import DEMO_VIDEOS, ensure_demo_media
 from app.ops.hls import CONTENT_TYPES as HLS_CONTENT_TYPES
 from app.signing import object_key_to_path
@@ -129,6 +131,7 @@ class StackState:
     session_key_alias: str = ""
     events_stream: str = ""
     events_key_secret: str = ""
+    queues: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -275,6 +278,7 @@ class Bootstrap:
         self.secrets: Any = session.client("secretsmanager", endpoint_url=self.endpoint)
         self.kms: Any = session.client("kms", endpoint_url=self.endpoint)
         self.firehose: Any = session.client("firehose", endpoint_url=self.endpoint)
+        self.sqs: Any = session.client("sqs", endpoint_url=self.endpoint)
 
     # -- Cognito ---------------------------------------------------------------
     def _user_pool(self) -> str:
@@ -451,6 +455,10 @@ class Bootstrap:
         for user in DEMO_USERS:
             self._demo_user(pool_id, user, directory, entitlements)
         bucket = self._bucket()
+        # The publishing pipeline: uploads/ -> the ingest queue (+ DLQ); storage tiers.
+        queues = ensure_ingest_queues(self.sqs, self.prefix)
+        notify_on_upload(self.s3, bucket, queues.ingest_arn)
+        apply_lifecycle(self.s3, bucket)
         key_pair_id, public_pem = self._signing_key()
         session_key_alias = f"alias/{self.prefix}-session-tokens"
         session_key_id = ensure_session_key(self.kms, session_key_alias)
@@ -484,4 +492,5 @@ class Bootstrap:
             session_key_alias=session_key_alias,
             events_stream=events_stream,
             events_key_secret=events_key_secret,
+            queues=queues.as_document(),
         )

@@ -20,6 +20,8 @@ import logging
 import os
 import secrets
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,6 +132,8 @@ def app_environment(
         "VIDGATE_EVENTS_STREAM": state.events_stream,
         "VIDGATE_EVENTS_KEY_SECRET": state.events_key_secret,
     }
+    if state.queues.get("ingest"):
+        env["VIDGATE_INGEST_QUEUE_URL"] = state.queues["ingest"]
     if url_ttl_seconds is not None:
         env["VIDGATE_URL_TTL_SECONDS"] = str(url_ttl_seconds)
     return env
@@ -170,6 +174,7 @@ def stack_document(
             "events_key_secret": state.events_key_secret,
             "events_prefix": f"s3://{state.bucket}/analytics/events/",
         },
+        "queues": dict(state.queues),
     }
 
 
@@ -247,6 +252,7 @@ class DevStack:
             self._step()
             self._start_web()
             self._start_edge(session, state)
+            self._start_transcoder(state_dir)
             self.document = stack_document(
                 state,
                 endpoint=endpoint,
@@ -292,6 +298,33 @@ class DevStack:
         )
         handle = serve_edge(edge, self.options.edge_port)
         self._stoppers.append(handle.stop)
+
+    def _start_transcoder(self, state_dir: Path) -> None:
+        """The transcoder worker, in its own process (ffmpeg's progress parsing and the
+        uploads stay off the web app's GIL); its log is ``transcoder.log``."""
+        from app.local.processes import die_with_parent, terminate
+
+        log_file = open(state_dir / "transcoder.log", "ab")  # noqa: SIM115 - the child's
+        process = subprocess.Popen(  # noqa: S603 - fixed argv, our own module
+            [
+                sys.executable,
+                "-m",
+                "app.local.transcoder",
+                "--work-dir",
+                str(state_dir / "transcoder"),
+            ],
+            env={**os.environ, **self.environment},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+        log_file.close()
+
+        def stop() -> None:
+            terminate(process, timeout=15)
+
+        self._stoppers.append(stop)
 
     def _start_web(self) -> None:
         from app.local.webserver import serve_web, show_app_logs

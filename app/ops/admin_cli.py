@@ -20,12 +20,13 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -39,8 +40,12 @@ from app.errors import (
     UserNotFoundError,
     VersionConflictError,
 )
+from app.ops.cli import DEFAULT_WAIT_SECONDS, EX_TEMPFAIL
 from app.services import Services
 from app.users import UserRecord
+
+if TYPE_CHECKING:
+    from app.catalog import Video
 
 log = logging.getLogger("vidgate.admin_cli")
 
@@ -375,6 +380,15 @@ def admin_audit(operator: Operator, identifier: str | None, limit: int, cursor: 
 # --- videos ------------------------------------------------------------------------------
 
 
+POLL_SECONDS = 0.5
+RESTORE_DAYS = 7
+"""Days a restored original stays readable: time for the re-transcode and a retry."""
+RESTORE_TIER = "Standard"
+RESTORE_TIMES = {"Expedited": "1-5 minutes", "Standard": "3-5 hours", "Bulk": "5-12 hours"}
+"""Typical S3 Glacier Flexible Retrieval restore times (docs/publishing.md#lifecycle)."""
+ARCHIVED_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+
+
 def videos_add(
     operator: Operator,
     path: Path,
@@ -384,23 +398,132 @@ def videos_add(
     description: str,
     video_id: str | None,
     part_size_mib: int,
+    wait: bool = True,
+    wait_timeout: float = DEFAULT_WAIT_SECONDS,
 ) -> int:
-    from app.ops.uploads import MIB, VideoDetails, progress_bar, publish_video
+    from app.ops.uploads import MIB, VideoDetails, progress_bar, submit_video
 
-    video = publish_video(
+    draft = submit_video(
         path,
         VideoDetails(title=title, tier=tier, description=description, video_id=video_id),
         s3=operator.services.s3,
         bucket=operator.settings.bucket,
         catalog=operator.services.catalog,
+        pipeline=operator.services.publishing,
         progress=progress_bar,
         part_size=part_size_mib * MIB,
     )
+    if not wait:
+        operator.say(
+            f"uploaded video {draft.video_id}: {draft.title!r} ({draft.tier}); it is "
+            f"{draft.state}: `vidgate videos list` shows when it is ready"
+        )
+        return 0
+    video = wait_until_done(operator, draft.video_id, timeout=wait_timeout)
     operator.say(
         f"added video {video.video_id}: {video.title!r} ({video.tier}, "
         f"{video.duration_seconds:.1f} s, {video.size_bytes / MIB:.1f} MiB) "
-        f"at s3://{operator.settings.bucket}/{video.object_key}"
+        f"at s3://{operator.settings.bucket}/{video.hls_key or video.object_key}"
     )
+    return 0
+
+
+def wait_until_done(
+    operator: Operator,
+    video_id: str,
+    *,
+    timeout: float,
+    job_id: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Video:
+    """Follow the video to ready (returned) or failed (:class:`OperatorError`), with a
+    progress bar of the catalog's percent; with ``job_id``, only that job's run counts."""
+    from tqdm import tqdm
+
+    catalog = operator.services.catalog
+    end = clock() + timeout
+    with tqdm(total=100, unit="%", desc="transcoding", disable=None, leave=True) as bar:
+        while True:
+            video = catalog.get_any(video_id)
+            mine = job_id is None or video.job_id == job_id
+            if mine and video.state == "processing" and video.progress > bar.n:
+                bar.update(video.progress - bar.n)
+            if mine and video.state == "ready":
+                bar.update(100 - bar.n)
+                return video
+            if mine and video.state == "failed":
+                raise OperatorError(f"video {video_id} failed: {video.failure_reason}")
+            if clock() >= end:
+                raise OperatorError(
+                    f"video {video_id} is still {video.state} after {timeout:.0f} s "
+                    "(is the transcoder running?); `vidgate videos list` shows it"
+                )
+            sleep(POLL_SECONDS)
+
+
+def videos_retranscode(
+    operator: Operator,
+    video_id: str,
+    *,
+    wait: bool = True,
+    wait_timeout: float = DEFAULT_WAIT_SECONDS,
+) -> int:
+    """Run the ladder again from the kept original; an archived original is restored first."""
+    from app.errors import VideoNotFoundError
+    from app.publishing import retranscode_message
+
+    services = operator.services
+    bucket = operator.settings.bucket
+    try:
+        video = services.catalog.get_any(video_id)
+    except VideoNotFoundError:
+        raise OperatorError(f"no video with id {video_id!r}") from None
+    if video.source_key is None:
+        raise OperatorError(f"video {video_id} was added before the pipeline: it has no original")
+    if video.state == "processing" and not services.publishing.is_stale(video):
+        raise OperatorError(f"video {video_id} is being transcoded (attempt {video.attempts})")
+    try:
+        head = services.s3.head_object(Bucket=bucket, Key=video.source_key)
+    except ClientError as exc:
+        raise OperatorError(
+            f"the original s3://{bucket}/{video.source_key} cannot be read: "
+            f"{exc.response.get('Error', {}).get('Code', '?')}"
+        ) from exc
+    if head.get("StorageClass") in ARCHIVED_CLASSES:
+        restore = head.get("Restore") or ""
+        if 'ongoing-request="true"' in restore:
+            operator.say(
+                f"the original of {video_id} is being restored from S3 Glacier "
+                f"({RESTORE_TIER} retrievals take {RESTORE_TIMES[RESTORE_TIER]}); "
+                "run this command again when it is restored"
+            )
+            return EX_TEMPFAIL
+        if 'ongoing-request="false"' not in restore:
+            services.s3.restore_object(
+                Bucket=bucket,
+                Key=video.source_key,
+                RestoreRequest={
+                    "Days": RESTORE_DAYS,
+                    "GlacierJobParameters": {"Tier": RESTORE_TIER},
+                },
+            )
+            operator.say(
+                f"the original of {video_id} is archived in S3 Glacier: restore requested "
+                f"({RESTORE_TIER} retrieval, typically {RESTORE_TIMES[RESTORE_TIER]}); "
+                "run this command again when it is restored"
+            )
+            return EX_TEMPFAIL
+    sent = services.sqs.send_message(
+        QueueUrl=operator.settings.ingest_queue_url,
+        MessageBody=retranscode_message(bucket, video),
+    )
+    job_id = f"sqs-{sent['MessageId']}"
+    if not wait:
+        operator.say(f"re-transcode of {video_id} queued ({job_id})")
+        return 0
+    done = wait_until_done(operator, video_id, timeout=wait_timeout, job_id=job_id)
+    operator.say(f"re-transcoded video {video_id}: {done.width}x{done.height}, {done.hls_key}")
     return 0
 
 
@@ -410,9 +533,11 @@ def videos_list(operator: Operator, limit: int, cursor: str | None) -> int:
         operator.say("no videos")
     for video in videos:
         state = "published" if video.published else "unpublished"
+        stage = video.state if video.state != "processing" else f"processing {video.progress}%"
+        why = f"  ({video.failure_reason})" if video.state == "failed" else ""
         operator.say(
             f"{video.video_id:<28} {video.tier:<8} {state:<11} "
-            f"{video.duration_seconds:>7.1f} s  {video.title}"
+            f"{video.duration_seconds:>7.1f} s  {video.title}  [{stage}]{why}"
         )
     if next_cursor:
         operator.say(f"more: --cursor {next_cursor}")

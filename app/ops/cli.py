@@ -32,6 +32,10 @@ from app.keys import DEFAULT_KEY_ALGORITHM, KEY_ALGORITHMS
 from app.ops.analytics_cli import add_analytics
 
 COMMAND_GROUP = "vidgate.commands"
+DEFAULT_WAIT_SECONDS = 3600.0
+"""How long ``videos add``/``retranscode`` wait for ready by default."""
+EX_TEMPFAIL = 75
+"""Exit code of a re-transcode that must wait for a restore (sysexits.h: try again later)."""
 """Entry-point group of commands other packages add (``app.local.cli`` adds ``dev``)."""
 
 
@@ -113,7 +117,9 @@ def _add_videos(
     videos.set_defaults(run=_operator_command)
     actions = videos.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    add = actions.add_parser("add", parents=[common], help="upload a video and publish it")
+    add = actions.add_parser(
+        "add", parents=[common], help="upload a video, wait until it is transcoded and published"
+    )
     add.add_argument("file", type=Path, metavar="FILE", help="the video file (MP4 plays best)")
     add.add_argument("--title", required=True)
     add.add_argument("--tier", required=True, choices=("free", "premium"))
@@ -128,6 +134,16 @@ def _add_videos(
         metavar="MIB",
         help="multipart upload part size in MiB (default 8)",
     )
+    _wait_options(add)
+
+    again = actions.add_parser(
+        "retranscode",
+        parents=[common],
+        help="run the ladder again from the kept original (restores an archived one first; "
+        f"exit code {EX_TEMPFAIL} then: run it again once restored)",
+    )
+    again.add_argument("video_id", metavar="ID")
+    _wait_options(again)
 
     listing = actions.add_parser("list", parents=[common], help="every video, published or not")
     listing.add_argument("--limit", type=_page_size, default=50, help="videos per page (50)")
@@ -138,6 +154,32 @@ def _add_videos(
     remove.add_argument(
         "--keep-media", action="store_true", help="keep the video and poster objects in the bucket"
     )
+
+
+def _wait_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-wait",
+        dest="wait",
+        action="store_false",
+        help="return once the original is uploaded or queued (do not wait for ready)",
+    )
+    parser.add_argument(
+        "--wait-timeout",
+        type=_seconds,
+        default=DEFAULT_WAIT_SECONDS,
+        metavar="SECONDS",
+        help=f"give up waiting after this long (default {DEFAULT_WAIT_SECONDS:.0f})",
+    )
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 0 < seconds <= 7 * 24 * 3600:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most a week")
+    return seconds
 
 
 def _add_keys(
@@ -220,6 +262,8 @@ def _operator_command(args: argparse.Namespace) -> int:
     }
     if args.command == "admin" and args.action == "reset-password":
         needs["admin"].add(Need.COGNITO)  # the user pool's id
+    if args.command == "videos" and args.action == "retranscode":
+        needs["videos"].add(Need.INGEST)  # the queue the re-transcode is sent to
     try:
         operator = admin_cli.Operator.load(needs[args.command], env_file=args.env_file)
         run: Callable[[], int]
@@ -245,6 +289,11 @@ def _operator_command(args: argparse.Namespace) -> int:
                     description=args.description,
                     video_id=args.video_id,
                     part_size_mib=args.part_size,
+                    wait=args.wait,
+                    wait_timeout=args.wait_timeout,
+                ),
+                "retranscode": lambda: admin_cli.videos_retranscode(
+                    operator, args.video_id, wait=args.wait, wait_timeout=args.wait_timeout
                 ),
                 "list": lambda: admin_cli.videos_list(operator, args.limit, args.cursor),
                 "remove": lambda: admin_cli.videos_remove(

@@ -8,13 +8,13 @@ cancelled, its worker threads are waited for, and every multipart upload it
 started for the key is aborted (S3 keeps, and bills, the parts of an upload
 that is neither completed nor aborted).
 
-:func:`publish_video` is what ``vidgate videos add`` does: probe the file
+:func:`submit_video` is what ``vidgate videos add`` does: probe the file
 with ffmpeg (a file ffmpeg finds no video stream in is refused before any
-byte is sent), take a poster frame, upload both, and only then put the video
-in the catalog; if anything after the first byte fails, the objects it
-uploaded are deleted again. ffmpeg comes in through ``probe``/``poster``
-arguments (by default :mod:`app.local.media`, imported only when used), so
-nothing here needs the local stack.
+byte is sent), create the draft in the catalog and upload the original under
+``uploads/<id>/``; the publishing pipeline transcodes it from there
+(docs/publishing.md). If the upload fails the draft is removed again. ffmpeg
+comes in through the ``probe`` argument (by default :mod:`app.ops.media`,
+imported only when used).
 
 """
 
@@ -23,18 +23,18 @@ from __future__ import annotations
 import logging
 import mimetypes
 import re
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app import publishing
 from app.catalog import TIERS, VIDEO_ID, Video, VideoCatalog
+from app.errors import VideoExistsError as AppVideoExistsError
 from app.errors import VideoNotFoundError
 from app.signing import InvalidObjectKeyError, object_key_to_path
 
@@ -45,9 +45,6 @@ DEFAULT_PART_SIZE = 8 * MIB
 MIN_PART_SIZE = 5 * MIB
 """S3's smallest part (all but the last); the transfer manager raises smaller sizes to it."""
 DEFAULT_CONCURRENCY = 4
-VIDEO_PREFIX = "videos/"
-POSTER_PREFIX = "posters/"
-POSTER_CONTENT_TYPE = "image/jpeg"
 _SLUG_DROP = re.compile(r"[^a-z0-9]+")
 _MAX_AUTO_ID_TRIES = 50
 
@@ -217,16 +214,6 @@ def content_type_for(path: Path) -> str:
     return guessed if guessed and guessed.startswith("video/") else "video/mp4"
 
 
-def video_object_key(video_id: str, path: Path) -> str:
-    """``videos/<id>/<file name>``, or ``videos/<id>/<id><suffix>`` for a name S3 keys refuse."""
-    key = f"{VIDEO_PREFIX}{video_id}/{path.name}"
-    try:
-        object_key_to_path(key)
-    except InvalidObjectKeyError:
-        key = f"{VIDEO_PREFIX}{video_id}/{video_id}{path.suffix.lower()[:10]}"
-    return key
-
-
 def _check_details(details: VideoDetails) -> None:
     if not details.title.strip():
         raise InvalidVideoDetailsError("the title must not be empty")
@@ -267,26 +254,31 @@ def _default_probe(path: Path) -> float:
     return probe_duration(path)
 
 
-def _default_poster(video: Path, out: Path, at_seconds: float) -> None:
-    from app.ops.media import make_poster
+def original_file_name(path: Path) -> str:
+    """The original's name under ``uploads/<id>/``: the file's own name when S3 keys allow it."""
+    name = path.name
+    try:
+        object_key_to_path(f"{publishing.UPLOADS_PREFIX}x/{name}")
+    except InvalidObjectKeyError:
+        name = f"original{path.suffix.lower()[:10]}"
+    return name
 
-    make_poster(video, out, at_seconds=at_seconds)
 
-
-def publish_video(
+def submit_video(
     path: Path,
     details: VideoDetails,
     *,
     s3: Any,
     bucket: str,
     catalog: VideoCatalog,
+    pipeline: publishing.Publishing,
     probe: Callable[[Path], float] = _default_probe,
-    poster: Callable[[Path, Path, float], None] = _default_poster,
     progress: Callable[[int, str], AbstractContextManager[Progress]] | None = None,
     part_size: int = DEFAULT_PART_SIZE,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Video:
-    """Probe, poster, upload and register ``path``; the new catalog entry is published.
+    """Put ``path`` into the publishing pipeline: a draft (``uploading``), then the original
+    uploaded to ``uploads/<id>/<file>``, whose arrival the bucket notifies to the ingest
+    queue (docs/publishing.md#messages). Returns the draft; the transcoder makes it ready.
 
     ``progress(total_bytes, description)`` returns a context manager yielding a
     byte-count callback (see :func:`progress_bar`).
@@ -294,95 +286,68 @@ def publish_video(
     :raises NotAVideoFileError: missing file, or ffmpeg finds no video in it (nothing uploaded).
     :raises InvalidVideoDetailsError: bad title, tier or id (nothing uploaded).
     :raises VideoExistsError: ``details.video_id`` is taken (nothing uploaded).
-    :raises UploadFailedError: the upload failed (no multipart upload left behind).
+    :raises UploadFailedError: the upload failed (the draft is removed again, no multipart
+        upload left behind).
     """
     if not path.is_file():
         raise NotAVideoFileError(f"{path}: no such file")
     _check_details(details)
     try:
-        duration = probe(path)
+        probe(path)  # refused here, before a byte is sent; the transcoder probes again
     except ValueError as exc:
         raise NotAVideoFileError(
             f"{path.name} is not a video file (ffmpeg found no video in it)"
         ) from exc
     video_id = _choose_id(catalog, details)
-    key = video_object_key(video_id, path)
-    poster_key: str | None = f"{POSTER_PREFIX}{video_id}.jpg"
-    content_type = content_type_for(path)
-    uploaded: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="vidgate-poster-") as tmp:
-        poster_file = Path(tmp) / "poster.jpg"
-        try:
-            poster(path, poster_file, min(1.0, duration / 2))
-        except Exception as exc:  # a video without a poster is still a video
-            log.warning("no poster for %s: %s", path.name, _reason(exc))
-            poster_key = None
-        try:
-            size = path.stat().st_size
-            if progress is not None:
-                with progress(size, path.name) as tick:
-                    upload_file(
-                        s3,
-                        bucket,
-                        key,
-                        path,
-                        content_type=content_type,
-                        part_size=part_size,
-                        progress=tick,
-                    )
-            else:
-                upload_file(s3, bucket, key, path, content_type=content_type, part_size=part_size)
-            uploaded.append(key)
-            if poster_key is not None:
+    key = publishing.source_key_for(video_id, original_file_name(path))
+    try:
+        draft = pipeline.create_draft(
+            video_id,
+            title=details.title.strip(),
+            tier=details.tier,
+            description=details.description,
+            source_key=key,
+        )
+    except AppVideoExistsError as exc:
+        raise VideoExistsError(f"a video with id {video_id!r} exists; choose another --id") from exc
+    try:
+        size = path.stat().st_size
+        content_type = content_type_for(path)
+        if progress is not None:
+            with progress(size, path.name) as tick:
                 upload_file(
                     s3,
                     bucket,
-                    poster_key,
-                    poster_file,
-                    content_type=POSTER_CONTENT_TYPE,
-                    part_size=part_size,
-                )
-                uploaded.append(poster_key)
-            video = catalog.put(
-                Video(
-                    video_id=video_id,
-                    title=details.title.strip(),
-                    description=details.description,
-                    tier=details.tier,  # type: ignore[arg-type]  # checked above
-                    object_key=key,
+                    key,
+                    path,
                     content_type=content_type,
-                    duration_seconds=round(duration, 3),
-                    poster_key=poster_key,
-                    size_bytes=size,
-                    created_at=clock(),
-                    published=True,
+                    part_size=part_size,
+                    progress=tick,
                 )
-            )
-        except BaseException:
-            _delete_objects(s3, bucket, uploaded)
-            raise
-    log.info("published video %s (%s, %d bytes)", video_id, key, size)
-    return video
-
-
-def _delete_objects(s3: Any, bucket: str, keys: list[str]) -> None:
-    for key in keys:
-        with suppress(ClientError, BotoCoreError):
-            s3.delete_object(Bucket=bucket, Key=key)
+        else:
+            upload_file(s3, bucket, key, path, content_type=content_type, part_size=part_size)
+    except BaseException:
+        # Nothing reached S3 (the upload is aborted): the draft would wait forever.
+        with suppress(VideoNotFoundError, ClientError, BotoCoreError):
+            catalog.remove(video_id)
+        raise
+    log.info("uploaded the original of %s to %s (%d bytes)", video_id, key, size)
+    return draft
 
 
 def remove_video(
     video_id: str, *, s3: Any, bucket: str, catalog: VideoCatalog, keep_media: bool = False
 ) -> Video:
-    """Delete a video's catalog entry and (unless ``keep_media``) its objects.
+    """Delete a video's catalog entry and (unless ``keep_media``) its renditions and poster;
+    the original is kept, tagged (:func:`app.publishing.remove_video`).
 
     :raises VideoNotFoundError: no video has this id.
     """
-    video = catalog.get_any(video_id)
-    catalog.remove(video_id)
-    if not keep_media:
-        _delete_objects(s3, bucket, [k for k in (video.object_key, video.poster_key) if k])
-    return video
+    if keep_media:
+        video = catalog.get_any(video_id)
+        catalog.remove(video_id)
+        return video
+    return publishing.remove_video(video_id, catalog=catalog, s3=s3, bucket=bucket).video
 
 
 # --- every video, published or not ---------------------------------------------------

@@ -41,8 +41,9 @@ KEY_PAIR_ID = "KFUZZFAULTKEY1"
 FREE_VIDEO = "free-clip"
 PREMIUM_VIDEO = "premium-clip"
 VIDEO_IDS = (FREE_VIDEO, PREMIUM_VIDEO)
-ALL_NEEDS = frozenset(Need)
-"""Every setting: enough for the web app, the viewer API and the admin API."""
+ALL_NEEDS = frozenset(Need) - {Need.INGEST}
+"""Every setting the web app, the viewer API and the admin API read (not the publishing
+pipeline's queue)."""
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,10 @@ from app.ops.uploads import (
     MIB,
     UploadFailedError,
     VideoDetails,
-    publish_video,
+    submit_video,
     upload_file,
 )
+from app.publishing import Publishing
 from app.tables import create_tables
 from tests.integration.test_admin_web import (  # the shared dev-stack helpers
     Local,
@@ -321,26 +322,36 @@ def test_videos_add_makes_a_generated_clip_playable_through_the_edge(
         assert code == 0, err
         assert out.startswith(f"added video {video_id}: 'A tiny clip' (premium, 2.0 s")
 
+        # It went through the pipeline: original kept under uploads/, renditions published.
         video = local.services.catalog.get_any(video_id)
         assert (video.title, video.tier, video.published) == ("A tiny clip", "premium", True)
-        assert video.object_key == f"videos/{video_id}/{clip.name}"
+        assert (video.state, video.progress, video.attempts) == ("ready", 100, 1)
+        assert video.source_key == f"uploads/{video_id}/{clip.name}"
+        assert video.hls_key == f"videos/{video_id}/hls/master.m3u8"
+        assert video.object_key == f"videos/{video_id}/240p.mp4"
         assert 1.5 <= video.duration_seconds <= 2.5
         assert s3.head_object(Bucket=bucket, Key=video.poster_key)["ContentType"] == "image/jpeg"
+        assert s3.head_object(Bucket=bucket, Key=video.source_key)["ContentLength"] == (
+            clip.stat().st_size
+        )
         assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
 
-        # alice (premium) gets a URL and the edge serves exactly the file's bytes.
+        # alice (premium) gets the HLS grant and the edge serves the master with its cookies.
         grant = local.grant("alice", video_id)
         assert grant["status"] == 200, grant
-        media = requests.get(grant["url"], timeout=10)
-        assert media.status_code == 200
-        assert media.content == clip.read_bytes()
+        assert grant["format"] == "hls"
+        master = requests.get(grant["url"], cookies=grant["cookies"], timeout=10)
+        assert master.status_code == 200
+        assert master.content == s3.get_object(Bucket=bucket, Key=video.hls_key)["Body"].read()
         assert local.grant("bob", video_id)["status"] == 403
 
         # Viewers see it in the catalog; the operator in the CLI list and the admin page.
         catalog = requests.get(f"{local.web}/api/videos?limit=100", timeout=10).json()
         assert video_id in {item["id"] for item in catalog["items"]}
         code, out, _ = cli(capsys, "videos", "list", "--env-file", env_file)
-        assert re.search(rf"^{video_id}\s+premium\s+published\s+2\.\d s\s+A tiny clip$", out, re.M)
+        assert re.search(
+            rf"^{video_id}\s+premium\s+published\s+2\.\d s\s+A tiny clip  \[ready\]$", out, re.M
+        )
         page = browser_for(local, "carol").get(f"{local.web}/admin/videos", timeout=10).text
         assert 'data-published="yes"' in row_of(page, "data-video", video_id)
     finally:
@@ -348,8 +359,13 @@ def test_videos_add_makes_a_generated_clip_playable_through_the_edge(
     assert code == 0
     with pytest.raises(VideoNotFoundError):
         local.services.catalog.get_any(video_id)
+    assert not s3.list_objects_v2(Bucket=bucket, Prefix=f"videos/{video_id}/").get("Contents")
     with pytest.raises(ClientError):
-        s3.head_object(Bucket=bucket, Key=f"videos/{video_id}/{clip.name}")
+        s3.head_object(Bucket=bucket, Key=f"posters/{video_id}.jpg")
+    # The original is kept, tagged as removed.
+    tags = s3.get_object_tagging(Bucket=bucket, Key=f"uploads/{video_id}/{clip.name}")["TagSet"]
+    assert {t["Key"]: t["Value"] for t in tags}["vidgate-video-id"] == video_id
+    assert "vidgate-removed" in {t["Key"] for t in tags}
 
 
 def test_a_file_that_is_not_a_video_is_refused_with_one_line_and_exit_1(
@@ -457,7 +473,7 @@ def test_an_upload_whose_part_fails_is_aborted_and_leaves_no_multipart_upload(
         s3.head_object(Bucket=name, Key="failed/big.mp4")
 
 
-def test_an_interrupted_publish_is_aborted_and_leaves_nothing_behind(
+def test_an_interrupted_upload_is_aborted_and_leaves_nothing_behind(
     bucket: tuple[Any, str], big_file: Path, boto_session: boto3.Session
 ) -> None:
     s3, name = bucket
@@ -466,26 +482,22 @@ def test_an_interrupted_publish_is_aborted_and_leaves_nothing_behind(
     create_tables(dynamodb, tables)
     catalog = VideoCatalog(dynamodb, tables["videos"])
 
-    def poster(video: Path, out: Path, at: float) -> None:
-        out.write_bytes(b"\xff\xd8\xff a poster")
-
     with PartHook(s3, allowed=1, then="interrupt"), pytest.raises(KeyboardInterrupt):
-        publish_video(
+        submit_video(
             big_file,
             VideoDetails(title="Big one", tier="free", video_id="big-one"),
             s3=s3,
             bucket=name,
             catalog=catalog,
+            pipeline=Publishing(dynamodb, tables["videos"], catalog=catalog),
             probe=lambda path: 42.0,
-            poster=poster,
             part_size=5 * MIB,
         )
 
     assert open_uploads(s3, name) == []
-    assert "Contents" not in s3.list_objects_v2(Bucket=name, Prefix="videos/big-one/")
-    assert "Contents" not in s3.list_objects_v2(Bucket=name, Prefix="posters/big-one")
+    assert "Contents" not in s3.list_objects_v2(Bucket=name, Prefix="uploads/big-one/")
     with pytest.raises(VideoNotFoundError):
-        catalog.get_any("big-one")
+        catalog.get_any("big-one")  # the draft went with the upload
 
 
 # --------------------------------------------------------------------------- keys and configuration

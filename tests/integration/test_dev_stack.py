@@ -24,6 +24,7 @@ from botocore.config import Config
 from app.catalog import VideoCatalog
 from app.local.bootstrap import Bootstrap
 from app.local.ports import LOOPBACK, free_port
+from app.storage_rules import s3_api_rules
 from tests.integration.test_watch_pages import elements, form_csrf, meta_csrf
 from tests.stackproc import ROOT, RunningStack, start_stack
 
@@ -79,6 +80,32 @@ def test_dev_stack_json_follows_the_contract(dev_stack: RunningStack) -> None:
     assert names["bob"]["premium"] is False
     assert names["carol"]["groups"] == ["admin"]
     assert "ready" in dev_stack.output
+    # The publishing pipeline's queue redrives to its DLQ; the bucket notifies uploads to it.
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=dev_stack.aws_endpoint,
+        region_name=doc["region"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=doc["queues"]["ingest"], AttributeNames=["RedrivePolicy", "QueueArn"]
+    )["Attributes"]
+    dlq_arn = sqs.get_queue_attributes(
+        QueueUrl=doc["queues"]["ingest_dlq"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"] == dlq_arn
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=dev_stack.aws_endpoint,
+        region_name=doc["region"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    notification = s3.get_bucket_notification_configuration(Bucket=doc["bucket"])
+    assert [q["QueueArn"] for q in notification["QueueConfigurations"]] == [attributes["QueueArn"]]
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=doc["bucket"])["Rules"]
+    assert [r["ID"] for r in rules] == [r["ID"] for r in s3_api_rules()]
 
 
 def test_it_prints_one_url_to_open_the_site_and_the_demo_accounts(dev_stack: RunningStack) -> None:

@@ -22,6 +22,7 @@ GOOD = {
     "VIDGATE_SIGNING_KEY_SECRET": "vidgate/key",
     "VIDGATE_KEY_PAIR_ID": "K2JCJMDEHXQW5F",
     "VIDGATE_SECRET_KEY": "x" * 40,
+    "VIDGATE_INGEST_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/111122223333/vidgate-ingest",
 }
 
 
@@ -52,6 +53,7 @@ def test_every_missing_variable_is_named_in_one_error() -> None:
         "VIDGATE_SIGNING_KEY_SECRET",
         "VIDGATE_KEY_PAIR_ID",
         "VIDGATE_SECRET_KEY",
+        "VIDGATE_INGEST_QUEUE_URL",
     ):
         assert name in message
 
@@ -117,3 +119,10 @@ def test_the_session_key_may_be_named_any_way_kms_accepts(key_id: str) -> None:
 def test_a_session_key_kms_would_not_accept_is_named(key_id: str) -> None:
     with pytest.raises(ConfigurationError, match="VIDGATE_SESSION_KEY_ID is not a KMS key id"):
         load_settings({**GOOD, "VIDGATE_SESSION_KEY_ID": key_id}, {Need.SESSIONS})
+
+
+def test_the_ingest_queue_must_be_an_url() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({**GOOD, "VIDGATE_INGEST_QUEUE_URL": "vidgate-ingest"}, {Need.INGEST})
+    assert "VIDGATE_INGEST_QUEUE_URL must be an http(s) URL" in str(caught.value)
+    assert load_settings(GOOD, {Need.INGEST}).ingest_queue_url == GOOD["VIDGATE_INGEST_QUEUE_URL"]

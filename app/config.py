@@ -29,6 +29,10 @@ _KMS_KEY_ID = re.compile(
 )
 
 
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_QUEUE_ARN = re.compile(r"^arn:aws[a-z-]*:mediaconvert:[a-z0-9-]+:\d{12}:queues/[\w-]{1,128}$")
+
+
 class Need(Enum):
     """What a process needs; each handler asks only for its own part."""
 
@@ -38,6 +42,7 @@ class Need(Enum):
     MEDIA = "media"
     SIGNING = "signing"
     WEB = "web"
+    TRANSCODE = "transcode"
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class Settings:
     web_secret_key: str = ""
     web_base_url: str = ""
     local_triggers: bool = False
+    mediaconvert_role_arn: str = ""
+    mediaconvert_queue_arn: str = ""
 
 
 # name -> (need, required, help). The README's configuration table mirrors this.
@@ -114,6 +121,16 @@ VARIABLES: dict[str, tuple[Need, bool, str]] = {
     ),
     "VIDGATE_SECRET_KEY": (Need.WEB, True, "secret for the web app's CSRF tokens (32+ chars)"),
     "VIDGATE_BASE_URL": (Need.WEB, False, "public base URL of the web app (hosted-UI callback)"),
+    "VIDGATE_MEDIACONVERT_ROLE_ARN": (
+        Need.TRANSCODE,
+        True,
+        "IAM role MediaConvert jobs run as (reads uploads/, writes videos/)",
+    ),
+    "VIDGATE_MEDIACONVERT_QUEUE_ARN": (
+        Need.TRANSCODE,
+        False,
+        "MediaConvert queue ARN for the jobs (default: the account's Default queue)",
+    ),
     "VIDGATE_LOCAL_TRIGGERS": (
         Need.WEB,
         False,
@@ -219,6 +236,15 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
     if local_triggers not in ("", "0", "1"):
         problems.append(f"VIDGATE_LOCAL_TRIGGERS must be 0 or 1, got {local_triggers!r}")
 
+    role_arn = get("VIDGATE_MEDIACONVERT_ROLE_ARN")
+    if role_arn and not _ROLE_ARN.match(role_arn):
+        problems.append(f"VIDGATE_MEDIACONVERT_ROLE_ARN is not an IAM role ARN: {role_arn!r}")
+    queue_arn = get("VIDGATE_MEDIACONVERT_QUEUE_ARN")
+    if queue_arn and not _QUEUE_ARN.match(queue_arn):
+        problems.append(
+            f"VIDGATE_MEDIACONVERT_QUEUE_ARN is not a MediaConvert queue ARN: {queue_arn!r}"
+        )
+
     if problems:
         raise ConfigurationError("vidgate is misconfigured:\n  - " + "\n  - ".join(problems))
     return Settings(
@@ -237,4 +263,6 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         web_secret_key=secret_key,
         web_base_url=base_url.rstrip("/"),
         local_triggers=local_triggers == "1",
+        mediaconvert_role_arn=role_arn,
+        mediaconvert_queue_arn=queue_arn,
     )

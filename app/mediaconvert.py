@@ -46,7 +46,6 @@ MIN_OUTPUT_DIMENSION = 32
 POSTER_QUALITY = 80
 USER_METADATA_VIDEO = "video_id"
 USER_METADATA_ATTEMPT = "attempt"
-USER_METADATA_STACK = "stack"
 _AUDIO_SELECTOR = "Audio Selector 1"
 _PROFILES = {"baseline": "BASELINE", "main": "MAIN", "high": "HIGH"}
 
@@ -84,10 +83,9 @@ class SourceInfo:
 
 @dataclass(frozen=True)
 class JobConfig:
-    """Where a job runs: the role MediaConvert assumes, its queue, and the stack tag."""
+    """Where a job runs: the role MediaConvert assumes, and its queue (None: the Default one)."""
 
     role_arn: str
-    stack: str
     queue_arn: str | None = None
     status_update_interval: str = STATUS_UPDATE_INTERVAL
 
@@ -421,7 +419,6 @@ def create_job_request(
         "UserMetadata": {
             USER_METADATA_VIDEO: target.video_id,
             USER_METADATA_ATTEMPT: str(target.attempt),
-            USER_METADATA_STACK: config.stack,
         },
         "StatusUpdateInterval": config.status_update_interval,
         "ClientRequestToken": client_request_token(target),

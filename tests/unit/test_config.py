@@ -22,6 +22,7 @@ GOOD = {
     "VIDGATE_SIGNING_KEY_SECRET": "vidgate/key",
     "VIDGATE_KEY_PAIR_ID": "K2JCJMDEHXQW5F",
     "VIDGATE_SECRET_KEY": "x" * 40,
+    "VIDGATE_MEDIACONVERT_ROLE_ARN": "arn:aws:iam::111122223333:role/vidgate-mediaconvert",
 }
 
 
@@ -117,3 +118,31 @@ def test_the_session_key_may_be_named_any_way_kms_accepts(key_id: str) -> None:
 def test_a_session_key_kms_would_not_accept_is_named(key_id: str) -> None:
     with pytest.raises(ConfigurationError, match="VIDGATE_SESSION_KEY_ID is not a KMS key id"):
         load_settings({**GOOD, "VIDGATE_SESSION_KEY_ID": key_id}, {Need.SESSIONS})
+
+
+def test_the_transcode_settings_name_a_role_and_an_optional_queue() -> None:
+    settings = load_settings(GOOD, {Need.TRANSCODE})
+    assert settings.mediaconvert_role_arn.endswith(":role/vidgate-mediaconvert")
+    assert settings.mediaconvert_queue_arn == ""
+    queue = "arn:aws:mediaconvert:eu-west-1:111122223333:queues/vidgate-jobs"
+    env = {**GOOD, "VIDGATE_MEDIACONVERT_QUEUE_ARN": queue}
+    assert load_settings(env, {Need.TRANSCODE}).mediaconvert_queue_arn == queue
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("VIDGATE_MEDIACONVERT_ROLE_ARN", "vidgate-mediaconvert"),
+        ("VIDGATE_MEDIACONVERT_ROLE_ARN", "arn:aws:iam::111122223333:user/someone"),
+        ("VIDGATE_MEDIACONVERT_QUEUE_ARN", "arn:aws:mediaconvert:eu-west-1:111122223333:jobs/1"),
+    ],
+)
+def test_a_malformed_transcode_arn_is_named(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        load_settings({**GOOD, name: value}, {Need.TRANSCODE})
+
+
+def test_a_missing_mediaconvert_role_is_named() -> None:
+    env = {k: v for k, v in GOOD.items() if k != "VIDGATE_MEDIACONVERT_ROLE_ARN"}
+    with pytest.raises(ConfigurationError, match="VIDGATE_MEDIACONVERT_ROLE_ARN"):
+        load_settings(env, {Need.TRANSCODE})

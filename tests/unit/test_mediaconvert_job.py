@@ -37,7 +37,7 @@ from app.ops.transcode import HLS_DIR, encode_arguments
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 ROLE = "arn:aws:iam::111122223333:role/vidgate-mediaconvert"
 QUEUE = "arn:aws:mediaconvert:us-east-1:111122223333:queues/vidgate-test"
-CONFIG = JobConfig(role_arn=ROLE, stack="vidgate-test", queue_arn=QUEUE)
+CONFIG = JobConfig(role_arn=ROLE, queue_arn=QUEUE)
 TARGET = JobTarget(bucket="vidgate-media", source_key="uploads/u-1/My Clip.mov", video_id="clip-1",
                    attempt=1)  # fmt: skip
 HD = SourceInfo(width=1920, height=1080, frame_rate=Fraction(30000, 1001), duration_seconds=125.5,
@@ -146,7 +146,7 @@ def test_the_validation_is_live_a_wrong_name_range_or_type_is_refused(
 
 
 def test_without_a_queue_the_job_goes_to_the_default_queue() -> None:
-    request = create_job_request(JobConfig(ROLE, "vidgate-test"), TARGET, HD)
+    request = create_job_request(JobConfig(ROLE), TARGET, HD)
     assert "Queue" not in request
     client = _client()
     with Stubber(client) as stub:
@@ -199,9 +199,9 @@ def test_outputs_land_where_the_catalog_and_the_cookies_expect_them() -> None:
     )
 
 
-def test_user_metadata_names_the_video_the_attempt_and_the_stack() -> None:
+def test_user_metadata_names_the_video_and_the_attempt() -> None:
     request = create_job_request(CONFIG, JobTarget("b", "uploads/u/f.mp4", "v-9", 3), HD)
-    assert request["UserMetadata"] == {"video_id": "v-9", "attempt": "3", "stack": "vidgate-test"}
+    assert request["UserMetadata"] == {"video_id": "v-9", "attempt": "3"}
     assert request["StatusUpdateInterval"] == "SECONDS_10"
 
 

@@ -28,6 +28,9 @@ from app.signing import UrlSigner
 if TYPE_CHECKING:
     from app.auth.jwks import JwksCache
     from app.entitlements import EntitlementStore
+    from app.ingest import Ingest, Transcoder
+    from app.job_events import JobEvents
+    from app.publishing import Publishing
     from app.user_pool import UserPool
     from app.users import UserDirectory
 
@@ -39,6 +42,11 @@ COGNITO_CLIENT_CONFIG = Config(
     read_timeout=10,
 )
 """botocore settings of the ``cognito-idp`` client."""
+
+
+def mediaconvert_client_config() -> Config:
+    """A new object each time: botocore rewrites a config's ``retries`` in place."""
+    return Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5)
 
 
 class Services:
@@ -147,3 +155,42 @@ class Services:
             self.signer,
             ttl_seconds=self.settings.url_ttl_seconds,
         )
+
+    # --- the publishing pipeline in AWS (docs/mediaconvert.md) ------------------------
+
+    @cached_property
+    def mediaconvert(self) -> Any:
+        """The regional MediaConvert endpoint: account endpoints (DescribeEndpoints) are
+        no longer needed."""
+        return self.session.client("mediaconvert", config=mediaconvert_client_config())
+
+    @cached_property
+    def publishing(self) -> Publishing:
+        from app.publishing import Publishing
+
+        return Publishing(self.dynamodb, self.settings.videos_table)
+
+    @cached_property
+    def transcoder(self) -> Transcoder:
+        """Probe, ``processing``, CreateJob: how the ingest and a retry start a job."""
+        from app.ingest import Transcoder
+        from app.mediaconvert import JobConfig, MediaConvertJobs
+
+        settings = self.settings
+        if not settings.mediaconvert_role_arn or not settings.bucket:
+            raise ConfigurationError("transcode settings were not loaded (Need.TRANSCODE)")
+        config = JobConfig(settings.mediaconvert_role_arn, settings.mediaconvert_queue_arn or None)
+        jobs = MediaConvertJobs(self.mediaconvert, config)
+        return Transcoder(self.publishing, jobs, settings.bucket)
+
+    @cached_property
+    def ingest(self) -> Ingest:
+        from app.ingest import Ingest
+
+        return Ingest(self.transcoder)
+
+    @cached_property
+    def job_events(self) -> JobEvents:
+        from app.job_events import JobEvents
+
+        return JobEvents(self.transcoder, self.s3, queue_arn=self.settings.mediaconvert_queue_arn)

@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.catalog import PROCESSING
+from app.catalog import PROCESSING, Video
 from app.errors import DependencyUnavailableError, PublishingConflictError, VideoNotFoundError
 from app.ingest import Transcoder
 from app.mediaconvert import USER_METADATA_ATTEMPT, USER_METADATA_VIDEO
@@ -101,6 +101,12 @@ class Outputs:
     duration_seconds: float
 
 
+def _retry_died(video: Video, attempt: int) -> bool:
+    """Whether ``video`` is in the attempt after ``attempt`` without a job: a retry that
+    stopped between its ``processing`` write and CreateJob."""
+    return video.state == PROCESSING and video.attempts == attempt + 1 and video.job_id is None
+
+
 def _key_in(bucket: str, url: str) -> str:
     prefix = f"s3://{bucket}/"
     if not url.startswith(prefix):
@@ -165,6 +171,9 @@ class JobEvents:
             video = self.publishing.video(job.video_id)
         except VideoNotFoundError:
             return self._ignored(job, "the video was removed")
+        if job.status == "ERROR" and _retry_died(video, job.attempt):
+            # The retry this error started stopped before CreateJob: start it again.
+            return self._retry(job, video)
         if video.state != PROCESSING or video.attempts != job.attempt:
             return self._ignored(job, f"stale: the video is {video.state}, {video.attempts}")
         try:
@@ -198,13 +207,16 @@ class JobEvents:
         if job.status == "ERROR" and self.publishing.can_retry(attempt):
             log.warning(json.dumps({"event": "job_error_retry", "video": video_id,
                                     "attempt": attempt, "error": job.error}))  # fmt: skip
-            video = self.publishing.video(video_id)
-            outcome = self.transcoder.start(video, attempt=attempt + 1)
-            return "retried" if outcome == "started" else outcome
+            return self._retry(job, self.publishing.video(video_id))
         reason = "the transcode was canceled" if job.status == "CANCELED" else job.error
         self.publishing.mark_failed(video_id, reason=reason, attempt=attempt)
         log.warning(json.dumps({"event": "failed", "video": video_id, "reason": reason}))
         return "failed"
+
+    def _retry(self, job: JobEvent, video: Video) -> str:
+        """The next attempt after the video's current one: ``retried``, or ``failed``."""
+        outcome = self.transcoder.start(video, attempt=video.attempts + 1)
+        return "retried" if outcome == "started" else outcome
 
     def _copy_poster(self, video_id: str, capture_key: str | None) -> str | None:
         """Copy the frame capture to ``posters/<id>.jpg`` (public on the CDN); its key."""

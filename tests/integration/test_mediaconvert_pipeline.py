@@ -20,7 +20,7 @@ from botocore.validate import validate_parameters
 
 from app.catalog import VideoCatalog
 from app.dynamo import dynamodb_client
-from app.errors import VideoNotFoundError
+from app.errors import DependencyUnavailableError, VideoNotFoundError
 from app.ingest import Ingest, Transcoder, Upload, uploads_in
 from app.job_events import BadEventError, JobEvents
 from app.mediaconvert import JobConfig, MediaConvertJobs
@@ -54,6 +54,7 @@ class FakeMediaConvert:
         self.tracks: dict[str, list[dict[str, Any]]] = {}
         self.unreadable: set[str] = set()
         self.down = False
+        self.create_down = False
         self.jobs: list[dict[str, Any]] = []
 
     def _validate(self, operation: str, params: dict[str, Any]) -> None:
@@ -72,7 +73,7 @@ class FakeMediaConvert:
 
     def create_job(self, **params: Any) -> dict[str, Any]:
         self._validate("CreateJob", params)
-        if self.down:
+        if self.down or self.create_down:
             raise _client_error("InternalServerErrorException", 500)
         job_id = f"{1764260000000 + len(self.jobs)}-{uuid.uuid4().hex[:6]}"
         self.jobs.append({"Id": job_id, **params})
@@ -363,3 +364,21 @@ def test_a_canceled_job_fails_the_video(pipeline: Pipeline) -> None:
 def test_an_event_that_is_not_a_job_state_change_is_refused(pipeline: Pipeline) -> None:
     with pytest.raises(BadEventError):
         pipeline.events.handle({"source": "aws.s3", "detail-type": "Object Created", "detail": {}})
+
+
+def test_a_retry_that_stopped_before_createjob_is_started_again_by_the_redelivered_error(
+    pipeline: Pipeline,
+) -> None:
+    first = _processing(pipeline, "pub-g")
+    error = _job_event("mediaconvert-error.json", pipeline, "pub-g", 1, first)
+    pipeline.mediaconvert.create_down = True
+    with pytest.raises(DependencyUnavailableError):
+        pipeline.events.handle(error)  # Lambda retries the invocation
+    video = pipeline.publishing.video("pub-g")
+    assert (video.state, video.attempts, video.job_id) == ("processing", 2, None)
+
+    pipeline.mediaconvert.create_down = False
+    assert pipeline.events.handle(error) == "failed"  # attempt 3 is past max_attempts (2)
+    video = pipeline.publishing.video("pub-g")
+    assert video.state == "failed"
+    assert video.failure_reason == "transcoding failed 2 times; giving up"

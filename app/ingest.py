@@ -1,7 +1,8 @@
 """Ingest in AWS: S3 upload notifications (delivered in SQS batches) become MediaConvert jobs.
 
-Each SQS message holds one S3 event notification; each record names an object
-created under ``uploads/<video-id>/<file>`` (keys arrive URL-encoded). For the
+Each SQS message holds one S3 event notification, whose records name objects
+created under ``uploads/<video-id>/<file>`` (keys arrive URL-encoded), or a
+re-transcode request for a ready or failed video (``vidgate videos retranscode``). For the
 draft whose original that is, :class:`Transcoder` probes the file with
 MediaConvert, moves the video to ``processing`` (one conditional write, so a
 duplicate delivery starts nothing twice), creates the job from the ladder and
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from app.catalog import PROCESSING, UPLOADING, Video
+from app.catalog import FAILED, PROCESSING, READY, UPLOADING, Video
 from app.config import Need
 from app.errors import (
     AttemptsExhaustedError,
@@ -36,6 +37,8 @@ log = logging.getLogger("vidgate.ingest")
 NEEDS = frozenset({Need.TABLES, Need.MEDIA, Need.TRANSCODE})
 """What the ingest and publish functions read from the environment."""
 S3_TEST_EVENT = "s3:TestEvent"
+RETRANSCODE = "vidgate:retranscode"
+"""The ``type`` of the message that re-runs the ladder on a video's kept original."""
 
 
 class BadMessageError(ValueError):
@@ -48,6 +51,8 @@ class Upload:
 
     bucket: str
     key: str
+    rerun: bool = False
+    """A re-transcode of a ready or failed video, not a new upload."""
 
 
 def uploads_in(body: str) -> list[Upload]:
@@ -63,6 +68,13 @@ def uploads_in(body: str) -> list[Upload]:
         raise BadMessageError("the message body is not a JSON object")
     if message.get("Event") == S3_TEST_EVENT:
         return []  # sent once when the notification is configured
+    if message.get("type") == RETRANSCODE:
+        bucket, key = message.get("bucket"), message.get("source_key")
+        if not isinstance(bucket, str) or not bucket or not isinstance(key, str) or not key:
+            raise BadMessageError("a re-transcode message needs bucket and source_key")
+        if upload_id_of(key) != message.get("video_id"):
+            raise BadMessageError("a re-transcode's source_key is not uploads/<video_id>/<file>")
+        return [Upload(bucket, key, rerun=True)]
     records = message.get("Records")
     if not isinstance(records, list) or not records:
         raise BadMessageError("the message has no S3 event records")
@@ -92,30 +104,33 @@ class Transcoder:
         self.jobs = jobs
         self.bucket = bucket
 
-    def start(self, video: Video, *, attempt: int) -> str:
-        """Run ``attempt`` of ``video`` (1 from ``uploading``, n > 1 taking over n - 1).
+    def start(self, video: Video, *, attempt: int, rerun: bool = False) -> str:
+        """Run ``attempt`` of ``video``: 1 from ``uploading`` (or, with ``rerun``, from
+        ``ready`` or ``failed``), n > 1 taking over n - 1.
 
-        Returns ``"started"``, or ``"failed"`` when the source is unusable or the
-        attempts are used up (the video is failed with the reason).
+        ``processing`` is written first, so a duplicate delivery starts nothing twice;
+        a delivery that dies after it is taken over by the next one. Returns
+        ``"started"``, or ``"failed"`` when the source is unusable or the attempts
+        are used up (the video is failed with the reason).
 
         :raises DependencyUnavailableError: MediaConvert or DynamoDB is down (retry later).
         :raises PublishingConflictError: another worker moved the video first.
         """
         source_key = video.source_key or ""
-        current = video.attempts if video.state == PROCESSING else None
+        try:
+            self.publishing.start_processing(video.video_id, attempt=attempt, rerun=rerun)
+        except AttemptsExhaustedError:
+            reason = f"transcoding failed {attempt - 1} times; giving up"
+            current = video.attempts if video.state == PROCESSING else None
+            self.publishing.mark_failed(video.video_id, reason=reason, attempt=current)
+            return "failed"
         try:
             source = self.jobs.probe(self.bucket, source_key)
             plan_for(source, self.jobs.ladder)
         except SourceRejectedError as exc:
-            self.publishing.mark_failed(video.video_id, reason=exc.reason, attempt=current)
+            self.publishing.mark_failed(video.video_id, reason=exc.reason, attempt=attempt)
             log.info(json.dumps({"event": "source_rejected", "video": video.video_id,
                                  "reason": exc.reason}))  # fmt: skip
-            return "failed"
-        try:
-            self.publishing.start_processing(video.video_id, attempt=attempt)
-        except AttemptsExhaustedError:
-            reason = f"transcoding failed {attempt - 1} times; giving up"
-            self.publishing.mark_failed(video.video_id, reason=reason, attempt=current)
             return "failed"
         target = JobTarget(self.bucket, source_key, video.video_id, attempt)
         job_id = self.jobs.start(target, source)
@@ -151,7 +166,8 @@ class Ingest:
             raise BadMessageError(f"no video {video_id} for upload {upload.key!r}") from exc
         if video.source_key != upload.key:
             return _ignored(video, upload, "not the video's original")
-        if video.state == UPLOADING:
+        rerun = upload.rerun and video.state in (READY, FAILED)
+        if video.state == UPLOADING or rerun:
             attempt = 1
         elif video.state == PROCESSING and video.job_id is None:
             # An earlier delivery moved it but died before CreateJob: take over.
@@ -159,7 +175,7 @@ class Ingest:
         else:
             return _ignored(video, upload, f"already {video.state}")
         try:
-            return self.transcoder.start(video, attempt=attempt)
+            return self.transcoder.start(video, attempt=attempt, rerun=rerun)
         except PublishingConflictError as exc:
             return _ignored(video, upload, f"another worker moved it first ({exc.expected})")
 

@@ -238,12 +238,13 @@ def test_mediaconvert_down_fails_the_message_and_the_redelivery_takes_over(
     assert pipeline.ingest.handle_batch(message) == {
         "batchItemFailures": [{"itemIdentifier": "m-0"}]
     }
-    assert pipeline.publishing.video("clip-f").state == "uploading"  # the probe failed first
+    video = pipeline.publishing.video("clip-f")
+    assert (video.state, video.attempts, video.job_id) == ("processing", 1, None)
 
     pipeline.mediaconvert.down = False
     assert pipeline.ingest.handle_batch(message) == {"batchItemFailures": []}
     video = pipeline.publishing.video("clip-f")
-    assert (video.state, video.attempts) == ("processing", 1)
+    assert (video.state, video.attempts) == ("processing", 2)  # took over the stopped attempt
     assert video.job_id == pipeline.mediaconvert.jobs[0]["Id"]
 
 
@@ -382,3 +383,27 @@ def test_a_retry_that_stopped_before_createjob_is_started_again_by_the_redeliver
     video = pipeline.publishing.video("pub-g")
     assert video.state == "failed"
     assert video.failure_reason == "transcoding failed 2 times; giving up"
+
+
+def test_a_retranscode_message_reruns_the_ladder_on_a_ready_video(pipeline: Pipeline) -> None:
+    job = _processing(pipeline, "pub-h")
+    capture = "videos/pub-h/poster.0000001.jpg"
+    pipeline.s3.put_object(Bucket=pipeline.bucket, Key=capture, Body=b"jpeg")
+    pipeline.events.handle(_job_event("mediaconvert-complete.json", pipeline, "pub-h", 1, job))
+    video = pipeline.publishing.video("pub-h")
+    assert video.state == "ready"
+    message = {
+        "type": "vidgate:retranscode",
+        "bucket": pipeline.bucket,
+        "video_id": "pub-h",
+        "source_key": video.source_key,
+    }
+
+    assert pipeline.ingest.handle_batch(_sqs(message)) == {"batchItemFailures": []}
+
+    rerun = pipeline.mediaconvert.jobs[-1]
+    assert rerun["UserMetadata"] == {"video_id": "pub-h", "attempt": "1"}
+    video = pipeline.publishing.video("pub-h")
+    assert (video.state, video.attempts, video.job_id) == ("processing", 1, rerun["Id"])
+    wrong = _sqs({**message, "video_id": "someone-else"})
+    assert pipeline.ingest.handle_batch(wrong) == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}

@@ -27,6 +27,7 @@ from app.errors import (
     AttemptsExhaustedError,
     DependencyUnavailableError,
     PublishingConflictError,
+    StaleAttemptError,
     VideoNotFoundError,
 )
 from app.mediaconvert import JobTarget, MediaConvertJobs, SourceRejectedError, plan_for
@@ -43,6 +44,10 @@ RETRANSCODE = "vidgate:retranscode"
 
 class BadMessageError(ValueError):
     """A message that is not an upload notification this ingest can act on (kept for the DLQ)."""
+
+
+class RetryLaterError(Exception):
+    """The message cannot be acted on yet (the attempt it would take over is still alive)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,7 @@ class Ingest:
         :raises BadMessageError: another bucket, a key outside ``uploads/<video-id>/``,
             or no video for it.
         :raises DependencyUnavailableError: retry later.
+        :raises RetryLaterError: the attempt to take over may still be running.
         """
         bucket = self.transcoder.bucket
         if upload.bucket != bucket:
@@ -176,6 +182,11 @@ class Ingest:
             return _ignored(video, upload, f"already {video.state}")
         try:
             return self.transcoder.start(video, attempt=attempt, rerun=rerun)
+        except StaleAttemptError as exc:
+            if attempt > 1 and exc.current_attempt == attempt - 1:
+                # The attempt to take over still counts as alive: ask again later.
+                raise RetryLaterError(f"video {video_id}: attempt {attempt - 1} is alive") from exc
+            return _ignored(video, upload, f"another worker moved it first ({exc.expected})")
         except PublishingConflictError as exc:
             return _ignored(video, upload, f"another worker moved it first ({exc.expected})")
 
@@ -193,7 +204,7 @@ class Ingest:
                 log.error(json.dumps({"event": "bad_message", "message": message_id,
                                       "error": str(exc)}))  # fmt: skip
                 failures.append({"itemIdentifier": message_id})
-            except DependencyUnavailableError as exc:
+            except (DependencyUnavailableError, RetryLaterError) as exc:
                 log.warning(json.dumps({"event": "retry_later", "message": message_id,
                                         "error": str(exc)}))  # fmt: skip
                 failures.append({"itemIdentifier": message_id})

@@ -20,7 +20,7 @@ from botocore.validate import validate_parameters
 
 from app.catalog import VideoCatalog
 from app.dynamo import dynamodb_client
-from app.errors import DependencyUnavailableError, VideoNotFoundError
+from app.errors import DependencyUnavailableError, StaleAttemptError, VideoNotFoundError
 from app.ingest import Ingest, Transcoder, Upload, uploads_in
 from app.job_events import BadEventError, JobEvents
 from app.mediaconvert import JobConfig, MediaConvertJobs
@@ -407,3 +407,35 @@ def test_a_retranscode_message_reruns_the_ladder_on_a_ready_video(pipeline: Pipe
     assert (video.state, video.attempts, video.job_id) == ("processing", 1, rerun["Id"])
     wrong = _sqs({**message, "video_id": "someone-else"})
     assert pipeline.ingest.handle_batch(wrong) == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+
+
+class AliveAttemptPublishing(Publishing):
+    """Refuses every takeover as the heartbeat rule does while the previous attempt is alive."""
+
+    def start_processing(self, video_id: str, *, attempt: int, **kwargs: Any) -> Any:
+        if attempt > 1:
+            current = self.video(video_id)
+            raise StaleAttemptError(
+                "alive",
+                video_id=video_id,
+                expected=f"processing, attempt {attempt - 1} stopped",
+                current_state=current.state,
+                current_attempt=current.attempts,
+            )
+        return super().start_processing(video_id, attempt=attempt, **kwargs)
+
+
+def test_a_takeover_of_an_attempt_still_alive_is_asked_again_later(
+    pipeline: Pipeline, boto_session: boto3.Session
+) -> None:
+    key = pipeline.draft("clip-i")
+    pipeline.publishing.start_processing("clip-i", attempt=1)  # a delivery still at work
+    alive = AliveAttemptPublishing(pipeline.publishing._client, pipeline.publishing._table)
+    transcoder = pipeline.ingest.transcoder
+    ingest = Ingest(Transcoder(alive, transcoder.jobs, transcoder.bucket))
+
+    result = ingest.handle_batch(_sqs(_notification(pipeline.bucket, key)))
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    assert pipeline.mediaconvert.jobs == []
+    assert pipeline.publishing.video("clip-i").attempts == 1

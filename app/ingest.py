@@ -2,11 +2,10 @@
 
 Each SQS message holds one S3 event notification, whose records name objects
 created under ``uploads/<video-id>/<file>`` (keys arrive URL-encoded), or a
-re-transcode request for a ready or failed video (``vidgate videos retranscode``). For the
-draft whose original that is, :class:`Transcoder` probes the file with
-MediaConvert, moves the video to ``processing`` (one conditional write, so a
-duplicate delivery starts nothing twice), creates the job from the ladder and
-records its id. A file MediaConvert cannot use fails the video with a clear
+re-transcode request for a ready or failed video. For the video whose original
+that is, :class:`Transcoder` moves it to ``processing`` (one conditional write,
+so a duplicate delivery starts nothing twice), probes the file with
+MediaConvert, creates the job from the ladder and records its id. A file MediaConvert cannot use fails the video with a clear
 reason. :meth:`Ingest.handle_batch` answers with the failed message ids only
 (``ReportBatchItemFailures``): SQS redelivers those, and after the queue's
 ``maxReceiveCount`` moves them to the dead-letter queue. docs/mediaconvert.md.
@@ -102,7 +101,7 @@ def uploads_in(body: str) -> list[Upload]:
 
 
 class Transcoder:
-    """Starts a video's transcode in MediaConvert: probe, ``processing``, CreateJob, job id."""
+    """Starts a video's transcode in MediaConvert: ``processing``, probe, CreateJob, job id."""
 
     def __init__(self, publishing: Publishing, jobs: MediaConvertJobs, bucket: str) -> None:
         self.publishing = publishing

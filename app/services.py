@@ -172,7 +172,7 @@ class Services:
 
     @cached_property
     def transcoder(self) -> Transcoder:
-        """Probe, ``processing``, CreateJob: how the ingest and a retry start a job."""
+        """``processing``, Probe, CreateJob: how the ingest and a retry start a job."""
         from app.ingest import Transcoder
         from app.mediaconvert import JobConfig, MediaConvertJobs
 

@@ -5,8 +5,9 @@ created under ``uploads/<video-id>/<file>`` (keys arrive URL-encoded), or a
 re-transcode request for a ready or failed video. For the video whose original
 that is, :class:`Transcoder` moves it to ``processing`` (one conditional write,
 so a duplicate delivery starts nothing twice), probes the file with
-MediaConvert, creates the job from the ladder and records its id. A file MediaConvert cannot use fails the video with a clear
-reason. :meth:`Ingest.handle_batch` answers with the failed message ids only
+MediaConvert, creates the job from the ladder and records its id. A file
+MediaConvert cannot use fails the video with a clear reason.
+:meth:`Ingest.handle_batch` answers with the failed message ids only
 (``ReportBatchItemFailures``): SQS redelivers those, and after the queue's
 ``maxReceiveCount`` moves them to the dead-letter queue. docs/mediaconvert.md.
 """

@@ -29,6 +29,10 @@ _KMS_KEY_ID = re.compile(
 )
 
 
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_QUEUE_ARN = re.compile(r"^arn:aws[a-z-]*:mediaconvert:[a-z0-9-]+:\d{12}:queues/[\w-]{1,128}$")
+
+
 class Need(Enum):
     """What a process needs; each handler asks only for its own part."""
 
@@ -41,6 +45,7 @@ class Need(Enum):
     EVENTS = "events"
     ANALYTICS = "analytics"
     INGEST = "ingest"
+    TRANSCODE = "transcode"
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,8 @@ class Settings:
     analytics_database: str = ""
     analytics_workgroup: str = ""
     ingest_queue_url: str = ""
+    mediaconvert_role_arn: str = ""
+    mediaconvert_queue_arn: str = ""
 
 
 # name -> (need, required, help). The README's configuration table mirrors this.
@@ -128,6 +135,16 @@ VARIABLES: dict[str, tuple[Need, bool, str]] = {
     ),
     "VIDGATE_SECRET_KEY": (Need.WEB, True, "secret for the web app's CSRF tokens (32+ chars)"),
     "VIDGATE_BASE_URL": (Need.WEB, False, "public base URL of the web app (hosted-UI callback)"),
+    "VIDGATE_MEDIACONVERT_ROLE_ARN": (
+        Need.TRANSCODE,
+        True,
+        "IAM role MediaConvert jobs run as (reads uploads/, writes videos/)",
+    ),
+    "VIDGATE_MEDIACONVERT_QUEUE_ARN": (
+        Need.TRANSCODE,
+        False,
+        "MediaConvert queue ARN for the jobs (default: the account's Default queue)",
+    ),
     "VIDGATE_LOCAL_TRIGGERS": (
         Need.WEB,
         False,
@@ -275,6 +292,14 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         problems.append(
             f"VIDGATE_INGEST_QUEUE_URL must be an http(s) URL, got {ingest_queue_url!r}"
         )
+    role_arn = get("VIDGATE_MEDIACONVERT_ROLE_ARN")
+    if role_arn and not _ROLE_ARN.match(role_arn):
+        problems.append(f"VIDGATE_MEDIACONVERT_ROLE_ARN is not an IAM role ARN: {role_arn!r}")
+    queue_arn = get("VIDGATE_MEDIACONVERT_QUEUE_ARN")
+    if queue_arn and not _QUEUE_ARN.match(queue_arn):
+        problems.append(
+            f"VIDGATE_MEDIACONVERT_QUEUE_ARN is not a MediaConvert queue ARN: {queue_arn!r}"
+        )
 
     if problems:
         raise ConfigurationError("vidgate is misconfigured:\n  - " + "\n  - ".join(problems))
@@ -299,4 +324,6 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         analytics_database=analytics_database,
         analytics_workgroup=analytics_workgroup,
         ingest_queue_url=ingest_queue_url,
+        mediaconvert_role_arn=role_arn,
+        mediaconvert_queue_arn=queue_arn,
     )

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from app.analytics import AnalyticsQueries
     from app.auth.jwks import JwksCache
     from app.entitlements import EntitlementStore
+    from app.ingest import Ingest, Transcoder
+    from app.job_events import JobEvents
+    from app.publishing import Publishing
     from app.user_pool import UserPool
     from app.users import UserDirectory
     from app.viewing_events import ViewingEvents
@@ -50,6 +53,11 @@ FIREHOSE_CLIENT_CONFIG = Config(
     read_timeout=5,
 )
 """botocore settings of the ``firehose`` client (used only by the background sender)."""
+
+
+def mediaconvert_client_config() -> Config:
+    """A new object each time: botocore rewrites a config's ``retries`` in place."""
+    return Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5)
 
 
 class Services:
@@ -201,6 +209,40 @@ class Services:
         from app.analytics import AnalyticsQueries
 
         return AnalyticsQueries.from_settings(self.settings, self.session)
+
+
+    # --- the publishing pipeline in AWS (docs/mediaconvert.md) ------------------------
+
+    @cached_property
+    def mediaconvert(self) -> Any:
+        """The regional MediaConvert endpoint: account endpoints (DescribeEndpoints) are
+        no longer needed."""
+        return self.session.client("mediaconvert", config=mediaconvert_client_config())
+
+    @cached_property
+    def transcoder(self) -> Transcoder:
+        """``processing``, Probe, CreateJob: how the ingest and a retry start a job."""
+        from app.ingest import Transcoder
+        from app.mediaconvert import JobConfig, MediaConvertJobs
+
+        settings = self.settings
+        if not settings.mediaconvert_role_arn or not settings.bucket:
+            raise ConfigurationError("transcode settings were not loaded (Need.TRANSCODE)")
+        config = JobConfig(settings.mediaconvert_role_arn, settings.mediaconvert_queue_arn or None)
+        jobs = MediaConvertJobs(self.mediaconvert, config)
+        return Transcoder(self.publishing, jobs, settings.bucket)
+
+    @cached_property
+    def ingest(self) -> Ingest:
+        from app.ingest import Ingest
+
+        return Ingest(self.transcoder)
+
+    @cached_property
+    def job_events(self) -> JobEvents:
+        from app.job_events import JobEvents
+
+        return JobEvents(self.transcoder, self.s3, queue_arn=self.settings.mediaconvert_queue_arn)
 
 
 def _unused_key() -> bytes:

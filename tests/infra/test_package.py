@@ -43,7 +43,7 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit
 
 import boto3
 import pytest
@@ -55,6 +55,7 @@ from app.keys import generate_key_pair, store_private_key
 from app.local.analytics_setup import ensure_events_key, ensure_events_stream
 from app.local.bootstrap import ensure_session_key
 from app.local.emulator import Emulator
+from app.publishing import Publishing
 from app.tables import create_tables
 from app.users import UserDirectory
 from app.web.session_store import SessionStore
@@ -82,6 +83,8 @@ ATHENA_ON_BEHALF = frozenset(
 )
 """Statements Athena uses with the caller's credentials (the table, the events, the results):
 no call of the function's own needs them (docs/analytics.md#an-7)."""
+MEDIACONVERT_ROLE = "arn:aws:iam::111122223333:role/vidgate-MediaConvertRole-PACKAGE"
+MEDIACONVERT_QUEUE = "arn:aws:mediaconvert:us-east-1:111122223333:queues/vidgate-package"
 RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 """What Lambda's Python runtime puts on the path after the function's own code."""
 
@@ -112,11 +115,30 @@ def _attributes(params):
                 names.add(word)
     return sorted(names)
 
+_mediaconvert_jobs = []
+
+def _mediaconvert(self, operation, params):
+    # No emulator serves MediaConvert: validate against botocore's model, answer like AWS.
+    from botocore.validate import validate_parameters
+    validate_parameters(params, self.meta.service_model.operation_model(operation).input_shape)
+    if operation == "Probe":
+        return {"ProbeResults": [{"Container": {"Format": "mp4", "Duration": 12.0, "Tracks": [
+            {"TrackType": "video", "Codec": "AVC", "VideoProperties": {"Width": 1280,
+             "Height": 720, "FrameRate": {"Numerator": 25, "Denominator": 1}}},
+            {"TrackType": "audio", "Codec": "AAC"}]}}]}
+    if operation == "CreateJob":
+        _mediaconvert_jobs.append(params)
+        return {"Job": {"Id": "1764260000000-pack%02d" % len(_mediaconvert_jobs),
+                        "Role": params["Role"], "Settings": params["Settings"]}}
+    raise AssertionError("no canned MediaConvert answer for " + operation)
+
 def _recording(self, operation, params):
     item = {"service": self.meta.service_model.endpoint_prefix, "operation": operation}
-    for key in ("TableName", "IndexName", "SecretId", "UserPoolId"):
+    for key in ("TableName", "IndexName", "SecretId", "UserPoolId", "Queue", "Role"):
         if key in params:
             item[key] = params[key]
+    if item["service"] == "s3":
+        item.update({k: params[k] for k in ("Bucket", "Key", "CopySource") if k in params})
     if item["service"] == "dynamodb" and operation in ("PutItem", "UpdateItem", "DeleteItem"):
         item["attributes"] = _attributes(params)
     if operation == "TransactWriteItems":
@@ -125,6 +147,8 @@ def _recording(self, operation, params):
     if operation == "BatchGetItem":
         item["tables"] = sorted(params["RequestItems"])
     calls.append(item)
+    if item["service"] == "mediaconvert":
+        return _mediaconvert(self, operation, params)
     return _original(self, operation, params)
 
 botocore.client.BaseClient._make_api_call = _recording
@@ -365,6 +389,8 @@ def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
         # The visit opens no analytics page: Athena is never called.
         "VIDGATE_ANALYTICS_DATABASE": "vidgate_analytics",
         "VIDGATE_ANALYTICS_WORKGROUP": f"{prefix}-analytics",
+        "VIDGATE_MEDIACONVERT_ROLE_ARN": MEDIACONVERT_ROLE,
+        "VIDGATE_MEDIACONVERT_QUEUE_ARN": MEDIACONVERT_QUEUE,
     }
     yield Stack(env, tables, sub, username, token, secret_id, boto_session)
 
@@ -495,6 +521,85 @@ def handler_run(built: dict[str, Path], stack: Stack, interpreter: Interpreter) 
         "steps": steps,
     }
     return _run(interpreter, built["handlers"], built["runtime"], inputs)
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+PIPELINE_VIDEO = "packaged-upload"
+PIPELINE_SOURCE = f"uploads/{PIPELINE_VIDEO}/Holiday clip +1.mov"
+
+
+def _job_event(status_file: str, stack: Stack, attempt: int) -> dict[str, Any]:
+    bucket = stack.env["VIDGATE_BUCKET"]
+    replace = {
+        "BUCKET": bucket,
+        "VIDEO_ID": PIPELINE_VIDEO,
+        "QUEUE_ARN": MEDIACONVERT_QUEUE,
+        "JOB_ID": f"1764260000000-pack{attempt:02d}",
+        '"ATTEMPT"': f'"{attempt}"',
+    }
+    return _event(status_file, **replace)
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(built: dict[str, Path], stack: Stack, interpreter: Interpreter) -> Any:
+    """The packaged ingest and publish functions: an upload notification, a progress report,
+    a job error (retried), and the retry's completion."""
+    bucket = stack.env["VIDGATE_BUCKET"]
+    s3: Any = stack.session.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    Publishing(dynamodb_client(stack.session), stack.tables["videos"]).create_draft(
+        # Unpublished: the viewer listing the other steps check stays as it was.
+        PIPELINE_VIDEO,
+        title="Holiday",
+        tier="free",
+        source_key=PIPELINE_SOURCE,
+        published=False,
+    )
+    s3.put_object(Bucket=bucket, Key=PIPELINE_SOURCE, Body=b"original")
+    capture = f"videos/{PIPELINE_VIDEO}/poster.0000001.jpg"
+    s3.put_object(Bucket=bucket, Key=capture, Body=b"\xff\xd8capture")
+    notification = _event("s3-object-created.json", BUCKET=bucket)
+    notification["Records"][0]["s3"]["object"]["key"] = quote_plus(PIPELINE_SOURCE, safe="/")
+    sqs = _event("sqs-s3-upload.json", MESSAGE_ID="packaged-message")
+    sqs["Records"][0]["body"] = json.dumps(notification)
+    steps: list[dict[str, Any]] = [
+        {"name": "ingest", "function": "IngestFunction", "module": "lambda_handlers.ingest",
+         "event": sqs},
+        {"name": "progress", "function": "PublishFunction", "module": "lambda_handlers.publish",
+         "event": _job_event("mediaconvert-status-update.json", stack, 1)},
+        {"name": "error", "function": "PublishFunction", "module": "lambda_handlers.publish",
+         "event": _job_event("mediaconvert-error.json", stack, 1)},
+        {"name": "complete", "function": "PublishFunction", "module": "lambda_handlers.publish",
+         "event": _job_event("mediaconvert-complete.json", stack, 2)},
+    ]  # fmt: skip
+    inputs = {
+        "forbidden": sorted(package.FORBIDDEN_IN_HANDLERS),
+        "env": {step["function"]: _environment(stack.env, step["function"]) for step in steps},
+        "steps": steps,
+    }
+    return _run(interpreter, built["handlers"], built["runtime"], inputs)
+
+
+def test_the_packaged_pipeline_takes_an_upload_to_ready_through_a_retried_job(
+    pipeline_run: Any, stack: Stack
+) -> None:
+    assert pipeline_run["ingest"] == {"batchItemFailures": []}
+    assert [pipeline_run[n]["outcome"] for n in ("progress", "error", "complete")] == [
+        "progress",
+        "retried",
+        "ready",
+    ]
+    catalog = VideoCatalog(dynamodb_client(stack.session), stack.tables["videos"])
+    video = catalog.get_any(PIPELINE_VIDEO)
+    assert (video.state, video.attempts, video.job_id) == ("ready", 2, "1764260000000-pack02")
+    assert video.hls_key == f"videos/{PIPELINE_VIDEO}/hls/master.m3u8"
+    assert video.poster_key == f"posters/{PIPELINE_VIDEO}.jpg"
+    s3: Any = stack.session.client("s3")
+    poster = s3.get_object(Bucket=stack.env["VIDGATE_BUCKET"], Key=video.poster_key)
+    assert poster["Body"].read() == b"\xff\xd8capture"
+    creates = [c for c in pipeline_run["calls"]["IngestFunction"] if c["operation"] == "CreateJob"]
+    assert [(c["Role"], c["Queue"]) for c in creates] == [(MEDIACONVERT_ROLE, MEDIACONVERT_QUEUE)]
 
 
 # --------------------------------------------------------------------------- the web functions
@@ -1231,8 +1336,9 @@ class Grant:
     condition: str = "{}"
     """The statement's Condition, as JSON (a grant is hashable)."""
 
-    def admits(self, attributes: tuple[str, ...] | None) -> bool:
-        """Whether the condition holds for a request touching ``attributes`` (None: unknown)."""
+    def admits(self, attributes: tuple[str, ...] | None, passed_to: str | None = None) -> bool:
+        """Whether the condition holds for a request touching ``attributes`` (None: unknown),
+        passing a role to the service ``passed_to`` (iam:PassRole)."""
         condition: dict[str, dict[str, Any]] = json.loads(self.condition)
         for operator, tests in condition.items():
             for name, expected in tests.items():
@@ -1241,6 +1347,8 @@ class Grant:
                     holds = attributes is None or set(attributes) <= set(as_list(expected))
                 elif (operator, name) == ("Null", "dynamodb:Attributes"):
                     holds = (attributes is None) == (expected == "true")
+                elif (operator, name) == ("StringEquals", "iam:PassedToService"):
+                    holds = passed_to in as_list(expected)
                 else:
                     raise AssertionError(f"this test cannot evaluate {operator} on {name}")
                 if not holds:
@@ -1255,6 +1363,7 @@ class Needed:
     action: str
     key: Key
     attributes: tuple[str, ...] | None = None
+    passed_to: str | None = None
 
 
 def _grants(function: str) -> list[Grant]:
@@ -1274,11 +1383,15 @@ def _grants(function: str) -> list[Grant]:
                 continue
             for resource in as_list(statement["Resource"]):
                 key: Key
-                if "Fn::GetAtt" in resource:
+                if resource == "*":
+                    key = ("any",)
+                elif "Fn::GetAtt" in resource:
                     key = ("arn", resource["Fn::GetAtt"][0])
                 elif "Fn::Sub" in resource and "/index/" in resource["Fn::Sub"]:
                     table, index = resource["Fn::Sub"].split(".Arn}/index/")
                     key = ("index", table.removeprefix("${"), index)
+                elif "Fn::Sub" in resource:
+                    key = ("sub", resource["Fn::Sub"])
                 elif "Ref" in resource:
                     key = ("param", resource["Ref"])
                 else:
@@ -1323,7 +1436,40 @@ def _needed(call: dict[str, Any], tables: dict[str, str], secret_id: str) -> lis
         return []
     if service == "cognito-idp" and "UserPoolId" in call:
         return [Needed(f"cognito-idp:{operation}", ("arn", "UserPool"))]
+    if service == "s3" and operation == "CopyObject":
+        source = call["CopySource"]
+        return [Needed("s3:GetObject", _object_key(source["Bucket"], source["Key"])),
+                Needed("s3:PutObject", _object_key(call["Bucket"], call["Key"]))]  # fmt: skip
+    if service == "s3" and operation in ("GetObject", "PutObject"):
+        return [Needed(f"s3:{operation}", _object_key(call["Bucket"], call["Key"]))]
+    if service == "mediaconvert" and operation == "Probe":
+        # Probe reads the original with the caller's credentials.
+        return [Needed("mediaconvert:Probe", ("any",)),
+                Needed("s3:GetObject", ("sub", "${VideoBucket.Arn}/uploads/*"))]  # fmt: skip
+    if service == "mediaconvert" and operation == "CreateJob":
+        assert (call["Role"], call["Queue"]) == (MEDIACONVERT_ROLE, MEDIACONVERT_QUEUE), call
+        jobs = "arn:${AWS::Partition}:mediaconvert:${AWS::Region}:${AWS::AccountId}:jobs/*"
+        return [
+            Needed("mediaconvert:CreateJob", ("arn", "TranscodeQueue")),
+            Needed("mediaconvert:CreateJob", ("sub", jobs)),
+            Needed(
+                "iam:PassRole", ("arn", "MediaConvertRole"), passed_to="mediaconvert.amazonaws.com"
+            ),
+        ]
     raise AssertionError(f"no IAM mapping for {service}:{operation} here; add one: {call}")
+
+
+def _object_key(bucket: str, key: str) -> Key:
+    """The bucket-prefix resource (``${VideoBucket.Arn}/videos/*``) an object key falls under."""
+    assert bucket.endswith("-media"), bucket
+    return ("sub", "${VideoBucket.Arn}/" + key.split("/", 1)[0] + "/*")
+
+
+USED_BY_LAMBDA: frozenset[str] = frozenset(
+    {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage"}
+)
+"""Permissions Lambda itself uses with the function's role: the SQS poller, and sending a
+failed asynchronous event to the function's dead-letter queue. No code call needs them."""
 
 
 def _check_role(
@@ -1338,12 +1484,16 @@ def _check_role(
                 grant
                 for grant in grants
                 if (grant.action, grant.key) == (needed.action, needed.key)
-                and grant.admits(needed.attributes)
+                and grant.admits(needed.attributes, needed.passed_to)
             ]
             if not admitting:
                 refused.append(f"{function} needs {needed} for {call}")
             used.update(admitting)
-    unused = {grant for grant in grants if not grant.action.startswith("logs:")} - used
+    unused = {
+        grant
+        for grant in grants
+        if not grant.action.startswith("logs:") and grant.action not in USED_BY_LAMBDA
+    } - used
     return refused, unused
 
 
@@ -1396,21 +1546,41 @@ def test_the_attribute_condition_refuses_a_record_write_that_names_an_entitlemen
         assert not grant.admits(None), "a request naming no attribute must not pass"
 
 
+SERVICE_ROLES = {"MediaConvertRole", "ViewingEventsDeliveryRole"}
+"""Roles an AWS service assumes for this stack (MediaConvert runs its jobs as one, Firehose
+delivers viewing events as the other); tests/infra/test_template_pipeline.py checks the first."""
+
+
 def test_every_role_in_the_template_belongs_to_a_packaged_function() -> None:
     template = resolve(load(), SCENARIOS["oai"])
     used = {
         f["Properties"]["Role"]["Fn::GetAtt"][0]
         for f in of_type(template, "AWS::Serverless::Function").values()
     }
-    lambda_roles = {
-        name
-        for name, role in of_type(template, "AWS::IAM::Role").items()
-        if role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
-        == {"Service": "lambda.amazonaws.com"}
-    }
-    assert used == lambda_roles
-    # The others are AWS services' own roles: Firehose delivering viewing events.
-    assert set(of_type(template, "AWS::IAM::Role")) - lambda_roles == {"ViewingEventsDeliveryRole"}
+    assert used | SERVICE_ROLES == set(of_type(template, "AWS::IAM::Role"))
+    assert not used & SERVICE_ROLES
+
+
+PIPELINE_FUNCTIONS = ("IngestFunction", "PublishFunction")
+
+
+def test_every_aws_call_the_packaged_pipeline_made_is_allowed_by_its_template_role(
+    pipeline_run: Any, stack: Stack
+) -> None:
+    for function in PIPELINE_FUNCTIONS:
+        calls = pipeline_run["calls"][function]
+        assert calls, f"{function} made no AWS call?"
+        refused, _ = _check_role(function, calls, stack.tables, stack.secret_id)
+        assert refused == []
+
+
+@pytest.mark.parametrize("function", PIPELINE_FUNCTIONS)
+def test_every_data_permission_of_the_pipeline_roles_is_used_by_the_handlers(
+    pipeline_run: Any, stack: Stack, function: str
+) -> None:
+    calls = pipeline_run["calls"][function]
+    _, unused = _check_role(function, calls, stack.tables, stack.secret_id)
+    assert unused == set(), f"{function}: granted but never needed"
 
 
 # --------------------------------------------------------------------------- cold imports

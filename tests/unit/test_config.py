@@ -23,6 +23,7 @@ GOOD = {
     "VIDGATE_KEY_PAIR_ID": "K2JCJMDEHXQW5F",
     "VIDGATE_SECRET_KEY": "x" * 40,
     "VIDGATE_INGEST_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/111122223333/vidgate-ingest",
+    "VIDGATE_MEDIACONVERT_ROLE_ARN": "arn:aws:iam::111122223333:role/vidgate-mediaconvert",
 }
 
 
@@ -126,3 +127,31 @@ def test_the_ingest_queue_must_be_an_url() -> None:
         load_settings({**GOOD, "VIDGATE_INGEST_QUEUE_URL": "vidgate-ingest"}, {Need.INGEST})
     assert "VIDGATE_INGEST_QUEUE_URL must be an http(s) URL" in str(caught.value)
     assert load_settings(GOOD, {Need.INGEST}).ingest_queue_url == GOOD["VIDGATE_INGEST_QUEUE_URL"]
+
+
+def test_the_transcode_settings_name_a_role_and_an_optional_queue() -> None:
+    settings = load_settings(GOOD, {Need.TRANSCODE})
+    assert settings.mediaconvert_role_arn.endswith(":role/vidgate-mediaconvert")
+    assert settings.mediaconvert_queue_arn == ""
+    queue = "arn:aws:mediaconvert:eu-west-1:111122223333:queues/vidgate-jobs"
+    env = {**GOOD, "VIDGATE_MEDIACONVERT_QUEUE_ARN": queue}
+    assert load_settings(env, {Need.TRANSCODE}).mediaconvert_queue_arn == queue
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("VIDGATE_MEDIACONVERT_ROLE_ARN", "vidgate-mediaconvert"),
+        ("VIDGATE_MEDIACONVERT_ROLE_ARN", "arn:aws:iam::111122223333:user/someone"),
+        ("VIDGATE_MEDIACONVERT_QUEUE_ARN", "arn:aws:mediaconvert:eu-west-1:111122223333:jobs/1"),
+    ],
+)
+def test_a_malformed_transcode_arn_is_named(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        load_settings({**GOOD, name: value}, {Need.TRANSCODE})
+
+
+def test_a_missing_mediaconvert_role_is_named() -> None:
+    env = {k: v for k, v in GOOD.items() if k != "VIDGATE_MEDIACONVERT_ROLE_ARN"}
+    with pytest.raises(ConfigurationError, match="VIDGATE_MEDIACONVERT_ROLE_ARN"):
+        load_settings(env, {Need.TRANSCODE})

@@ -116,7 +116,7 @@ class Transcoder:
         ``ready`` or ``failed``), n > 1 taking over n - 1.
 
         ``processing`` is written first, so a duplicate delivery starts nothing twice;
-        a delivery that dies after it is taken over by the next one. Returns
+        a delivery that dies after it is taken over by the next one.
         ``previous_ended``: attempt n - 1 is known to be over (its job ended in ERROR), so
         n takes over at once instead of waiting for n - 1's heartbeat to go stale.
         Returns ``"started"``, or ``"failed"`` when the source is unusable or the attempts

@@ -210,7 +210,6 @@ class Services:
 
         return AnalyticsQueries.from_settings(self.settings, self.session)
 
-
     # --- the publishing pipeline in AWS (docs/mediaconvert.md) ------------------------
 
     @cached_property

@@ -38,6 +38,9 @@ class Need(Enum):
     MEDIA = "media"
     SIGNING = "signing"
     WEB = "web"
+    BILLING = "billing"
+    STRIPE_API = "stripe_api"
+    STRIPE_WEBHOOK = "stripe_webhook"
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,11 @@ class Settings:
     web_secret_key: str = ""
     web_base_url: str = ""
     local_triggers: bool = False
+    billing_table: str = ""
+    stripe_key_secret_id: str = ""
+    stripe_webhook_secret_id: str = ""
+    stripe_api_base: str = ""
+    policy_file: str = ""
 
 
 # name -> (need, required, help). The README's configuration table mirrors this.
@@ -118,6 +126,28 @@ VARIABLES: dict[str, tuple[Need, bool, str]] = {
         Need.WEB,
         False,
         "1 = the web app runs the PostConfirmation handler itself (local emulator only)",
+    ),
+    "VIDGATE_POLICY_FILE": (
+        Need.WEB,
+        False,
+        "JSON file of the operator's texts for the footer and policy pages (docs/selling.md)",
+    ),
+    # Selling (docs/selling.md): offers and Stripe bookkeeping, the two Stripe secrets.
+    "VIDGATE_BILLING_TABLE": (Need.BILLING, True, "DynamoDB table of offers and Stripe records"),
+    "VIDGATE_STRIPE_KEY_SECRET": (
+        Need.STRIPE_API,
+        True,
+        "Secrets Manager id of the Stripe secret API key (sk_…)",
+    ),
+    "VIDGATE_STRIPE_API_BASE": (
+        Need.STRIPE_API,
+        False,
+        "Stripe API base URL (default https://api.stripe.com; vidgate dev: the stand-in)",
+    ),
+    "VIDGATE_STRIPE_WEBHOOK_SECRET": (
+        Need.STRIPE_WEBHOOK,
+        True,
+        "Secrets Manager id of the webhook endpoint's signing secret (whsec_…)",
     ),
 }
 
@@ -219,6 +249,13 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
     if local_triggers not in ("", "0", "1"):
         problems.append(f"VIDGATE_LOCAL_TRIGGERS must be 0 or 1, got {local_triggers!r}")
 
+    billing_table = get("VIDGATE_BILLING_TABLE")
+    stripe_key_secret = get("VIDGATE_STRIPE_KEY_SECRET")
+    stripe_webhook_secret = get("VIDGATE_STRIPE_WEBHOOK_SECRET")
+    stripe_api_base = get("VIDGATE_STRIPE_API_BASE")
+    if stripe_api_base and not _http_url(stripe_api_base):
+        problems.append(f"VIDGATE_STRIPE_API_BASE must be an http(s) URL, got {stripe_api_base!r}")
+
     if problems:
         raise ConfigurationError("vidgate is misconfigured:\n  - " + "\n  - ".join(problems))
     return Settings(
@@ -237,4 +274,9 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         web_secret_key=secret_key,
         web_base_url=base_url.rstrip("/"),
         local_triggers=local_triggers == "1",
+        billing_table=billing_table,
+        stripe_key_secret_id=stripe_key_secret,
+        stripe_webhook_secret_id=stripe_webhook_secret,
+        stripe_api_base=stripe_api_base.rstrip("/"),
+        policy_file=get("VIDGATE_POLICY_FILE"),
     )

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -32,6 +32,9 @@ from app.keys import DEFAULT_KEY_ALGORITHM, KeyAlgorithm
 from app.local.bootstrap import Bootstrap, StackState
 from app.local.emulator import EMULATOR_ENV, Emulator
 from app.local.ports import LOOPBACK, PortBusyError, ensure_free
+
+if TYPE_CHECKING:
+    from app.local.stripe_local import LocalStripe
 
 log = logging.getLogger("vidgate.dev")
 
@@ -153,7 +156,7 @@ def stack_document(
             "issuer": state.issuer,
             "jwks_url": state.jwks_url,
         },
-        "tables": {k: state.tables[k] for k in ("users", "videos", "audit", "sessions")},
+        "tables": {k: state.tables[k] for k in ("users", "videos", "audit", "sessions", "billing")},
         "session_key": {"key_id": state.session_key_id, "alias": state.session_key_alias},
         "bucket": state.bucket,
         "signing": {
@@ -192,6 +195,7 @@ class DevStack:
         self._media_quarter = -1
         self.document: dict[str, Any] = {}
         self.environment: dict[str, str] = {}
+        self.stripe: LocalStripe | None = None
 
     @property
     def web_url(self) -> str:
@@ -236,6 +240,7 @@ class DevStack:
                 secret_key=_secret_key(state_dir),
                 url_ttl_seconds=opts.url_ttl_seconds,
             )
+            self._start_stripe(session, state)
             os.environ.update(self.environment)
             self._step()
             self._start_web()
@@ -247,6 +252,8 @@ class DevStack:
                 web_url=self.web_url,
                 edge_url=self.edge_url,
             )
+            if self.stripe is not None:
+                self.document["stripe"] = self.stripe.document()
             # Both hold secrets (the demo passwords; the web app's secret key).
             write_private(state_dir / "dev-stack.json", json.dumps(self.document, indent=2) + "\n")
             write_private(
@@ -285,6 +292,26 @@ class DevStack:
         )
         handle = serve_edge(edge, self.options.edge_port)
         self._stoppers.append(handle.stop)
+
+    def _start_stripe(self, session: boto3.Session, state: StackState) -> None:
+        """The Stripe stand-in (docs/selling.md#local) and the app's selling variables."""
+        from app.local.stripe_local import start_local_stripe
+
+        self.stripe = start_local_stripe(
+            session.client("secretsmanager"),
+            session.client("dynamodb"),
+            state.tables,
+            site_url=self.site_url,
+        )
+        self._stoppers.append(self.stripe.stop)
+        self.environment.update(
+            {
+                "VIDGATE_BILLING_TABLE": state.tables["billing"],
+                "VIDGATE_STRIPE_KEY_SECRET": self.stripe.key_secret_id,
+                "VIDGATE_STRIPE_WEBHOOK_SECRET": self.stripe.webhook_secret_id,
+                "VIDGATE_STRIPE_API_BASE": self.stripe.url,
+            }
+        )
 
     def _start_web(self) -> None:
         from app.local.webserver import serve_web, show_app_logs

@@ -214,7 +214,7 @@ def create_app(
     session_store.init_app(
         app,
         SessionStore(services.dynamodb, settings.sessions_table, cipher=cipher),
-        sessionless=(f"{app.static_url_path}/", "/api/"),
+        sessionless=(f"{app.static_url_path}/", "/api/", "/webhooks/"),
     )
     signin.init_app(app)
     csrf.init_app(app)
@@ -258,6 +258,14 @@ def _mount_api(app: Flask, services: Services, *, with_admin: bool) -> None:
 
         handlers["/api/admin"] = admin_handler(services)
     mount_api(app, handlers)
+    if services.settings.stripe_webhook_secret_id:
+        # Stripe webhooks (docs/selling.md#webhooks): in AWS their own function and route.
+        from app.http.webhooks import make_handler as webhook_handler
+        from app.web.apigw import api_blueprint
+
+        app.register_blueprint(
+            api_blueprint(webhook_handler(services), url_prefix="/webhooks", name="webhooks")
+        )
 
 
 def _register_links_only(app: Flask, blueprint: Blueprint) -> None:

@@ -22,6 +22,9 @@ GOOD = {
     "VIDGATE_SIGNING_KEY_SECRET": "vidgate/key",
     "VIDGATE_KEY_PAIR_ID": "K2JCJMDEHXQW5F",
     "VIDGATE_SECRET_KEY": "x" * 40,
+    "VIDGATE_BILLING_TABLE": "billing",
+    "VIDGATE_STRIPE_KEY_SECRET": "vidgate/stripe-key",
+    "VIDGATE_STRIPE_WEBHOOK_SECRET": "vidgate/stripe-webhook",
 }
 
 

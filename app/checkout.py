@@ -119,7 +119,7 @@ class Checkout:
                 "metadata": metadata,
                 "payment_intent_data": {"metadata": metadata},
                 "success_url": self._success_url(),
-                "cancel_url": f"{self._site}/videos/{video_id}?checkout=canceled",
+                "cancel_url": f"{self._site}/watch/{video_id}?checkout=canceled",
             },
         )
         return str(session.url)

@@ -309,7 +309,7 @@ class StripeStandIn:
             if session["mode"] == "subscription":
                 what += " (subscription)"
         body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Test payment page</title></head><body style="{_PAGE}">
+<link rel="icon" href="data:,"><title>Test payment page</title></head><body style="{_PAGE}">
 <p style="{_BANNER}" id="test-banner">Test payment page:
 local stand-in for Stripe Checkout, no real money moves.</p>
 <h1>Pay {html.escape(amount)}</h1><p id="what">{html.escape(what)}</p>
@@ -317,7 +317,8 @@ local stand-in for Stripe Checkout, no real money moves.</p>
 <form method="post"><button name="action" value="pay" id="pay">Pay (test card succeeds)</button>
 <button name="action" value="decline" id="decline-card">Decline card</button>
 <button name="action" value="cancel" id="cancel">Cancel and go back</button></form></body></html>"""
-        return Response(body, 200 if not message else 402, content_type="text/html; charset=utf-8")
+        # Like Stripe's page, a decline is shown on the page itself (HTTP 200).
+        return Response(body, 200, content_type="text/html; charset=utf-8")
 
     def _portal_page(self, request: Request, pid: str) -> Response:
         with self._lock:
@@ -339,7 +340,7 @@ local stand-in for Stripe Checkout, no real money moves.</p>
             )
             back = html.escape(str(portal["return_url"]))
         body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Test billing portal</title></head><body style="{_PAGE}">
+<link rel="icon" href="data:,"><title>Test billing portal</title></head><body style="{_PAGE}">
 <p style="{_BANNER}">Test billing portal (local stand-in for Stripe)</p>
 <ul id="subscriptions">{rows or "<li>No subscriptions</li>"}</ul>
 <form method="post"><button name="action" value="cancel" id="cancel-plan">Cancel plan</button>

@@ -133,10 +133,14 @@ VARIABLES: dict[str, tuple[Need, bool, str]] = {
         "JSON file of the operator's texts for the footer and policy pages (docs/selling.md)",
     ),
     # Selling (docs/selling.md): offers and Stripe bookkeeping, the two Stripe secrets.
-    "VIDGATE_BILLING_TABLE": (Need.BILLING, True, "DynamoDB table of offers and Stripe records"),
+    "VIDGATE_BILLING_TABLE": (
+        Need.BILLING,
+        False,
+        "DynamoDB table of offers and Stripe records; without it nothing is for sale",
+    ),
     "VIDGATE_STRIPE_KEY_SECRET": (
         Need.STRIPE_API,
-        True,
+        False,
         "Secrets Manager id of the Stripe secret API key (sk_…)",
     ),
     "VIDGATE_STRIPE_API_BASE": (
@@ -253,6 +257,11 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
     stripe_key_secret = get("VIDGATE_STRIPE_KEY_SECRET")
     stripe_webhook_secret = get("VIDGATE_STRIPE_WEBHOOK_SECRET")
     stripe_api_base = get("VIDGATE_STRIPE_API_BASE")
+    # Selling is optional for the web app, but all or nothing: a table needs its key.
+    if Need.STRIPE_API in needs and bool(billing_table) != bool(stripe_key_secret):
+        problems.append("VIDGATE_BILLING_TABLE and VIDGATE_STRIPE_KEY_SECRET go together")
+    if Need.STRIPE_WEBHOOK in needs and not billing_table:
+        problems.append("VIDGATE_BILLING_TABLE is missing (the webhook records Stripe events there)")
     if stripe_api_base and not _http_url(stripe_api_base):
         problems.append(f"VIDGATE_STRIPE_API_BASE must be an http(s) URL, got {stripe_api_base!r}")
 

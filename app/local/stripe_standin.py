@@ -578,18 +578,24 @@ local stand-in for Stripe Checkout, no real money moves.</p>
             delivery = self._queue.get()
             if delivery is None:
                 return
-            threading.Thread(target=self._deliver, args=(delivery,), daemon=True).start()
+            # First attempts go out one by one, in queue order (so a reversed release
+            # arrives reversed); retries run beside them.
+            if not self._attempt(delivery):
+                threading.Thread(target=self._retry, args=(delivery,), daemon=True).start()
 
-    def _deliver(self, delivery: Delivery) -> None:
-        for delay in (0.0, *RETRY_DELAYS):
+    def _attempt(self, delivery: Delivery) -> bool:
+        status = self.deliver_once(delivery)
+        with self._lock:
+            delivery.attempts += 1
+            delivery.statuses.append(status)
+            delivery.delivered = 200 <= status < 300
+            return delivery.delivered
+
+    def _retry(self, delivery: Delivery) -> None:
+        for delay in RETRY_DELAYS:
             time.sleep(delay)
-            status = self.deliver_once(delivery)
-            with self._lock:
-                delivery.attempts += 1
-                delivery.statuses.append(status)
-                if 200 <= status < 300:
-                    delivery.delivered = True
-                    return
+            if self._attempt(delivery):
+                return
         log.warning(
             "webhook %s not delivered after %d attempts", delivery.event["id"], delivery.attempts
         )

@@ -202,32 +202,23 @@ class BillingStore:
         return get_s(item or {}, "stripe_customer")
 
     def link_customer(self, user_id: str, customer: str) -> str:
-        """Link ``customer`` to ``user_id`` unless one is linked already; the id kept."""
+        """Link ``customer`` to ``user_id`` unless one is linked already; the id kept.
+
+        Only the user item is written here; the reverse link (``customer#<id>``)
+        is the webhook's to write, when the checkout completes.
+        """
         try:
             with unavailable_on_errors():
-                self._client.transact_write_items(
-                    TransactItems=[
-                        {
-                            "Update": {
-                                "TableName": self._users,
-                                "Key": {"user_id": s(user_id)},
-                                "UpdateExpression": "SET stripe_customer = :c",
-                                "ConditionExpression": "attribute_exists(user_id)"
-                                " AND attribute_not_exists(stripe_customer)",
-                                "ExpressionAttributeValues": {":c": s(customer)},
-                            }
-                        },
-                        {
-                            "Put": {
-                                "TableName": self._table,
-                                "Item": {"pk": s(f"customer#{customer}"), "user_id": s(user_id)},
-                                "ConditionExpression": "attribute_not_exists(pk)",
-                            }
-                        },
-                    ]
+                self._client.update_item(
+                    TableName=self._users,
+                    Key={"user_id": s(user_id)},
+                    UpdateExpression="SET stripe_customer = :c",
+                    ConditionExpression="attribute_exists(user_id)"
+                    " AND attribute_not_exists(stripe_customer)",
+                    ExpressionAttributeValues={":c": s(customer)},
                 )
         except ClientError as exc:
-            if error_code(exc) != "TransactionCanceledException":
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             kept = self.customer_of(user_id)
             if kept is None:

@@ -261,7 +261,9 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
     if Need.STRIPE_API in needs and bool(billing_table) != bool(stripe_key_secret):
         problems.append("VIDGATE_BILLING_TABLE and VIDGATE_STRIPE_KEY_SECRET go together")
     if Need.STRIPE_WEBHOOK in needs and not billing_table:
-        problems.append("VIDGATE_BILLING_TABLE is missing (the webhook records Stripe events there)")
+        problems.append(
+            "VIDGATE_BILLING_TABLE is missing (the webhook records Stripe events there)"
+        )
     if stripe_api_base and not _http_url(stripe_api_base):
         problems.append(f"VIDGATE_STRIPE_API_BASE must be an http(s) URL, got {stripe_api_base!r}")
 

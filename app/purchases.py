@@ -339,16 +339,21 @@ class StripeEventProcessor:
         entitlement, _ = current
         if self._billing_item(f"checkout#{session_id}") is not None:
             return self._mark_only(event_id, event, now, "stale")  # another event settled it
+        result: Item = {
+            "pk": s(f"checkout#{session_id}"),
+            "user_id": s(entitlement.user_id),
+            "state": s("complete"),
+            "mode": s(str(obj.get("mode") or "")),
+            "at": s(format_time(now)),
+        }
+        customer = obj.get("customer")
+        if isinstance(customer, str) and customer:
+            # The reverse link, for later events that name only the customer.
+            result["customer"] = s(customer)
         result_put = {
             "Put": {
                 "TableName": self._billing,
-                "Item": {
-                    "pk": s(f"checkout#{session_id}"),
-                    "user_id": s(entitlement.user_id),
-                    "state": s("complete"),
-                    "mode": s(str(obj.get("mode") or "")),
-                    "at": s(format_time(now)),
-                },
+                "Item": result,
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
@@ -421,7 +426,8 @@ class StripeEventProcessor:
                 },
             }
         }
-        change = _Change(update, condition, names, values, audit, (result_put, payment_put))
+        extra = (result_put, payment_put, *self._customer_links([result_put]))
+        change = _Change(update, condition, names, values, audit, extra)
         return self._write(event_id, event, now, change)
 
     def _refund(self, event: Mapping[str, Any], event_id: str, now: datetime) -> Outcome:
@@ -594,7 +600,29 @@ class StripeEventProcessor:
         now: datetime,
         puts: list[dict[str, Any]],
     ) -> Outcome:
-        return self._transact([self._marker(event_id, event, now, "applied"), *puts], "applied")
+        return self._transact(
+            [self._marker(event_id, event, now, "applied"), *puts, *self._customer_links(puts)],
+            "applied",
+        )
+
+    def _customer_links(self, puts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``customer#<id>`` -> user for a completed checkout that names its customer."""
+        links = []
+        for put in puts:
+            item = put["Put"]["Item"]
+            if "customer" in item and str(item["pk"]["S"]).startswith("checkout#"):
+                links.append(
+                    {
+                        "Put": {
+                            "TableName": self._billing,
+                            "Item": {
+                                "pk": s(f"customer#{item['customer']['S']}"),
+                                "user_id": item["user_id"],
+                            },
+                        }
+                    }
+                )
+        return links
 
     def _mark_only(
         self, event_id: str, event: Mapping[str, Any], now: datetime, outcome: Outcome

@@ -54,7 +54,15 @@ STATIC = Path(__file__).resolve().parent / "static"
 Pages = Literal["all", "viewer", "admin"]
 """What one app serves: the viewer pages, the admin pages, or both (the local web app)."""
 VIEWER_NEEDS = frozenset(
-    {Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.SIGNING, Need.WEB, Need.BILLING, Need.STRIPE_API}
+    {
+        Need.COGNITO,
+        Need.TABLES,
+        Need.SESSIONS,
+        Need.SIGNING,
+        Need.WEB,
+        Need.BILLING,
+        Need.STRIPE_API,
+    }
 )
 """The viewer pages sign grants on the watch page (through the viewer API, in-process)."""
 ADMIN_NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.WEB})

@@ -151,7 +151,7 @@ def test_the_library_creates_and_reads_objects_shaped_as_stripe_documents(runnin
         "open",
         "unpaid",
     )
-    assert session.metadata["video_id"] == "premium-aurora"
+    assert session.metadata is not None and session.metadata["video_id"] == "premium-aurora"
     assert session.url == f"{running.url}/pay/{session.id}"
     assert again.id == session.id and again.amount_total == 499
     assert portal.object == "billing_portal.session" and portal.url.startswith(running.url)

@@ -139,6 +139,22 @@ class World:
         services.__dict__["stripe_webhook_secret"] = SECRET
         services.__dict__["stripe_events"] = self.processor
         self.api = StripeWebhookApi(services)
+        # The subscription's checkout completed: the webhook links the customer to the user.
+        linked = self.processor.process(
+            _event(
+                "checkout.session.completed",
+                {
+                    "id": f"cs_test_{uuid.uuid4().hex}",
+                    "object": "checkout.session",
+                    "mode": "subscription",
+                    "customer": self.customer,
+                    "payment_status": "paid",
+                    "metadata": {"user_id": self.user_id, "kind": "premium"},
+                },
+                _now() - 3600,
+            )
+        )
+        assert linked == "applied"
 
     def deliver(
         self, event: dict[str, Any], *, secret: str = SECRET, at: int | None = None

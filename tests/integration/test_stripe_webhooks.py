@@ -500,3 +500,17 @@ def test_no_delivery_order_grants_what_the_last_state_does_not(
     states = [s for s in (subscription_state(e) for e in events) if s is not None]
     last = max(states, key=lambda state: state.order)
     assert world.entitlements.get(world.user_id).stripe_until == last.premium_until()
+
+
+def test_the_status_the_success_page_polls_turns_complete_only_with_the_webhook(
+    world: World,
+) -> None:
+    event = _checkout(world, "own", "premium-aurora", "pi_status")
+    session_id = event["data"]["object"]["id"]
+    assert world.billing.checkout_state(session_id, world.user_id) == "processing"
+
+    world.deliver(event)
+
+    assert world.billing.checkout_state(session_id, world.user_id) == "complete"
+    # Another viewer cannot learn about it from the session id.
+    assert world.billing.checkout_state(session_id, "someone-else") == "processing"

@@ -72,7 +72,7 @@ def test_selling_in_the_web_app_is_off_or_complete() -> None:
         lambda: PlanOffer("USD", 900, "price_a", 9000, "price_b"),
         lambda: PlanOffer("usd", 900, "prod_a", 9000, "price_b"),
         lambda: VideoOffer("v", "usd", None, 199, 0),
-        lambda: VideoOffer("v", "usd", True, None, 48),  # type: ignore[arg-type]
+        lambda: VideoOffer("v", "usd", True, None, 48),
     ],
 )
 def test_offers_refuse_what_stripe_would(make: object) -> None:

@@ -349,6 +349,11 @@ class DevStack:
                 "admin" if "admin" in user["groups"] else ("premium" if user["premium"] else "free")
             )
             lines.append(f"    {user['username']:<6} {user['password']:<24} ({role})")
+        if "stripe" in doc:
+            lines += [
+                "",
+                f"  payments: local Stripe stand-in {doc['stripe']['api_base']} (test only)",
+            ]
         state_file = self.options.state_dir.resolve() / "dev-stack.json"
         lines += ["", f"  every endpoint, for tools: {state_file}", "", "ready"]
         return "\n".join(lines)

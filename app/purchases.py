@@ -439,6 +439,8 @@ class StripeEventProcessor:
         known = self._billing_item(f"payment#{payment}")
         user_id = get_s(known or {}, "user_id")
         video_id = get_s(known or {}, "video_id")
+        if known is not None and not user_id:
+            return self._mark_only(event_id, event, now, "stale")  # refunded before, still unbought
         if not user_id or not video_id:
             # Refund before its purchase event: remember it, the purchase lands already ended.
             put = {

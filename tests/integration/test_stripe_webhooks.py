@@ -514,3 +514,38 @@ def test_the_status_the_success_page_polls_turns_complete_only_with_the_webhook(
     assert world.billing.checkout_state(session_id, world.user_id) == "complete"
     # Another viewer cannot learn about it from the session id.
     assert world.billing.checkout_state(session_id, "someone-else") == "processing"
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    kind=st.sampled_from(["own", "rent"]),
+    refunded=st.booleans(),
+    order=st.randoms(use_true_random=False),
+    copies=st.integers(1, 3),
+)
+def test_no_order_of_a_purchase_and_its_refund_leaves_access_after_the_refund(
+    ddb_target: DdbTarget, kind: str, refunded: bool, order: Any, copies: int
+) -> None:
+    world = World(ddb_target)
+    payment = f"pi_{uuid.uuid4().hex}"
+    events = [_checkout(world, kind, "premium-aurora", payment)]
+    if refunded:
+        events.append(
+            _event(
+                "charge.refunded",
+                {"id": "ch_h", "object": "charge", "payment_intent": payment, "refunded": True},
+                _now(),
+            )
+        )
+    deliveries = events * copies
+    order.shuffle(deliveries)
+
+    for event in deliveries:
+        world.processor.process(event)
+
+    paid = world.entitlements.get(world.user_id).paid["premium-aurora"]
+    assert paid.allows(datetime.now(UTC) + timedelta(seconds=1)) is not refunded

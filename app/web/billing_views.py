@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, jsonify, redirect, render_template, request
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response
 
@@ -192,7 +192,13 @@ def subscribe() -> Response:
         raise BadRequestError("interval must be month or year")
     if not _selling():
         raise NotFoundError("nothing is for sale")
-    return redirect(_checkout().subscribe(_buyer(), interval), code=303)
+    buyer = _buyer()
+    entitlement = current_services().entitlements.get(buyer.user_id)
+    if entitlement.premium_active(datetime.now(UTC)):
+        # No second subscription for someone who has premium: the portal changes plans.
+        flash("You already have premium. Manage your plan under Manage billing.", "info")
+        return redirect(url_for("auth.account"), code=303)
+    return redirect(_checkout().subscribe(buyer, interval), code=303)
 
 
 @blueprint.post("/billing/buy/<video_id>")
@@ -204,7 +210,12 @@ def buy(video_id: str) -> Response:
     if not _selling():
         raise NotFoundError("nothing is for sale")
     video = current_services().catalog.get(video_id)
-    return redirect(_checkout().buy(_buyer(), video.video_id, video.title, kind), code=303)
+    buyer = _buyer()
+    owned = current_services().entitlements.get(buyer.user_id).paid.get(video.video_id)
+    if owned is not None and owned.kind == "own" and owned.allows(datetime.now(UTC)):
+        flash("You own this video already.", "info")
+        return redirect(url_for("watch.watch", video_id=video.video_id), code=303)
+    return redirect(_checkout().buy(buyer, video.video_id, video.title, kind), code=303)
 
 
 @blueprint.post("/billing/portal")

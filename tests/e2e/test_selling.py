@@ -103,6 +103,12 @@ def test_bob_buys_premium_plays_a_premium_video_and_cancel_keeps_it_to_the_perio
     assert page.locator("#subscription").get_attribute("data-active") == "yes"
     bob.goto(f"/watch/{OTHER_PREMIUM}")
     start_playing(page)
+    # Premium already: no second subscription, the account page says so.
+    bob.goto("/pricing")
+    with page.expect_navigation(wait_until="load"):
+        page.click("#upgrade-month")
+    assert bob.path == "/account"
+    assert "already have premium" in page.locator(".flash").inner_text()
     bob.problems.assert_clean()
 
 

@@ -46,6 +46,9 @@ class Need(Enum):
     ANALYTICS = "analytics"
     INGEST = "ingest"
     TRANSCODE = "transcode"
+    BILLING = "billing"
+    STRIPE_API = "stripe_api"
+    STRIPE_WEBHOOK = "stripe_webhook"
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,11 @@ class Settings:
     ingest_queue_url: str = ""
     mediaconvert_role_arn: str = ""
     mediaconvert_queue_arn: str = ""
+    billing_table: str = ""
+    stripe_key_secret_id: str = ""
+    stripe_webhook_secret_id: str = ""
+    stripe_api_base: str = ""
+    policy_file: str = ""
 
 
 # name -> (need, required, help). The README's configuration table mirrors this.
@@ -174,6 +182,32 @@ VARIABLES: dict[str, tuple[Need, bool, str]] = {
         Need.INGEST,
         True,
         "SQS queue of the publishing pipeline's ingest messages (re-transcodes are sent there)",
+    ),
+    "VIDGATE_POLICY_FILE": (
+        Need.WEB,
+        False,
+        "JSON file of the operator's texts for the footer and policy pages (docs/selling.md)",
+    ),
+    # Selling (docs/selling.md): offers and Stripe bookkeeping, the two Stripe secrets.
+    "VIDGATE_BILLING_TABLE": (
+        Need.BILLING,
+        False,
+        "DynamoDB table of offers and Stripe records; without it nothing is for sale",
+    ),
+    "VIDGATE_STRIPE_KEY_SECRET": (
+        Need.STRIPE_API,
+        False,
+        "Secrets Manager id of the Stripe secret API key (sk_…)",
+    ),
+    "VIDGATE_STRIPE_API_BASE": (
+        Need.STRIPE_API,
+        False,
+        "Stripe API base URL (default https://api.stripe.com; vidgate dev: the stand-in)",
+    ),
+    "VIDGATE_STRIPE_WEBHOOK_SECRET": (
+        Need.STRIPE_WEBHOOK,
+        True,
+        "Secrets Manager id of the webhook endpoint's signing secret (whsec_…)",
     ),
 }
 
@@ -300,6 +334,19 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         problems.append(
             f"VIDGATE_MEDIACONVERT_QUEUE_ARN is not a MediaConvert queue ARN: {queue_arn!r}"
         )
+    billing_table = get("VIDGATE_BILLING_TABLE")
+    stripe_key_secret = get("VIDGATE_STRIPE_KEY_SECRET")
+    stripe_webhook_secret = get("VIDGATE_STRIPE_WEBHOOK_SECRET")
+    stripe_api_base = get("VIDGATE_STRIPE_API_BASE")
+    # Selling is optional for the web app, but all or nothing: a table needs its key.
+    if Need.STRIPE_API in needs and bool(billing_table) != bool(stripe_key_secret):
+        problems.append("VIDGATE_BILLING_TABLE and VIDGATE_STRIPE_KEY_SECRET go together")
+    if Need.STRIPE_WEBHOOK in needs and not billing_table:
+        problems.append(
+            "VIDGATE_BILLING_TABLE is missing (the webhook records Stripe events there)"
+        )
+    if stripe_api_base and not _http_url(stripe_api_base):
+        problems.append(f"VIDGATE_STRIPE_API_BASE must be an http(s) URL, got {stripe_api_base!r}")
 
     if problems:
         raise ConfigurationError("vidgate is misconfigured:\n  - " + "\n  - ".join(problems))
@@ -326,4 +373,9 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         ingest_queue_url=ingest_queue_url,
         mediaconvert_role_arn=role_arn,
         mediaconvert_queue_arn=queue_arn,
+        billing_table=billing_table,
+        stripe_key_secret_id=stripe_key_secret,
+        stripe_webhook_secret_id=stripe_webhook_secret,
+        stripe_api_base=stripe_api_base.rstrip("/"),
+        policy_file=get("VIDGATE_POLICY_FILE"),
     )

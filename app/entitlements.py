@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -68,7 +68,10 @@ _NAMES = {
     "#ua": "updated_at",
     "#ub": "updated_by",
 }
-_GET_PROJECTION = ", ".join(_NAMES)
+# What was bought through Stripe (app.purchases): read with the entitlement, never written here.
+_PAID_NAMES = {"#su": "stripe_until", "#pd": "paid"}
+_GET_PROJECTION = ", ".join([*_NAMES, *_PAID_NAMES])
+_GET_NAMES = {**_NAMES, **_PAID_NAMES}
 
 _THROTTLED_REASONS = frozenset(
     {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
@@ -85,7 +88,12 @@ def validate_user_id(user_id: object) -> str:
 
 @dataclass(frozen=True)
 class Entitlement:
-    """A user's premium state at one version. No record means not premium, version 0."""
+    """A user's premium state at one version. No record means not premium, version 0.
+
+    ``premium``/``premium_until``/``version`` are the admin grant; ``stripe_until``
+    (subscription) and ``paid`` (video id -> purchase or rental) come from Stripe
+    webhooks only (:mod:`app.purchases`).
+    """
 
     user_id: str
     premium: bool
@@ -93,10 +101,16 @@ class Entitlement:
     version: int
     updated_at: datetime | None = None
     updated_by: str | None = None
+    stripe_until: datetime | None = None
+    paid: Mapping[str, PaidAccess] = field(default_factory=dict)
 
     def is_active(self, now: datetime) -> bool:
-        """Premium, and not past ``premium_until`` (the end itself is already outside)."""
+        """The admin grant: premium, and not past ``premium_until`` (the end is already outside)."""
         return self.premium and (self.premium_until is None or now < self.premium_until)
+
+    def premium_active(self, now: datetime) -> bool:
+        """Premium from either source: an active admin grant or a paid subscription."""
+        return self.is_active(now) or (self.stripe_until is not None and now < self.stripe_until)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,9 +142,13 @@ class AuditRecord:
     version: int
     at: datetime
     forced: bool = False
+    source: str = "admin"
+    detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "source": self.source,
+            "detail": self.detail,
             "user_id": self.user_id,
             "event_id": self.event_id,
             "actor": self.actor,
@@ -145,6 +163,63 @@ class AuditRecord:
         }
 
 
+@dataclass(frozen=True)
+class PaidAccess:
+    """One video bought (``own``) or rented (``rent``) through Stripe, as stored on the user item.
+
+    A rental's window starts at its first play (``started``) and lasts
+    ``window_seconds``; unstarted, it may be started until ``start_by``. A
+    refund sets ``ended``: access stops at that moment.
+    """
+
+    video_id: str
+    kind: Literal["own", "rent"]
+    payment: str
+    window_seconds: int = 0
+    started: datetime | None = None
+    start_by: datetime | None = None
+    ended: datetime | None = None
+
+    def ends_at(self) -> datetime | None:
+        """When access ends (None: owned for good, or a rental not started yet)."""
+        if self.kind == "rent" and self.started is not None:
+            window_end = self.started + timedelta(seconds=self.window_seconds)
+            return min(window_end, self.ended) if self.ended else window_end
+        return self.ended
+
+    def allows(self, now: datetime) -> bool:
+        if self.ended is not None and now >= self.ended:
+            return False
+        if self.kind == "own":
+            return True
+        if self.started is None:
+            return self.start_by is None or now < self.start_by
+        return now < self.started + timedelta(seconds=self.window_seconds)
+
+    def needs_start(self, now: datetime) -> bool:
+        """A rental playing for the first time: its window starts now (one conditional write)."""
+        return self.kind == "rent" and self.started is None and self.allows(now)
+
+
+def _paid_from_item(item: Mapping[str, Any]) -> dict[str, PaidAccess]:
+    paid: dict[str, PaidAccess] = {}
+    for video_id, value in (item.get("paid", {}).get("M") or {}).items():
+        entry = value.get("M") or {}
+        kind = get_s(entry, "kind")
+        if kind not in ("own", "rent"):
+            continue  # an entry this code does not know grants nothing
+        paid[video_id] = PaidAccess(
+            video_id=video_id,
+            kind=kind,  # type: ignore[arg-type]
+            payment=get_s(entry, "payment") or "",
+            window_seconds=get_n(entry, "window_seconds"),
+            started=get_time(entry, "started"),
+            start_by=get_time(entry, "start_by"),
+            ended=get_time(entry, "ended"),
+        )
+    return paid
+
+
 def entitlement_from_item(user_id: str, item: Mapping[str, Any]) -> Entitlement:
     """The entitlement part of a users-table item (shared with :mod:`app.users`)."""
     return Entitlement(
@@ -154,6 +229,8 @@ def entitlement_from_item(user_id: str, item: Mapping[str, Any]) -> Entitlement:
         version=get_n(item, "version"),
         updated_at=get_time(item, "updated_at"),
         updated_by=get_s(item, "updated_by"),
+        stripe_until=get_time(item, "stripe_until"),
+        paid=_paid_from_item(item),
     )
 
 
@@ -197,7 +274,7 @@ class EntitlementStore:
             {"user_id": s(user_id)},
             parse,
             projection=_GET_PROJECTION,
-            names=_NAMES,
+            names=_GET_NAMES,
         )
 
     def set_premium(
@@ -387,7 +464,7 @@ class EntitlementStore:
                 Key={"user_id": {"S": user_id}},
                 ConsistentRead=True,
                 ProjectionExpression=_GET_PROJECTION,
-                ExpressionAttributeNames=_NAMES,
+                ExpressionAttributeNames=_GET_NAMES,
             )
         item = response.get("Item")
         if not item:
@@ -470,6 +547,8 @@ def _audit_from_item(item: Mapping[str, Any]) -> AuditRecord:
         version=get_n(item, "version"),
         at=get_time(item, "at") or datetime.min.replace(tzinfo=UTC),
         forced=get_bool(item, "forced"),
+        source=get_s(item, "source") or "admin",
+        detail=get_s(item, "detail") or "",
     )
 
 

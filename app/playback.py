@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from app.catalog import HLS_CONTENT_TYPE, Format, hls_folder, video_folder
@@ -67,6 +67,12 @@ class VideoReader(Protocol):
     def recent(self, video_id: str) -> Video | None: ...
 
     def get_with(self, video_id: str, other: KeyRead[_T]) -> tuple[Video, _T]: ...
+
+
+class RentalStarter(Protocol):
+    """What :class:`app.purchases.RentalClock` offers: start a rental's window at its first play."""
+
+    def start(self, user_id: str, video_id: str, payment: str, now: datetime) -> None: ...
 
 
 class Signer(Protocol):
@@ -146,6 +152,8 @@ class Decision:
     video: Video
     entitlement: Entitlement | None
     refusal: PremiumRequiredError | None = None
+    basis: Literal["free", "premium", "owned", "rental", None] = None
+    starts_rental: bool = False
 
     @property
     def allowed(self) -> bool:
@@ -178,18 +186,26 @@ class PlaybackRule:
         moment = now if now is not None else self._clock()
         video = self._catalog.recent(video_id)
         if video is not None and _is_free(video):
-            return Decision(video, None)
+            return Decision(video, None, basis="free")
         if video is None:
             # One round trip: the video, and the entitlement it may need.
             video, entitlement = self._catalog.get_with(
                 video_id, self._entitlements.read_of(user_id)
             )
             if _is_free(video):
-                return Decision(video, None)
+                return Decision(video, None, basis="free")
         else:
             entitlement = self._entitlements.get(user_id)
-        if entitlement.is_active(moment):
-            return Decision(video, entitlement)
+        if entitlement.premium_active(moment):
+            return Decision(video, entitlement, basis="premium")
+        # Bought or rented through Stripe: read with the entitlement, no further trip.
+        paid = entitlement.paid.get(video.video_id)
+        if paid is not None and paid.allows(moment):
+            if paid.kind == "own":
+                return Decision(video, entitlement, basis="owned")
+            return Decision(
+                video, entitlement, basis="rental", starts_rental=paid.needs_start(moment)
+            )
         refusal = PremiumRequiredError(f"video {video_id} needs active premium")
         return Decision(video, entitlement, refusal)
 
@@ -205,12 +221,15 @@ class Playback:
         *,
         ttl_seconds: int,
         clock: Callable[[], datetime] = _utc_now,
+        rentals: RentalStarter | None = None,
     ) -> None:
         if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be a positive whole number, got {ttl_seconds!r}")
         self.rule = PlaybackRule(entitlements, catalog, clock=clock)
         self._signer = signer
         self._ttl = ttl_seconds
+        self._rentals = rentals
+        self._clock = clock
 
     @property
     def ttl_seconds(self) -> int:
@@ -238,6 +257,8 @@ class Playback:
             decision = self.rule.decide(principal.user_id, video_id, now)
             if decision.refusal is not None:
                 raise decision.refusal
+            if decision.starts_rental and decision.entitlement is not None:
+                self._start_rental(decision, now)
             grant = self._sign(decision.video, _pick_format(decision.video, requested))
         except VidgateError as exc:
             self._log(principal, video_id, decision=exc.code, reason=type(exc).__name__)
@@ -251,6 +272,16 @@ class Playback:
             format=grant.format,
         )
         return grant
+
+    def _start_rental(self, decision: Decision, now: datetime | None) -> None:
+        """The first play of a rental starts its window (refused when nothing can record it)."""
+        assert decision.entitlement is not None
+        video_id = decision.video.video_id
+        paid = decision.entitlement.paid[video_id]
+        if self._rentals is None:
+            raise DependencyUnavailableError("no rental clock: a rental cannot start")
+        moment = now if now is not None else self._clock()
+        self._rentals.start(decision.entitlement.user_id, video_id, paid.payment, moment)
 
     def _sign(self, video: Video, media: Format) -> Grant:
         try:

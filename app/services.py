@@ -29,10 +29,13 @@ from app.signing import UrlSigner
 if TYPE_CHECKING:
     from app.analytics import AnalyticsQueries
     from app.auth.jwks import JwksCache
+    from app.billing import BillingStore
+    from app.checkout import Checkout
     from app.entitlements import EntitlementStore
     from app.ingest import Ingest, Transcoder
     from app.job_events import JobEvents
     from app.publishing import Publishing
+    from app.purchases import RentalClock, StripeEventProcessor
     from app.user_pool import UserPool
     from app.users import UserDirectory
     from app.viewing_events import ViewingEvents
@@ -177,6 +180,7 @@ class Services:
             self.catalog,
             self.signer,
             ttl_seconds=self.settings.url_ttl_seconds,
+            rentals=self.rental_clock,
         )
 
     @cached_property
@@ -242,6 +246,72 @@ class Services:
         from app.job_events import JobEvents
 
         return JobEvents(self.transcoder, self.s3, queue_arn=self.settings.mediaconvert_queue_arn)
+
+    # --- selling (docs/selling.md) ------------------------------------------------------
+
+    @cached_property
+    def rental_clock(self) -> RentalClock:
+        """Starts a rental's window at its first play."""
+        from app.purchases import RentalClock
+
+        return RentalClock(self.dynamodb, self.settings.users_table)
+
+    def _billing_table(self) -> str:
+        if not self.settings.billing_table:
+            raise ConfigurationError("billing settings were not loaded (Need.BILLING)")
+        return self.settings.billing_table
+
+    @cached_property
+    def billing(self) -> BillingStore:
+        from app.billing import BillingStore
+
+        return BillingStore(self.dynamodb, self._billing_table(), self.settings.users_table)
+
+    @cached_property
+    def stripe_events(self) -> StripeEventProcessor:
+        from app.purchases import StripeEventProcessor
+
+        return StripeEventProcessor(
+            self.dynamodb,
+            self.settings.users_table,
+            self.settings.audit_table,
+            self._billing_table(),
+        )
+
+    def _secret_text(self, secret_id: str, what: str) -> str:
+        from app.errors import DependencyUnavailableError
+
+        try:
+            value = self.secretsmanager.get_secret_value(SecretId=secret_id).get("SecretString")
+        except Exception as exc:  # any failure to read a secret: fail closed, retried next time
+            raise DependencyUnavailableError(f"the {what} cannot be read") from exc
+        if not isinstance(value, str) or not value.strip():
+            raise DependencyUnavailableError(f"the {what} is empty")
+        return value.strip()
+
+    @cached_property
+    def stripe_webhook_secret(self) -> str:
+        """The webhook endpoint's signing secret (whsec_…), read once from Secrets Manager."""
+        if not self.settings.stripe_webhook_secret_id:
+            raise ConfigurationError("webhook settings were not loaded (Need.STRIPE_WEBHOOK)")
+        return self._secret_text(self.settings.stripe_webhook_secret_id, "webhook signing secret")
+
+    @cached_property
+    def stripe(self) -> Any:
+        """A ``stripe.StripeClient`` with the secret key from Secrets Manager."""
+        if not self.settings.stripe_key_secret_id:
+            raise ConfigurationError("Stripe settings were not loaded (Need.STRIPE_API)")
+        import stripe
+
+        key = self._secret_text(self.settings.stripe_key_secret_id, "Stripe secret key")
+        base = self.settings.stripe_api_base or stripe.DEFAULT_API_BASE
+        return stripe.StripeClient(key, base_addresses={"api": base}, max_network_retries=1)
+
+    @cached_property
+    def checkout(self) -> Checkout:
+        from app.checkout import Checkout
+
+        return Checkout(self.stripe, self.billing, site_url=self.settings.web_base_url)
 
 
 def _unused_key() -> bytes:

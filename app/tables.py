@@ -113,6 +113,7 @@ USERS_EMAIL_INDEX = "email-index"
 VIDEOS_CATALOG_INDEX = "catalog-index"
 VIDEOS_ALL_INDEX = "all-index"
 AUDIT_ALL_INDEX = "all-index"
+BILLING_PARKED_INDEX = "parked-index"
 
 TABLES: dict[str, TableSpec] = {
     "users": TableSpec(
@@ -149,6 +150,16 @@ TABLES: dict[str, TableSpec] = {
         hash_key="session_id",
         range_key=None,
         attribute_types={"session_id": "S"},
+        ttl_attribute="expires_at",
+    ),
+    # Selling (docs/selling.md#data): offers, Stripe customer links, processed
+    # webhook event ids (TTL), checkout results and parked webhooks (sparse index).
+    "billing": TableSpec(
+        logical="billing",
+        hash_key="pk",
+        range_key=None,
+        attribute_types={"pk": "S", "entity": "S", "sort_key": "S"},
+        indexes=(IndexSpec(BILLING_PARKED_INDEX, "entity", "sort_key"),),
         ttl_attribute="expires_at",
     ),
 }

@@ -53,11 +53,12 @@ TABLE_RESOURCES: dict[str, str] = {
     "videos": "VideosTable",
     "audit": "AuditTable",
     "sessions": "SessionsTable",
+    "billing": "BillingTable",
 }
 
 # Tables whose loss loses money or evidence survive a stack deletion or a replacement;
 # sessions are disposable (a lost session means signing in again).
-RETAINED_TABLES = frozenset({"users", "videos", "audit"})
+RETAINED_TABLES = frozenset({"users", "videos", "audit", "billing"})
 
 TABLE_NAME_REF: object = None
 """``TableName`` of every table: None lets CloudFormation name it (``<stack>-UsersTable-XYZ``),

@@ -222,8 +222,12 @@ class ViewerApi:
             email, premium, until = principal.email, False, None
         else:
             email = principal.email or record.email or None
-            premium = record.entitlement.is_active(now)
-            until = record.premium_until
+            # Premium from an admin grant or a paid subscription (docs/selling.md#decision).
+            entitlement = self.services.entitlements.get(principal.user_id)
+            premium = entitlement.premium_active(now)
+            until = entitlement.premium_until
+            if premium and not entitlement.is_active(now):
+                until = entitlement.stripe_until
         return json_response(
             {
                 "user_id": principal.user_id,

@@ -138,7 +138,10 @@ class StackState:
 
 
 def table_names(prefix: str = PREFIX) -> dict[str, str]:
-    return {logical: f"{prefix}-{logical}" for logical in ("users", "videos", "audit", "sessions")}
+    return {
+        logical: f"{prefix}-{logical}"
+        for logical in ("users", "videos", "audit", "sessions", "billing")
+    }
 
 
 def media_type(path: Path) -> str:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -34,6 +34,9 @@ from app.keys import DEFAULT_KEY_ALGORITHM, KeyAlgorithm
 from app.local.bootstrap import Bootstrap, StackState
 from app.local.emulator import EMULATOR_ENV, Emulator
 from app.local.ports import LOOPBACK, PortBusyError, ensure_free
+
+if TYPE_CHECKING:
+    from app.local.stripe_local import LocalStripe
 
 log = logging.getLogger("vidgate.dev")
 
@@ -159,7 +162,7 @@ def stack_document(
             "issuer": state.issuer,
             "jwks_url": state.jwks_url,
         },
-        "tables": {k: state.tables[k] for k in ("users", "videos", "audit", "sessions")},
+        "tables": {k: state.tables[k] for k in ("users", "videos", "audit", "sessions", "billing")},
         "session_key": {"key_id": state.session_key_id, "alias": state.session_key_alias},
         "bucket": state.bucket,
         "signing": {
@@ -204,6 +207,7 @@ class DevStack:
         self._media_quarter = -1
         self.document: dict[str, Any] = {}
         self.environment: dict[str, str] = {}
+        self.stripe: LocalStripe | None = None
 
     @property
     def web_url(self) -> str:
@@ -248,6 +252,7 @@ class DevStack:
                 secret_key=_secret_key(state_dir),
                 url_ttl_seconds=opts.url_ttl_seconds,
             )
+            self._start_stripe(session, state)
             os.environ.update(self.environment)
             self._step()
             self._start_web()
@@ -260,6 +265,8 @@ class DevStack:
                 web_url=self.web_url,
                 edge_url=self.edge_url,
             )
+            if self.stripe is not None:
+                self.document["stripe"] = self.stripe.document()
             # Both hold secrets (the demo passwords; the web app's secret key).
             write_private(state_dir / "dev-stack.json", json.dumps(self.document, indent=2) + "\n")
             write_private(
@@ -326,6 +333,26 @@ class DevStack:
 
         self._stoppers.append(stop)
 
+    def _start_stripe(self, session: boto3.Session, state: StackState) -> None:
+        """The Stripe stand-in (docs/selling.md#local) and the app's selling variables."""
+        from app.local.stripe_local import start_local_stripe
+
+        self.stripe = start_local_stripe(
+            session.client("secretsmanager"),
+            session.client("dynamodb"),
+            state.tables,
+            site_url=self.site_url,
+        )
+        self._stoppers.append(self.stripe.stop)
+        self.environment.update(
+            {
+                "VIDGATE_BILLING_TABLE": state.tables["billing"],
+                "VIDGATE_STRIPE_KEY_SECRET": self.stripe.key_secret_id,
+                "VIDGATE_STRIPE_WEBHOOK_SECRET": self.stripe.webhook_secret_id,
+                "VIDGATE_STRIPE_API_BASE": self.stripe.url,
+            }
+        )
+
     def _start_web(self) -> None:
         from app.local.webserver import serve_web, show_app_logs
 
@@ -362,6 +389,11 @@ class DevStack:
                 "admin" if "admin" in user["groups"] else ("premium" if user["premium"] else "free")
             )
             lines.append(f"    {user['username']:<6} {user['password']:<24} ({role})")
+        if "stripe" in doc:
+            lines += [
+                "",
+                f"  payments: local Stripe stand-in {doc['stripe']['api_base']} (test only)",
+            ]
         state_file = self.options.state_dir.resolve() / "dev-stack.json"
         lines += ["", f"  every endpoint, for tools: {state_file}", "", "ready"]
         return "\n".join(lines)

@@ -241,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = _operator_options()
     for add in (_add_admin, _add_videos, _add_keys, add_analytics):
         add(sub, common)
+    from app.ops.billing_cli import add_billing  # selling (docs/selling.md)
+
+    add_billing(sub, common)
     for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         entry.load()(sub)
     return parser

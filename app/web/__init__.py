@@ -54,7 +54,16 @@ STATIC = Path(__file__).resolve().parent / "static"
 Pages = Literal["all", "viewer", "admin"]
 """What one app serves: the viewer pages, the admin pages, or both (the local web app)."""
 VIEWER_NEEDS = frozenset(
-    {Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.SIGNING, Need.WEB, Need.EVENTS}
+    {
+        Need.COGNITO,
+        Need.TABLES,
+        Need.SESSIONS,
+        Need.SIGNING,
+        Need.WEB,
+        Need.BILLING,
+        Need.STRIPE_API,
+        Need.EVENTS,
+    }
 )
 """The viewer pages sign grants on the watch page (through the viewer API, in-process)."""
 ADMIN_NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.WEB, Need.ANALYTICS})
@@ -217,7 +226,7 @@ def create_app(
     session_store.init_app(
         app,
         SessionStore(services.dynamodb, settings.sessions_table, cipher=cipher),
-        sessionless=(f"{app.static_url_path}/", "/api/"),
+        sessionless=(f"{app.static_url_path}/", "/api/", "/webhooks/"),
     )
     signin.init_app(app)
     csrf.init_app(app)
@@ -261,6 +270,14 @@ def _mount_api(app: Flask, services: Services, *, with_admin: bool) -> None:
 
         handlers["/api/admin"] = admin_handler(services)
     mount_api(app, handlers)
+    if services.settings.stripe_webhook_secret_id:
+        # Stripe webhooks (docs/selling.md#webhooks): in AWS their own function and route.
+        from app.http.webhooks import make_handler as webhook_handler
+        from app.web.apigw import api_blueprint
+
+        app.register_blueprint(
+            api_blueprint(webhook_handler(services), url_prefix="/webhooks", name="webhooks")
+        )
 
 
 def _register_links_only(app: Flask, blueprint: Blueprint) -> None:

@@ -608,7 +608,7 @@ def account() -> str:
         "account.html",
         user=user,
         entitlement=entitlement,
-        premium_active=entitlement.is_active(now),
+        premium_active=entitlement.premium_active(now),
         premium_until=(
             entitlement.premium_until.strftime("%d %B %Y, %H:%M UTC")
             if entitlement.premium_until

@@ -48,6 +48,7 @@ from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit
 import boto3
 import pytest
 
+from app.billing import BillingStore, VideoOffer
 from app.catalog import Video, VideoCatalog
 from app.dynamo import dynamodb_client
 from app.errors import UserNotFoundError
@@ -56,6 +57,8 @@ from app.local.analytics_setup import ensure_events_key, ensure_events_stream
 from app.local.bootstrap import ensure_session_key
 from app.local.emulator import Emulator
 from app.publishing import Publishing
+from app.local.stripe_standin import StripeStandIn, demo_prices
+from app.local.webserver import serve_wsgi
 from app.tables import create_tables
 from app.users import UserDirectory
 from app.web.session_store import SessionStore
@@ -96,7 +99,8 @@ sys.path[:0] = [task, runtime]
 import botocore.client
 calls = []
 _original = botocore.client.BaseClient._make_api_call
-_WORDS = re.compile(r"[#:]?[A-Za-z_][A-Za-z0-9_]*")
+# A name or a document path (a.b[0].#c): IAM's dynamodb:Attributes holds its first part only.
+_WORDS = re.compile(r"[#:]?[A-Za-z_][A-Za-z0-9_]*(?:\.#?[A-Za-z0-9_-]+|\[[0-9]+\])*")
 _NOT_NAMES = {"SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "BETWEEN", "IN",
               "if_not_exists", "list_append", "attribute_exists", "attribute_not_exists",
               "attribute_type", "begins_with", "contains", "size"}
@@ -108,7 +112,8 @@ def _attributes(params):
     names = set(params.get("Key", {}))
     aliases = params.get("ExpressionAttributeNames", {})
     for key in ("UpdateExpression", "ConditionExpression", "ProjectionExpression"):
-        for word in _WORDS.findall(params.get(key, "")):
+        for path in _WORDS.findall(params.get(key, "")):
+            word = re.split(r"[.\[]", path)[0]
             if word.startswith("#"):
                 names.add(aliases[word])
             elif not word.startswith(":") and word not in _NOT_NAMES:
@@ -344,11 +349,13 @@ def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
     sub = next(a["Value"] for a in user["Attributes"] if a["Name"] == "sub")
 
     tables = {
-        logical: f"{prefix}-{logical}" for logical in ("users", "videos", "audit", "sessions")
+        logical: f"{prefix}-{logical}"
+        for logical in ("users", "videos", "audit", "sessions", "billing")
     }
     dynamodb = dynamodb_client(boto_session)
     create_tables(dynamodb, tables)
     VideoCatalog(dynamodb, tables["videos"]).put(_video("free-clip", "Free Clip", "free"))
+    VideoCatalog(dynamodb, tables["videos"]).put(_video("rent-clip", "Rent Clip", "premium"))
     secret_id = f"{prefix}/cloudfront-key"
     pair = generate_key_pair("ecdsa-p256")
     store_private_key(boto_session.client("secretsmanager"), secret_id, pair.private_pem)
@@ -391,8 +398,84 @@ def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
         "VIDGATE_ANALYTICS_WORKGROUP": f"{prefix}-analytics",
         "VIDGATE_MEDIACONVERT_ROLE_ARN": MEDIACONVERT_ROLE,
         "VIDGATE_MEDIACONVERT_QUEUE_ARN": MEDIACONVERT_QUEUE,
+        # Selling: the key's value matters only to a checkout, the webhook secret signs below.
+        "VIDGATE_BILLING_TABLE": tables["billing"],
+        "VIDGATE_STRIPE_KEY_SECRET": _secret(boto_session, f"{prefix}/stripe-key", "sk_test_pk"),
+        "VIDGATE_STRIPE_WEBHOOK_SECRET": _secret(
+            boto_session, f"{prefix}/stripe-webhook", WEBHOOK_SECRET
+        ),
     }
     yield Stack(env, tables, sub, username, token, secret_id, boto_session)
+
+
+WEBHOOK_SECRET = "whsec_packagetest"  # a test value
+SECRET_PARAMETERS = {
+    "/stripe-key": "StripeSecretKey",
+    "/stripe-webhook": "StripeWebhookSecret",
+}
+"""Secrets the stack stores beside the signing key, by name suffix -> the template's resource."""
+
+
+def _secret(boto_session: boto3.Session, name: str, value: str) -> str:
+    boto_session.client("secretsmanager").create_secret(Name=name, SecretString=value)
+    return name
+
+
+def _stripe_event(event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """A Stripe event as API Gateway hands it to the webhook function, signed now."""
+    from app.local.stripe_standin import sign
+
+    body = json.dumps(
+        {
+            "id": f"evt_{uuid.uuid4().hex}",
+            "object": "event",
+            "created": int(datetime.now(UTC).timestamp()),
+            "type": event_type,
+            "data": {"object": obj},
+        }
+    )
+    event = _api_event("POST", "/webhooks/stripe")
+    event["body"] = body
+    event["headers"]["content-type"] = "application/json"
+    now = int(datetime.now(UTC).timestamp())
+    event["headers"]["stripe-signature"] = sign(body.encode(), WEBHOOK_SECRET, now)
+    return event
+
+
+def _rental_paid(stack: Stack) -> dict[str, Any]:
+    return _stripe_event(
+        "checkout.session.completed",
+        {
+            "id": f"cs_test_{uuid.uuid4().hex}",
+            "object": "checkout.session",
+            "mode": "payment",
+            "payment_status": "paid",
+            "payment_intent": "pi_packagetest",
+            "metadata": {
+                "user_id": stack.user_sub,
+                "video_id": "rent-clip",
+                "kind": "rent",
+                "window_hours": "48",
+            },
+        },
+    )
+
+
+def _subscription_paid(stack: Stack) -> dict[str, Any]:
+    end = int(datetime.now(UTC).timestamp()) + 30 * 86400
+    return _stripe_event(
+        "customer.subscription.created",
+        {
+            "id": "sub_packagetest",
+            "object": "subscription",
+            "customer": "cus_packagetest",
+            "status": "active",
+            "cancel_at_period_end": False,
+            "current_period_end": end,
+            "metadata": {"user_id": stack.user_sub},
+            "items": {"object": "list", "data": []},
+        },
+    )
 
 
 # --------------------------------------------------------------------------- events
@@ -465,6 +548,8 @@ def _environment(values: dict[str, str], function: str) -> dict[str, str]:
     if "VIDGATE_USER_POOL_ID" in env:
         # AWS serves the JWKS at the address derived from the pool id; the emulator elsewhere.
         env["VIDGATE_JWKS_URL"] = values["VIDGATE_JWKS_URL"]
+    if "VIDGATE_STRIPE_KEY_SECRET" in env and "VIDGATE_STRIPE_API_BASE" in values:
+        env["VIDGATE_STRIPE_API_BASE"] = values["VIDGATE_STRIPE_API_BASE"]  # the stand-in
     return env
 
 
@@ -502,6 +587,15 @@ def handler_run(built: dict[str, Path], stack: Stack, interpreter: Interpreter) 
          "module": "lambda_handlers.playback", "event": _api_event("GET", "/api/videos/other")},
         {"name": "me", "function": "PlaybackFunction", "module": "lambda_handlers.playback",
          "event": _api_event("GET", "/api/me", token=stack.access_token)},
+        # Selling: a rental paid through a webhook, its first play, then a subscription.
+        {"name": "webhook_rental", "function": "StripeWebhookFunction",
+         "module": "lambda_handlers.stripe_webhook", "event": _rental_paid(stack)},
+        {"name": "rental_play", "function": "PlaybackFunction",
+         "module": "lambda_handlers.playback",
+         "event": _event("apigw-v2-playback.json", VIDEO_ID="rent-clip",
+                         TOKEN=stack.access_token)},
+        {"name": "webhook_subscription", "function": "StripeWebhookFunction",
+         "module": "lambda_handlers.stripe_webhook", "event": _subscription_paid(stack)},
         {"name": "admin_users", "function": "AdminFunction", "module": "lambda_handlers.admin",
          "event": _api_event("GET", "/api/admin/users", token=stack.access_token)},
         {"name": "admin_grant", "function": "AdminFunction", "module": "lambda_handlers.admin",
@@ -635,6 +729,36 @@ class WebStack:
             ExpressionAttributeValues={":d": {"N": str(seconds)}},
         )
 
+    def pay_rental(self, user_id: str, video_id: str) -> None:
+        """What the Stripe webhook writes for a paid rental (its own function, not visited here)."""
+        from app.purchases import StripeEventProcessor
+
+        processor = StripeEventProcessor(
+            self.dynamodb, self.tables["users"], self.tables["audit"], self.tables["billing"]
+        )
+        outcome = processor.process(
+            {
+                "id": f"evt_{uuid.uuid4().hex}",
+                "type": "checkout.session.completed",
+                "created": int(datetime.now(UTC).timestamp()),
+                "data": {
+                    "object": {
+                        "id": f"cs_test_{uuid.uuid4().hex}",
+                        "mode": "payment",
+                        "payment_status": "paid",
+                        "payment_intent": f"pi_{uuid.uuid4().hex}",
+                        "metadata": {
+                            "user_id": user_id,
+                            "video_id": video_id,
+                            "kind": "rent",
+                            "window_hours": "48",
+                        },
+                    }
+                },
+            }
+        )
+        assert outcome == "applied"
+
     def session_exists(self, sid: str) -> bool:
         found = self.dynamodb.get_item(
             TableName=self.tables["sessions"], Key={"session_id": {"S": SessionStore.key_for(sid)}}
@@ -643,27 +767,42 @@ class WebStack:
 
 
 @pytest.fixture(scope="module")
-def web_stack(stack: Stack) -> WebStack:
+def web_stack(stack: Stack) -> Iterator[WebStack]:
     prefix = f"pw{uuid.uuid4().hex[:10]}"
     tables = {
-        logical: f"{prefix}-{logical}" for logical in ("users", "videos", "audit", "sessions")
+        logical: f"{prefix}-{logical}"
+        for logical in ("users", "videos", "audit", "sessions", "billing")
     }
     dynamodb = dynamodb_client(stack.session)
     create_tables(dynamodb, tables)
     catalog = VideoCatalog(dynamodb, tables["videos"])
     catalog.put(_video("free-clip", "Free Clip", "free"))
     catalog.put(_video("premium-clip", "Premium Clip", "premium"))
+    billing = BillingStore(dynamodb, tables["billing"], tables["users"])
+    billing.put_video_offer(VideoOffer("premium-clip", "usd", 499, 199, 48))
+    # Stripe's API for the checkout: the local stand-in (no webhook is delivered from it).
+    standin = StripeStandIn(
+        api_key="sk_test_pk",
+        webhook_secret=WEBHOOK_SECRET,
+        webhook_url="http://127.0.0.1:9/unused",
+        public_url="http://127.0.0.1:0",
+        prices=demo_prices(),
+    )
+    handle = serve_wsgi(standin, 0, name="stripe")
+    standin.public_url = f"http://127.0.0.1:{handle.port}"
     env = {
         **stack.env,
         **{f"VIDGATE_{logical.upper()}_TABLE": name for logical, name in tables.items()},
+        "VIDGATE_STRIPE_API_BASE": standin.public_url,
     }
-    return WebStack(
+    yield WebStack(
         env,
         tables,
         dynamodb,
         stack.session.client("cognito-idp"),
         stack.env["VIDGATE_USER_POOL_ID"],
     )
+    handle.stop()
 
 
 class FunctionProcess:
@@ -974,6 +1113,15 @@ def _walk_the_site(site: Site, web_stack: WebStack) -> Visit:
     answers["account"] = alice.get("/account")
     answers["viewer_on_admin_pages"] = alice.get("/admin/users")
 
+    # Selling: a rental's checkout starts on Stripe; once paid (the webhook's write), it plays.
+    upsell = alice.get("/watch/premium-clip")
+    answers["buy"] = alice.post(
+        "/billing/buy/premium-clip", {"kind": "rent", "csrf_token": upsell.csrf()}
+    )
+    web_stack.pay_rental(web_stack.directory().find(viewer).user_id, "premium-clip")
+    rental = alice.get("/watch/premium-clip")
+    answers["rental_grant"] = alice.post_json("/watch/premium-clip/grant", {}, rental.csrf())
+
     # Forgotten passwords name the account by e-mail, known or not.
     stranger = Browser(site)
     for name, identifier in (
@@ -1085,6 +1233,13 @@ def test_the_handler_artifact_has_no_flask_no_emulator_and_no_boto3(
     assert handler_run["file_of"]["boto3"].startswith(str(built["runtime"]))
 
 
+def test_the_packaged_web_app_starts_a_checkout_and_plays_a_paid_rental(visit: Visit) -> None:
+    buy = visit.answers["buy"]
+    assert buy.status == 303, buy
+    assert "/pay/cs_test_" in buy.headers["location"]
+    assert visit.answers["rental_grant"].status == 200, visit.answers["rental_grant"]
+
+
 def test_the_web_artifact_has_the_web_app_but_no_local_stack_or_operator_tools(
     built: dict[str, Path],
 ) -> None:
@@ -1143,8 +1298,24 @@ def test_the_packaged_playback_handler_grants_a_signed_url_with_a_cognito_token(
     assert "Signature=" in url
     assert "Key-Pair-Id=KPACKAGETEST01" in url
     listing = json.loads(handler_run["list_videos"]["body"])
-    assert [item["id"] for item in listing["items"]] == ["free-clip"]
-    assert listing["items"][0]["poster_url"] == f"{CDN}/posters/free-clip.jpg"
+    items = {item["id"]: item for item in listing["items"]}
+    assert set(items) == {"free-clip", "rent-clip"}
+    assert items["free-clip"]["poster_url"] == f"{CDN}/posters/free-clip.jpg"
+
+
+def test_the_packaged_webhook_applies_signed_events_and_a_rental_plays(
+    handler_run: Any, stack: Stack
+) -> None:
+    for step in ("webhook_rental", "webhook_subscription"):
+        result = handler_run[step]
+        assert result["statusCode"] == 200, result
+        assert json.loads(result["body"])["outcome"] == "applied"
+    assert handler_run["rental_play"]["statusCode"] == 200, handler_run["rental_play"]
+    item = dynamodb_client(stack.session).get_item(
+        TableName=stack.tables["users"], Key={"user_id": {"S": stack.user_sub}}
+    )["Item"]
+    assert "started" in item["paid"]["M"]["rent-clip"]["M"]
+    assert "stripe_until" in item
 
 
 def test_the_packaged_admin_handler_grants_premium_with_its_audit_record(
@@ -1157,9 +1328,10 @@ def test_the_packaged_admin_handler_grants_premium_with_its_audit_record(
     assert json.loads(handler_run["admin_grant"]["body"])["premium"] is True
     audit = json.loads(handler_run["admin_audit"]["body"])
     assert handler_run["admin_audit"]["statusCode"] == 200, audit
-    assert len(audit["items"]) == 1
+    # The Stripe webhook steps audit their changes too, as source "stripe".
+    assert [item["source"] for item in audit["items"]].count("admin") == 1
     everyone = json.loads(handler_run["admin_audit_all"]["body"])
-    assert [item["user_id"] for item in everyone["items"]] == [stack.user_sub]
+    assert {item["user_id"] for item in everyone["items"]} == {stack.user_sub}
     me = json.loads(handler_run["me"]["body"])
     assert me["user_id"] == stack.user_sub
 
@@ -1425,6 +1597,9 @@ def _needed(call: dict[str, Any], tables: dict[str, str], secret_id: str) -> lis
     if service == "firehose":
         return [Needed(f"firehose:{operation}", ("arn", "ViewingEventsStream"))]
     if service == "secretsmanager":
+        for suffix, resource in SECRET_PARAMETERS.items():
+            if call["SecretId"].endswith(suffix):
+                return [Needed(f"secretsmanager:{operation}", ("param", resource))]
         assert call["SecretId"] == secret_id
         return [Needed(f"secretsmanager:{operation}", ("param", "SigningKeySecretArnA"))]
     if service == "cognito-idp" and operation in UNAUTHENTICATED_COGNITO:
@@ -1506,7 +1681,9 @@ def test_every_aws_call_the_packaged_handlers_made_is_allowed_by_their_template_
         assert refused == []
 
 
-@pytest.mark.parametrize("function", ["PlaybackFunction", "AdminFunction", "TriggerFunction"])
+@pytest.mark.parametrize(
+    "function", ["PlaybackFunction", "AdminFunction", "TriggerFunction", "StripeWebhookFunction"]
+)
 def test_every_data_permission_of_the_api_roles_is_used_by_the_handlers(
     handler_run: Any, stack: Stack, function: str
 ) -> None:

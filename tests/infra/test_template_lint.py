@@ -43,6 +43,7 @@ ROUTES = {
     ("POST", "/auth/{proxy+}"): "WebFunction",
     ("POST", "/watch/{id}/grant"): "WebFunction",
     ("ANY", "$default"): "WebFunction",
+    ("POST", "/webhooks/stripe"): "StripeWebhookFunction",
 }
 """The HTTP API (docs/openapi.yaml) and the admin pages, by the function that answers them;
 the viewer web app takes the rest."""

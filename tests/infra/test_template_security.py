@@ -77,6 +77,7 @@ FUNCTION_SOURCES: dict[str, tuple[str, str | None]] = {
     "AdminWebFunction": ("app/web/__init__.py", "ADMIN_NEEDS"),
     "IngestFunction": ("app/ingest.py", "NEEDS"),
     "PublishFunction": ("app/ingest.py", "NEEDS"),
+    "StripeWebhookFunction": ("app/http/webhooks.py", "NEEDS"),
 }
 WEB_ENTRIES: dict[str, Literal["viewer", "admin"]] = {
     "WebFunction": "viewer",
@@ -352,12 +353,15 @@ def test_only_the_roles_that_sign_may_read_the_signing_key_and_only_it() -> None
         for role, role_statements in statements.items()
         for statement in role_statements
         if any(a.startswith("secretsmanager:") for a in as_list(statement["Action"]))
+        and "SigningKeySecretArnA" in json.dumps(statement["Resource"])
     }
     assert readers == SIGNING_ROLES
     for role in SIGNING_ROLES:
-        signing, *events_key = [
+        reads = [
             s for s in statements[role] if "secretsmanager:GetSecretValue" in as_list(s["Action"])
         ]
+        (signing,) = [s for s in reads if "SigningKeySecretArnA" in json.dumps(s["Resource"])]
+        events_key = [s for s in reads if "ViewingEventsKey" in json.dumps(s["Resource"])]
         assert as_list(signing["Action"]) == ["secretsmanager:GetSecretValue"]
         # During a rotation both slots' secrets, and nothing else.
         assert signing["Resource"] == [
@@ -369,6 +373,31 @@ def test_only_the_roles_that_sign_may_read_the_signing_key_and_only_it() -> None
             assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"]
             assert statement["Resource"] == {"Ref": "ViewingEventsKey"}
     assert len([s for s in statements["WebRole"] if s.get("Sid") == "ReadViewingEventsKey"]) == 1
+
+
+STRIPE_SECRET_READERS = {
+    "StripeSecretKey": {"WebRole"},
+    "StripeWebhookSecret": {"StripeWebhookRole"},
+}
+"""The Stripe secrets: the API key for checkout (web pages), the signing secret for webhooks."""
+
+
+def test_each_stripe_secret_is_read_by_its_one_role_and_every_secret_read_is_named() -> None:
+    statements = _role_statements(DEPLOYMENTS["rotating"])
+    for secret, roles in STRIPE_SECRET_READERS.items():
+        readers = {
+            role
+            for role, role_statements in statements.items()
+            for statement in role_statements
+            if any(a.startswith("secretsmanager:") for a in as_list(statement["Action"]))
+            and {"Ref": secret} in as_list(statement["Resource"])
+        }
+        assert readers == roles, secret
+    for role_statements in statements.values():
+        for statement in role_statements:
+            if any(a.startswith("secretsmanager:") for a in as_list(statement["Action"])):
+                assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"]
+                assert "*" not in json.dumps(statement["Resource"])
 
 
 ENTITLEMENT_ATTRIBUTES = {"premium", "premium_until", "version"}
@@ -406,7 +435,8 @@ def test_the_internet_facing_roles_cannot_write_entitlements_the_audit_trail_or_
         and {r["Fn::GetAtt"][0] for r in as_list(s["Resource"])
              if isinstance(r, dict) and "Fn::GetAtt" in r} & GUARDED_TABLES
     }  # fmt: skip
-    assert writers == {"AdminRole", "AdminWebRole"}
+    # The Stripe webhook writes paid state and its audit records, after checking the signature.
+    assert writers == {"AdminRole", "AdminWebRole", "StripeWebhookRole"}
 
 
 @ALL

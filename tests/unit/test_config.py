@@ -24,6 +24,9 @@ GOOD = {
     "VIDGATE_SECRET_KEY": "x" * 40,
     "VIDGATE_INGEST_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/111122223333/vidgate-ingest",
     "VIDGATE_MEDIACONVERT_ROLE_ARN": "arn:aws:iam::111122223333:role/vidgate-mediaconvert",
+    "VIDGATE_BILLING_TABLE": "billing",
+    "VIDGATE_STRIPE_KEY_SECRET": "vidgate/stripe-key",
+    "VIDGATE_STRIPE_WEBHOOK_SECRET": "vidgate/stripe-webhook",
 }
 
 

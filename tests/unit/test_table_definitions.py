@@ -8,8 +8,8 @@ from app.errors import ConfigurationError
 from app.tables import TABLES, IndexSpec, TableSpec, cloudformation_properties
 
 
-def test_there_are_exactly_the_four_logical_tables() -> None:
-    assert set(TABLES) == {"users", "videos", "audit", "sessions"}
+def test_there_are_exactly_the_five_logical_tables() -> None:
+    assert set(TABLES) == {"users", "videos", "audit", "sessions", "billing"}
 
 
 def test_users_properties_are_on_demand_encrypted_recoverable_with_both_indexes() -> None:

@@ -56,9 +56,9 @@ from app.keys import generate_key_pair, store_private_key
 from app.local.analytics_setup import ensure_events_key, ensure_events_stream
 from app.local.bootstrap import ensure_session_key
 from app.local.emulator import Emulator
-from app.publishing import Publishing
 from app.local.stripe_standin import StripeStandIn, demo_prices
 from app.local.webserver import serve_wsgi
+from app.publishing import Publishing
 from app.tables import create_tables
 from app.users import UserDirectory
 from app.web.session_store import SessionStore

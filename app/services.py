@@ -27,6 +27,8 @@ from app.signing import UrlSigner
 
 if TYPE_CHECKING:
     from app.auth.jwks import JwksCache
+    from app.browser_uploads import BrowserUploads
+    from app.captions import CaptionStore
     from app.entitlements import EntitlementStore
     from app.user_pool import UserPool
     from app.users import UserDirectory
@@ -113,6 +115,25 @@ class Services:
     @cached_property
     def s3(self) -> Any:
         return self.session.client("s3")
+
+    @cached_property
+    def browser_uploads(self) -> BrowserUploads:
+        """Multipart uploads the admin's browser fills through presigned part URLs."""
+        from app.browser_uploads import BrowserUploads
+
+        if not self.settings.bucket:
+            raise ConfigurationError("the media bucket was not configured (Need.MEDIA)")
+        return BrowserUploads(
+            self.s3, self.settings.bucket, max_bytes=self.settings.max_upload_bytes
+        )
+
+    @cached_property
+    def captions(self) -> CaptionStore:
+        from app.captions import CaptionStore
+
+        if not self.settings.bucket:
+            raise ConfigurationError("the media bucket was not configured (Need.MEDIA)")
+        return CaptionStore(self.s3, self.settings.bucket)
 
     @cached_property
     def secretsmanager(self) -> Any:

@@ -59,6 +59,14 @@ class UploadTooLargeError(VidgateError):
         )
 
 
+class InvalidUploadError(BadRequestError):
+    """A field of a new upload the admin must fix (400); the message is shown to them."""
+
+    def __init__(self, friendly: str) -> None:
+        super().__init__(friendly)
+        self.friendly = friendly
+
+
 class UploadNotFoundError(NotFoundError):
     """No such multipart upload (finished, aborted, or never this video's): 404 ``not_found``."""
 
@@ -127,7 +135,7 @@ def check_size(size: object, limit: int) -> int:
     :raises UploadTooLargeError: over ``limit``.
     """
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        raise BadRequestError("the file size must be a whole number of bytes above 0")
+        raise InvalidUploadError("The file is empty or its size is unknown.")
     if size > limit:
         raise UploadTooLargeError(size, limit)
     return size

@@ -31,7 +31,7 @@ import pkgutil
 from pathlib import Path
 from typing import Any, Literal
 
-from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
@@ -306,6 +306,9 @@ def _template_context() -> dict[str, Any]:
 
 def _security_headers(response: Response) -> Response:
     directives = current_app.config["VIDGATE_CSP"]
+    extra = g.get("csp_connect_extra")
+    if extra:  # a page that talks to another origin (the upload page: the bucket) names it
+        directives = {**directives, "connect-src": [*directives["connect-src"], *extra]}
     response.headers["Content-Security-Policy"] = "; ".join(
         f"{name} {' '.join(sources)}" for name, sources in directives.items()
     )

@@ -414,3 +414,9 @@ def publish(video_id: str) -> Response:
     log.info(json.dumps({"event": "video_published", "video_id": video_id, "actor": _actor()}))
     flash(f"“{video.title}” is published again.", "success")
     return redirect(url_for("admin.videos"))
+
+
+from app.web.admin_uploads import blueprint as _uploads  # noqa: E402  # after the admin routes
+
+# Adding videos, captions and posters: /admin/videos/new, /admin/uploads/..., /admin/videos/<id>/...
+blueprint.register_blueprint(_uploads)

@@ -1,8 +1,9 @@
 """Browser uploads straight to S3: multipart uploads the browser fills through presigned part URLs.
 
-The web app starts the multipart upload under ``uploads/<upload-id>/<safe file
-name>``, hands out short-lived presigned ``UploadPart`` URLs, lists the parts S3
-already holds (so a resumed upload skips them), completes or aborts it. Video
+The web app starts the multipart upload under ``uploads/<video id>/<safe file
+name>`` (the video's ``source_key``), hands out short-lived presigned
+``UploadPart`` URLs, lists the parts S3 already holds (so a resumed upload skips
+them), completes or aborts it. Video
 bytes never pass through the app. The size cap is checked twice: on the size the
 browser announces, and on the object S3 assembled (a browser can lie), which is
 deleted when it is over. Content type and duration are never taken from the
@@ -12,7 +13,6 @@ browser: the pipeline probes the original. The rules are in docs/uploads.md.
 from __future__ import annotations
 
 import re
-import secrets
 import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -21,6 +21,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app.catalog import is_video_id
 from app.errors import BadRequestError, DependencyUnavailableError, NotFoundError, VidgateError
 
 UPLOAD_PREFIX = "uploads/"
@@ -38,7 +39,6 @@ MIN_PART_BYTES = 5 * MIB
 """S3's smallest part (all but the last)."""
 MAX_SIGN_AT_ONCE = 100
 MAX_FILE_NAME = 100
-_UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _ETAG = re.compile(r'^"?[0-9A-Za-z-]{1,128}"?$')
 _S3_UPLOAD_ID = re.compile(r"^[A-Za-z0-9._~+/=-]{1,1024}$")
@@ -106,24 +106,12 @@ def safe_file_name(name: str) -> str:
     return cleaned or "upload"
 
 
-def new_upload_id() -> str:
-    """A fresh upload id: 32 hex characters (128 random bits)."""
-    return secrets.token_hex(16)
-
-
-def source_key(upload_id: str, file_name: str) -> str:
-    """``uploads/<upload-id>/<safe file name>``: where the original lands."""
-    if not _UPLOAD_ID.match(upload_id):
-        raise BadRequestError("malformed upload id")
-    return f"{UPLOAD_PREFIX}{upload_id}/{safe_file_name(file_name)}"
-
-
 def is_source_key(key: object) -> bool:
-    """True for a key :func:`source_key` could have made."""
+    """True for ``uploads/<video id>/<safe file name>`` (the only keys uploads write)."""
     if not isinstance(key, str) or not key.startswith(UPLOAD_PREFIX):
         return False
     parts = key[len(UPLOAD_PREFIX) :].split("/")
-    if len(parts) != 2 or not _UPLOAD_ID.match(parts[0]):
+    if len(parts) != 2 or not is_video_id(parts[0]):
         return False
     return safe_file_name(parts[1]) == parts[1]
 
@@ -233,7 +221,7 @@ class BrowserUploads:
 
     def endpoint_origin(self) -> str:
         """``scheme://host[:port]`` the part URLs point at (the CSP's ``connect-src`` needs it)."""
-        url = self._presign(f"{UPLOAD_PREFIX}{'0' * 32}/origin", "origin", 1)
+        url = self._presign(f"{UPLOAD_PREFIX}origin/origin", "origin", 1)
         scheme, _, rest = url.partition("://")
         return f"{scheme}://{rest.split('/', 1)[0]}"
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from app.browser_uploads import BrowserUploads
     from app.captions import CaptionStore
     from app.entitlements import EntitlementStore
+    from app.publishing import Publishing
     from app.user_pool import UserPool
     from app.users import UserDirectory
 
@@ -117,14 +118,23 @@ class Services:
         return self.session.client("s3")
 
     @cached_property
+    def publishing(self) -> Publishing:
+        """The catalog's publishing states (drafts, processing, ready, failed)."""
+        from app.publishing import Publishing
+
+        return Publishing(self.dynamodb, self.settings.videos_table)
+
+    @cached_property
     def browser_uploads(self) -> BrowserUploads:
         """Multipart uploads the admin's browser fills through presigned part URLs."""
         from app.browser_uploads import BrowserUploads
 
         if not self.settings.bucket:
             raise ConfigurationError("the media bucket was not configured (Need.MEDIA)")
+        # Part URLs signed with SigV4 (botocore may still presign S3 with SigV2 by default).
+        presigner = self.session.client("s3", config=Config(signature_version="s3v4"))
         return BrowserUploads(
-            self.s3, self.settings.bucket, max_bytes=self.settings.max_upload_bytes
+            presigner, self.settings.bucket, max_bytes=self.settings.max_upload_bytes
         )
 
     @cached_property

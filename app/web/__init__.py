@@ -306,9 +306,9 @@ def _template_context() -> dict[str, Any]:
 
 def _security_headers(response: Response) -> Response:
     directives = current_app.config["VIDGATE_CSP"]
-    extra = g.get("csp_connect_extra")
-    if extra:  # a page that talks to another origin (the upload page: the bucket) names it
-        directives = {**directives, "connect-src": [*directives["connect-src"], *extra]}
+    # A page may widen one directive for itself (the upload page: the bucket's endpoint).
+    for name, sources in (g.get("csp_extra") or {}).items():
+        directives = {**directives, name: [*directives.get(name, []), *sources]}
     response.headers["Content-Security-Policy"] = "; ".join(
         f"{name} {' '.join(sources)}" for name, sources in directives.items()
     )

@@ -31,7 +31,7 @@ from app.browser_uploads import (
     safe_file_name,
 )
 from app.captions import MAX_CAPTION_BYTES, InvalidLanguageError, NoHlsError, check_language
-from app.catalog import TIERS, Video
+from app.catalog import TIERS, UPLOADING, Video
 from app.errors import BadRequestError, VideoNotFoundError
 from app.posters import MAX_POSTER_BYTES, store_poster
 from app.web.context import current_services
@@ -78,11 +78,11 @@ def _text(data: dict[str, Any], name: str, *, limit: int = 4096) -> str:
 
 def _allow_s3_connections() -> None:
     """The page's script PUTs parts to the bucket's endpoint: let the CSP allow exactly it."""
-    g.csp_connect_extra = [current_services().browser_uploads.endpoint_origin()]
+    g.csp_extra = {"connect-src": [current_services().browser_uploads.endpoint_origin()]}
 
 
-def _draft(video_id: str) -> Video:
-    """The video whose upload this is: in ``uploading``, with a source key.
+def _draft(video_id: str) -> tuple[Video, str]:
+    """The video whose upload this is (in ``uploading``) and its source key.
 
     :raises UploadNotFoundError: no such video, or its upload is over.
     """
@@ -90,9 +90,9 @@ def _draft(video_id: str) -> Video:
         video = current_services().catalog.get_any(video_id)
     except VideoNotFoundError as exc:
         raise UploadNotFoundError(f"no video {video_id}") from exc
-    if video.state != "uploading" or not video.source_key:
+    if video.state != UPLOADING or not video.source_key:
         raise UploadNotFoundError(f"video {video_id} is not waiting for its upload")
-    return video
+    return video, video.source_key
 
 
 def _upload_id(data: dict[str, Any] | Any) -> str:
@@ -142,9 +142,9 @@ def create() -> tuple[Response, int]:
         raise InvalidUploadError("Choose who may watch it: free or premium.")
     description = _text(data, "description").replace("\r\n", "\n")
     file_name = safe_file_name(_text(data, "file_name", limit=1024))
-    draft = _create_draft(title=title, tier=tier, description=description, file_name=file_name)
+    draft, key = _create_draft(title=title, tier=tier, description=description, file_name=file_name)
     try:
-        upload_id = uploads.start(draft.source_key)
+        upload_id = uploads.start(key)
     except BaseException:
         _discard(draft.video_id)
         raise
@@ -153,7 +153,7 @@ def create() -> tuple[Response, int]:
             {
                 "event": "upload_started",
                 "video_id": draft.video_id,
-                "key": draft.source_key,
+                "key": key,
                 "size": size,
                 "actor": _actor(),
             }
@@ -163,7 +163,7 @@ def create() -> tuple[Response, int]:
         jsonify(
             video_id=draft.video_id,
             upload_id=upload_id,
-            key=draft.source_key,
+            key=key,
             part_size=max(PART_SIZE, MIN_PART_BYTES),
         ),
         201,
@@ -175,10 +175,10 @@ def create() -> tuple[Response, int]:
 def sign_parts(video_id: str) -> Response:
     """Presigned ``UploadPart`` URLs: ``{upload_id, part_numbers}`` → ``{urls: {n: url}}``."""
     data = _body()
-    draft = _draft(video_id)
+    _, key = _draft(video_id)
     uploads = current_services().browser_uploads
     numbers = check_part_numbers(data.get("part_numbers"))
-    urls = uploads.sign_parts(draft.source_key, _upload_id(data), numbers)
+    urls = uploads.sign_parts(key, _upload_id(data), numbers)
     return jsonify(
         urls={str(n): url for n, url in urls.items()}, expires_in=uploads.part_url_seconds
     )
@@ -188,10 +188,8 @@ def sign_parts(video_id: str) -> Response:
 @admin_required
 def list_parts(video_id: str) -> Response:
     """The parts S3 already holds (a resumed upload skips them)."""
-    draft = _draft(video_id)
-    parts = current_services().browser_uploads.list_parts(
-        draft.source_key, _upload_id(request.args)
-    )
+    _, key = _draft(video_id)
+    parts = current_services().browser_uploads.list_parts(key, _upload_id(request.args))
     return jsonify(parts=[part.to_json() for part in parts])
 
 
@@ -201,10 +199,10 @@ def complete(video_id: str) -> Response:
     """Assemble the original, then hand it to the pipeline (state stays ``uploading`` until
     the ingest takes it to ``processing``)."""
     data = _body()
-    draft = _draft(video_id)
+    draft, key = _draft(video_id)
     uploads = current_services().browser_uploads
-    size = uploads.complete(draft.source_key, _upload_id(data), data.get("parts"))
-    _uploaded(draft, size)
+    size = uploads.complete(key, _upload_id(data), data.get("parts"))
+    _uploaded(draft, key, size)
     log.info(
         json.dumps(
             {"event": "upload_completed", "video_id": video_id, "size": size, "actor": _actor()}
@@ -222,10 +220,9 @@ def complete(video_id: str) -> Response:
 def abort(video_id: str) -> Response:
     """Abort the multipart upload and remove the draft: nothing is kept."""
     data = _body()
-    draft = _draft(video_id)
+    _, key = _draft(video_id)
     uploads = current_services().browser_uploads
-    upload_id = _upload_id(data)
-    uploads.abort(draft.source_key, upload_id)
+    uploads.abort(key, _upload_id(data))
     _discard(video_id)
     log.info(json.dumps({"event": "upload_aborted", "video_id": video_id, "actor": _actor()}))
     return jsonify(video_id=video_id, aborted=True)
@@ -234,29 +231,40 @@ def abort(video_id: str) -> Response:
 # --------------------------------------------------------------------------- the pipeline
 
 
-def _create_draft(*, title: str, tier: str, description: str, file_name: str) -> Video:
+def _create_draft(*, title: str, tier: str, description: str, file_name: str) -> tuple[Video, str]:
     from app.errors import VideoExistsError
     from app.publishing import source_key_for
 
     publishing = current_services().publishing
     for _ in range(MAX_ID_TRIES):
         video_id = _new_video_id()
+        key = source_key_for(video_id, file_name)
         try:
-            return publishing.create_draft(
-                video_id,
-                title=title,
-                tier=tier,
-                description=description,
-                source_key=source_key_for(video_id, file_name),
+            draft = publishing.create_draft(
+                video_id, title=title, tier=tier, description=description, source_key=key
             )
         except VideoExistsError:
             continue
+        return draft, key
     raise BadRequestError("could not find a free video id; try again")
 
 
-def _uploaded(draft: Video, size: int) -> None:
-    """The original is complete in S3: the ingest takes it from here."""
-    current_services().ingest.upload_completed(draft.video_id, draft.source_key, size)
+def _uploaded(draft: Video, key: str, size: int) -> None:
+    """The original is complete in S3: the ingest takes it from here.
+
+    The bucket's ObjectCreated notification on ``uploads/`` starts the ingest (S3 →
+    SQS); the draft stays ``uploading`` until the ingest moves it to ``processing``.
+    """
+    log.info(
+        json.dumps(
+            {
+                "event": "upload_ready_for_ingest",
+                "video_id": draft.video_id,
+                "key": key,
+                "size": size,
+            }
+        )
+    )
 
 
 def _discard(video_id: str) -> None:

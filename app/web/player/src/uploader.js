@@ -252,7 +252,6 @@ function start() {
       a.id = "upload-video-link";
       message.appendChild(a);
     }
-    uppy.clear();
   });
 
   uppy.on("upload-error", (file, error) => {
@@ -309,6 +308,9 @@ function start() {
       }
       await uppy.upload();
     } catch (error) {
+      if (form.dataset.state === "done") {
+        return;
+      }
       setState("failed");
       say(error && error.message ? error.message : "The upload could not start.", "error");
     }

@@ -4,9 +4,10 @@ Browsers PUT upload parts straight to the bucket from the site's pages, so the
 bucket answers CORS for exactly the site's origin, exactly ``PUT``, exactly the
 request headers a part upload sends, and exposes ``ETag`` (the browser reads
 each part's ETag to complete the upload). Nothing else is allowed: reads go
-through the front door, same-origin. ``tests/infra`` checks that the template's
-``CorsConfiguration`` equals :func:`cloudformation_cors`; the local bootstrap
-applies :func:`s3_cors` to the emulator's bucket. See docs/uploads.md#cors.
+through the front door, same-origin. The SAM template's ``BucketCors`` custom
+resource carries :func:`s3_cors` for the site's URL (``tests/infra`` checks they
+are equal); the local bootstrap applies it to the emulator's bucket with the
+local site's origin. See docs/uploads.md#cors.
 """
 
 from __future__ import annotations
@@ -34,25 +35,6 @@ def s3_cors(origin: str) -> dict[str, Any]:
                 "AllowedHeaders": list(ALLOWED_HEADERS),
                 "ExposeHeaders": list(EXPOSED_HEADERS),
                 "MaxAgeSeconds": MAX_AGE_SECONDS,
-            }
-        ]
-    }
-
-
-def cloudformation_cors(origin: object) -> dict[str, Any]:
-    """The same rules as ``AWS::S3::Bucket`` ``CorsConfiguration`` (CloudFormation's names).
-
-    ``origin`` is whatever the template puts there (an intrinsic function for the site's URL).
-    """
-    return {
-        "CorsRules": [
-            {
-                "Id": RULE_ID,
-                "AllowedOrigins": [origin],
-                "AllowedMethods": list(ALLOWED_METHODS),
-                "AllowedHeaders": list(ALLOWED_HEADERS),
-                "ExposedHeaders": list(EXPOSED_HEADERS),
-                "MaxAge": MAX_AGE_SECONDS,
             }
         ]
     }

@@ -55,8 +55,9 @@ Pages = Literal["all", "viewer", "admin"]
 """What one app serves: the viewer pages, the admin pages, or both (the local web app)."""
 VIEWER_NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.SIGNING, Need.WEB})
 """The viewer pages sign grants on the watch page (through the viewer API, in-process)."""
-ADMIN_NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.WEB})
-"""The admin pages sign nothing: no signing key, no CloudFront settings."""
+ADMIN_NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.MEDIA, Need.WEB})
+"""The admin pages sign nothing (no signing key, no CloudFront settings); they start uploads
+and write captions and posters in the bucket."""
 NEEDS = VIEWER_NEEDS | ADMIN_NEEDS
 NEEDS_OF: dict[Pages, frozenset[Need]] = {
     "all": NEEDS,

@@ -304,6 +304,9 @@ def test_no_iam_statement_uses_a_wildcard_where_an_arn_is_known(deployment: str)
                 assert isinstance(resource, dict), f"{role}: literal resource {resource!r}"
                 assert set(resource) <= {"Fn::GetAtt", "Fn::Sub", "Ref"}, resource
                 text = json.dumps(resource)
+                if str(resource.get("Fn::Sub", "")).startswith("${VideoBucket.Arn}/"):
+                    # Objects under a prefix of our own bucket: keys are not known in advance.
+                    text = json.dumps(resource["Fn::Sub"].split("/", 1)[0])
                 assert "*" not in text.replace(":*", ""), f"{role}: {resource}"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from app.captions import CaptionStore
 from app.catalog import VideoCatalog
 from app.errors import VideoNotFoundError
 from app.local.emulator import EMULATOR_ENV
@@ -99,15 +101,38 @@ def s3_of(stack: RunningStack) -> Any:
     )
 
 
-def catalog_of(stack: RunningStack) -> VideoCatalog:
-    client = boto3.client(
+def dynamodb_of(stack: RunningStack) -> Any:
+    return boto3.client(
         "dynamodb",
         endpoint_url=stack.aws_endpoint,
         region_name=EMULATOR_ENV["AWS_REGION"],
         aws_access_key_id=EMULATOR_ENV["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=EMULATOR_ENV["AWS_SECRET_ACCESS_KEY"],
     )
-    return VideoCatalog(client, stack.document["tables"]["videos"], cache_seconds=0)
+
+
+def catalog_of(stack: RunningStack) -> VideoCatalog:
+    return VideoCatalog(dynamodb_of(stack), stack.document["tables"]["videos"], cache_seconds=0)
+
+
+def demo_captions(seconds: int) -> bytes:
+    """A valid WebVTT file: one numbered cue every 2 s for ``seconds``."""
+
+    def stamp(t: int) -> str:
+        return f"00:{t // 60:02d}:{t % 60:02d}.000"
+
+    cues = [
+        f"{n}\n{stamp(t)} --> {stamp(t + 2)}\nCaption {n}\n"
+        for n, t in enumerate(range(0, seconds, 2), start=1)
+    ]
+    return ("WEBVTT\n\n" + "\n".join(cues)).encode()
+
+
+def caption_store(stack: RunningStack, video_id: str) -> tuple[CaptionStore, str]:
+    """The stack's caption store and ``video_id``'s master playlist key."""
+    video = catalog_of(stack).get_any(video_id)
+    assert video.hls_key, f"{video_id} has no HLS"
+    return CaptionStore(s3_of(stack), stack.document["bucket"]), video.hls_key
 
 
 def open_uploads(stack: RunningStack, prefix: str) -> list[dict[str, Any]]:
@@ -351,3 +376,81 @@ def test_an_uploaded_clip_is_processed_then_ready_and_alice_plays_it(
         "() => document.getElementById('player-video').currentTime > 1", timeout=PLAY_TIMEOUT_MS
     )
     alice.problems.assert_clean()
+
+
+def test_carol_adds_captions_a_bad_file_is_refused_with_its_line(
+    carol: Visitor, dev_stack: RunningStack, tmp_path: Path
+) -> None:
+    page = carol.page
+    bad = tmp_path / "bad.vtt"
+    bad.write_bytes(b"WEBVTT\n\n00:00:01.000 --> 00:00:00.500\nBackwards\n")
+    good = tmp_path / "good.vtt"
+    good.write_bytes(demo_captions(20))
+    carol.goto("/admin/videos/free-sampler")
+    try:
+        page.fill("#captions-language", "en")
+        page.fill("#captions-label", "English")
+        page.set_input_files("#captions-file", str(bad))
+        with page.expect_navigation() as navigation:
+            page.click("#captions-form button[type=submit]")
+        assert navigation.value.status == 400
+        alert = page.inner_text("[role=alert]")
+        assert "line 3" in alert and "ends before it starts" in alert, alert
+        page.fill("#captions-language", "pt-br")
+        page.fill("#captions-label", "Português")
+        page.set_input_files("#captions-file", str(good))
+        with page.expect_navigation():
+            page.click("#captions-form button[type=submit]")
+        assert "added" in page.inner_text(".flash-success")
+        track = page.locator("#caption-tracks li[data-language='pt-BR']")
+        assert "Português (pt-BR)" in track.inner_text()
+        store, master = caption_store(dev_stack, "free-sampler")
+        assert [t.language for t in store.tracks("free-sampler", master)] == ["pt-BR"]
+        with page.expect_navigation():
+            track.locator("button").click()
+        assert page.locator("#caption-tracks").count() == 0
+        assert store.tracks("free-sampler", master) == []
+    finally:
+        store, master = caption_store(dev_stack, "free-sampler")
+        for track_left in store.tracks("free-sampler", master):
+            store.remove("free-sampler", master, track_left.language)
+    carol.problems.assert_clean()
+
+
+def test_carol_picks_a_poster_frame_and_it_is_served_with_a_short_cache(
+    carol: Visitor, dev_stack: RunningStack, clip: Path
+) -> None:
+    from app.publishing import Publishing
+
+    catalog = catalog_of(dev_stack)
+    publishing = Publishing(dynamodb_of(dev_stack), dev_stack.document["tables"]["videos"])
+    video_id = f"poster-{uuid.uuid4().hex[:8]}"
+    publishing.create_draft(
+        video_id, title="Poster test", tier="free", source_key=f"uploads/{video_id}/x.mp4"
+    )
+    page = carol.page
+    try:
+        carol.goto(f"/admin/videos/{video_id}")
+        page.set_input_files("#poster-video-file", str(clip))
+        page.wait_for_function(
+            "() => document.getElementById('poster-source').readyState >= 2",
+            timeout=PAGE_TIMEOUT_MS,
+        )
+        page.eval_on_selector("#poster-source", "video => { video.currentTime = 1.5; }")
+        page.wait_for_function(
+            "() => !document.getElementById('poster-source').seeking", timeout=PAGE_TIMEOUT_MS
+        )
+        page.click("#poster-use-frame")
+        page.wait_for_function(
+            "() => document.getElementById('poster-picker').dataset.saved === '1'",
+            timeout=PAGE_TIMEOUT_MS,
+        )
+        assert catalog.get_any(video_id).poster_key == f"posters/{video_id}.jpg"
+        served = page.request.get(f"{dev_stack.site_url}/posters/{video_id}.jpg")
+        assert served.status == 200
+        assert served.body()[:3] == b"\xff\xd8\xff", "a JPEG"
+        assert served.headers.get("cache-control") == "public, max-age=60"
+        assert carol.problems.csp_violations == []
+    finally:
+        catalog.remove(video_id)
+    carol.problems.assert_clean()

@@ -396,6 +396,9 @@ def test_carol_adds_captions_a_bad_file_is_refused_with_its_line(
         assert navigation.value.status == 400
         alert = page.inner_text("[role=alert]")
         assert "line 3" in alert and "ends before it starts" in alert, alert
+        refused = carol.problems.console_errors
+        assert len(refused) == 1 and "status of 400" in refused[0], refused
+        carol.problems.clear()  # the one error: the refused form's 400, as intended
         page.fill("#captions-language", "pt-br")
         page.fill("#captions-label", "Português")
         page.set_input_files("#captions-file", str(good))

@@ -22,15 +22,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.catalog import is_video_id
+from app.config import DEFAULT_MAX_UPLOAD_BYTES
 from app.errors import BadRequestError, DependencyUnavailableError, NotFoundError, VidgateError
 
 UPLOAD_PREFIX = "uploads/"
 GIB = 1024**3
 MIB = 1024**2
-DEFAULT_MAX_UPLOAD_BYTES = 20 * GIB
-"""The default size cap (``VIDGATE_MAX_UPLOAD_BYTES``)."""
-MAX_UPLOAD_BYTES_LIMIT = 5 * 1024**4
-"""S3's largest object (5 TiB): no cap above it makes sense."""
 PART_URL_SECONDS = 900
 """Lifetime of a presigned part URL: enough for one slow part, useless soon after."""
 MAX_PARTS = 10_000

@@ -21,7 +21,7 @@ from app.errors import ConfigurationError
 URL_TTL_DEFAULT = 300
 URL_TTL_MAX = 3600
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024**3
-MAX_UPLOAD_BYTES_LIMIT = 5 * 1024**4  # S3's largest object
+LARGEST_UPLOAD_BYTES = 5 * 1024**4  # S3's largest object
 _USER_POOL_ID = re.compile(r"^(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d)_[A-Za-z0-9]+$")
 # What KMS accepts as a KeyId: key id, key ARN, alias name or alias ARN.
 _KMS_KEY_ID = re.compile(
@@ -211,7 +211,7 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         )
     bucket = get("VIDGATE_BUCKET")
     max_upload = get_int(
-        "VIDGATE_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, 1, MAX_UPLOAD_BYTES_LIMIT
+        "VIDGATE_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, 1, LARGEST_UPLOAD_BYTES
     )
     cdn_url = get("VIDGATE_CDN_URL")
     if cdn_url and not _http_url(cdn_url):

@@ -86,12 +86,32 @@
     useFrame.hidden = false;
   });
 
+  // The local copy if one is open, else a preview on the page (any video marked
+  // data-poster-source, served by the same front door) that shows a picture.
+  function frameSource() {
+    if (!source.hidden && source.videoWidth) {
+      return source;
+    }
+    var videos = document.querySelectorAll("video[data-poster-source]");
+    for (var i = 0; i < videos.length; i += 1) {
+      if (videos[i] !== source && videos[i].videoWidth) {
+        return videos[i];
+      }
+    }
+    return null;
+  }
+
+  if (document.querySelectorAll("video[data-poster-source]").length > 1) {
+    useFrame.hidden = false; // the page has a preview to take a frame from
+  }
+
   useFrame.addEventListener("click", function () {
-    if (!source.videoWidth) {
+    var video = frameSource();
+    if (!video) {
       say("The video has no picture to take yet: let it load, then stop at a frame.", "error");
       return;
     }
-    sendDrawn(source, source.videoWidth, source.videoHeight).then(done, function (error) {
+    sendDrawn(video, video.videoWidth, video.videoHeight).then(done, function (error) {
       say(error.message, "error");
     });
   });

@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from app.config import load_settings
+from app.local.bench_upload import run_upload_bench
 from app.local.bootstrap import Bootstrap, StackState
 from app.local.emulator import EMULATOR_ENV, Emulator
 from app.local.loadtest import run_load
@@ -52,7 +53,7 @@ from app.local.stack import app_environment
 from app.local.streambench import DEFAULT_RUNS, DEFAULT_THROTTLE_BPS, run_streaming
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("grant", "cold", "imports", "load", "streaming")
+SECTIONS = ("grant", "cold", "imports", "load", "streaming", "upload")
 GRANT_PATH = "/api/videos/premium-aurora/playback"
 
 
@@ -395,6 +396,9 @@ def main(argv: list[str] | None = None) -> None:
             print(line, flush=True)
     if "streaming" in sections:
         for line in run_streaming(args.stream_runs, args.throttle_bps):
+            print(line, flush=True)
+    if "upload" in sections:  # browser-style presigned parts vs boto3 (app/local/bench_upload.py)
+        for line in run_upload_bench():
             print(line, flush=True)
 
 

@@ -5,8 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 PYTEST_ARGS ?=
-# The player's hls.js: pinned by app/web/player/package-lock.json, installed with `npm ci`,
-# its dist build copied to app/web/static/vendor/ (git-ignored) and served from /static.
+# The player's hls.js and the admin uploader (Uppy): pinned by app/web/player/package-lock.json,
+# installed with `npm ci`; hls.js's dist build is copied and the uploader (src/uploader.js with
+# @uppy/core and @uppy/aws-s3) bundled by esbuild into app/web/static/vendor/ (git-ignored),
+# served from /static.
 PLAYER     := app/web/player
 VENDOR     := app/web/static/vendor
 HLS_DIST   := $(PLAYER)/node_modules/hls.js/dist
@@ -20,15 +22,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-$(PLAYER_JS): $(PLAYER)/package.json $(PLAYER)/package-lock.json
+$(PLAYER_JS): $(PLAYER)/package.json $(PLAYER)/package-lock.json $(PLAYER)/src/uploader.js
 	@command -v npm >/dev/null 2>&1 || { echo "npm is needed for the player's hls.js (Debian: apt-get install npm)" >&2; exit 1; }
 	cd $(PLAYER) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	rm -rf $(VENDOR) && mkdir -p $(VENDOR)
 	cp $(HLS_DIST)/hls.worker.js $(VENDOR)/hls.worker.js
 	cp $(PLAYER)/node_modules/hls.js/LICENSE $(VENDOR)/hls.js-LICENSE.txt
+	cd $(PLAYER) && ./node_modules/.bin/esbuild src/uploader.js --bundle --minify --format=iife \
+		--target=es2020 --legal-comments=linked --log-level=warning --outfile=../static/vendor/uploader.js
 	cp $(HLS_DIST)/hls.min.js $(PLAYER_JS)
 
-player: $(PLAYER_JS)  ## install hls.js (npm ci) and copy its build to app/web/static/vendor/
+player: $(PLAYER_JS)  ## npm ci; hls.js and the bundled uploader into app/web/static/vendor/
 
 dev: $(STAMP) $(PLAYER_JS)  ## run the whole product on the embedded local stack
 	$(BIN)/vidgate dev $(ARGS)

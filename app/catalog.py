@@ -380,6 +380,15 @@ class VideoCatalog:
             return self.get_any(video_id)
         return self._update(video_id, "SET " + ", ".join(sets), names, values)
 
+    def set_poster(self, video_id: str, poster_key: str) -> Video:
+        """Point the video at a new poster object. :raises VideoNotFoundError:"""
+        return self._update(
+            video_id,
+            "SET #poster = :poster",
+            {"#poster": "poster_key"},
+            {":poster": s(_check_text(poster_key, "poster_key", required=True))},
+        )
+
     def publish(self, video_id: str) -> Video:
         """Show a video in the catalog again (viewers see it once it is also ready).
 

@@ -20,6 +20,8 @@ from app.errors import ConfigurationError
 
 URL_TTL_DEFAULT = 300
 URL_TTL_MAX = 3600
+DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024**3
+LARGEST_UPLOAD_BYTES = 5 * 1024**4  # S3's largest object
 _USER_POOL_ID = re.compile(r"^(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d)_[A-Za-z0-9]+$")
 # What KMS accepts as a KeyId: key id, key ARN, alias name or alias ARN.
 _KMS_KEY_ID = re.compile(
@@ -92,6 +94,7 @@ class Settings:
     stripe_webhook_secret_id: str = ""
     stripe_api_base: str = ""
     policy_file: str = ""
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
 
 
 # name -> (need, required, help). The README's configuration table mirrors this.
@@ -125,6 +128,11 @@ VARIABLES: dict[str, tuple[Need, bool, str]] = {
         "KMS key (id, ARN or alias) sealing the sessions' Cognito tokens",
     ),
     "VIDGATE_BUCKET": (Need.MEDIA, True, "private S3 bucket holding the videos"),
+    "VIDGATE_MAX_UPLOAD_BYTES": (
+        Need.MEDIA,
+        False,
+        "size cap of a browser upload in bytes (default 20 GiB, at most 5 TiB)",
+    ),
     "VIDGATE_CDN_URL": (
         Need.SIGNING,
         True,
@@ -296,6 +304,9 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
             f"VIDGATE_SESSION_KEY_ID is not a KMS key id, key ARN or alias: {session_key_id!r}"
         )
     bucket = get("VIDGATE_BUCKET")
+    max_upload = get_int(
+        "VIDGATE_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, 1, LARGEST_UPLOAD_BYTES
+    )
     cdn_url = get("VIDGATE_CDN_URL")
     if cdn_url and not _http_url(cdn_url):
         problems.append(f"VIDGATE_CDN_URL must be an http(s) URL, got {cdn_url!r}")
@@ -378,4 +389,5 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         stripe_webhook_secret_id=stripe_webhook_secret,
         stripe_api_base=stripe_api_base.rstrip("/"),
         policy_file=get("VIDGATE_POLICY_FILE"),
+        max_upload_bytes=max_upload,
     )

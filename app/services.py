@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from app.analytics import AnalyticsQueries
     from app.auth.jwks import JwksCache
     from app.billing import BillingStore
+    from app.browser_uploads import BrowserUploads
+    from app.captions import CaptionStore
     from app.checkout import Checkout
     from app.entitlements import EntitlementStore
     from app.ingest import Ingest, Transcoder
@@ -147,6 +149,27 @@ class Services:
     @cached_property
     def s3(self) -> Any:
         return self.session.client("s3")
+
+    @cached_property
+    def browser_uploads(self) -> BrowserUploads:
+        """Multipart uploads the admin's browser fills through presigned part URLs."""
+        from app.browser_uploads import BrowserUploads
+
+        if not self.settings.bucket:
+            raise ConfigurationError("the media bucket was not configured (Need.MEDIA)")
+        # Part URLs signed with SigV4 (botocore may still presign S3 with SigV2 by default).
+        presigner = self.session.client("s3", config=Config(signature_version="s3v4"))
+        return BrowserUploads(
+            presigner, self.settings.bucket, max_bytes=self.settings.max_upload_bytes
+        )
+
+    @cached_property
+    def captions(self) -> CaptionStore:
+        from app.captions import CaptionStore
+
+        if not self.settings.bucket:
+            raise ConfigurationError("the media bucket was not configured (Need.MEDIA)")
+        return CaptionStore(self.s3, self.settings.bucket)
 
     @cached_property
     def secretsmanager(self) -> Any:

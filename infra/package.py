@@ -92,6 +92,9 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _HANDLER = re.compile(r"^\s+Handler:\s*([A-Za-z_][\w.]*)\.(\w+)\s*$", re.MULTILINE)
 WEB_ENTRIES = {"app.web.lambda_entry": "web", "app.web.lambda_admin_entry": "admin_web"}
 """The web zip's entry modules, by the name :func:`handler_modules` gives them."""
+INLINE_MODULE = "index"
+"""A function whose code is inline in the template (``Code.ZipFile``, the bucket's CORS
+custom resource): CloudFormation names its module ``index``; nothing to package."""
 
 
 def handler_modules(template: Path = TEMPLATE) -> dict[str, str]:
@@ -104,6 +107,8 @@ def handler_modules(template: Path = TEMPLATE) -> dict[str, str]:
     """
     modules: dict[str, str] = {}
     for module, _function in _HANDLER.findall(template.read_text()):
+        if module == INLINE_MODULE:
+            continue
         if not (ROOT / (module.replace(".", "/") + ".py")).is_file():
             raise PackagingError(f"{template.name}: Handler module {module} does not exist")
         modules[WEB_ENTRIES.get(module, module.rsplit(".", 1)[-1])] = module

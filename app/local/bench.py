@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from app.config import load_settings
 from app.local.bench_analytics import run_analytics_bench
 from app.local.bench_publishing import run_publishing
+from app.local.bench_upload import run_upload_bench
 from app.local.bootstrap import Bootstrap, StackState
 from app.local.emulator import EMULATOR_ENV, Emulator
 from app.local.loadtest import run_load
@@ -55,7 +56,7 @@ from app.local.stack import app_environment
 from app.local.streambench import DEFAULT_RUNS, DEFAULT_THROTTLE_BPS, run_streaming
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("grant", "cold", "imports", "load", "streaming", "analytics", "publishing")
+SECTIONS = ("grant", "cold", "imports", "load", "streaming", "analytics", "publishing", "upload")
 GRANT_PATH = "/api/videos/premium-aurora/playback"
 
 
@@ -403,6 +404,9 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(run_analytics_bench()), flush=True)
     if "publishing" in sections:
         print("\n".join(run_publishing()), flush=True)
+    if "upload" in sections:  # browser-style presigned parts vs boto3 (app/local/bench_upload.py)
+        for line in run_upload_bench():
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

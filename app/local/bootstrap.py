@@ -33,6 +33,7 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from app.bucket_cors import s3_cors
 from app.catalog import Video, VideoCatalog, hls_folder
 from app.cognito_triggers import post_confirmation
 from app.entitlements import EntitlementStore
@@ -265,8 +266,11 @@ class Bootstrap:
         media_dir: Path,
         prefix: str = PREFIX,
         media_progress: Callable[[float], None] | None = None,
+        site_url: str = "",
     ) -> None:
         self.session = session
+        # The front door's origin: the only one the bucket's CORS lets upload parts.
+        self.site_url = site_url.rstrip("/")
         # Called while demo media is generated (0-100 per video); it may raise to stop it.
         self.media_progress = media_progress
         self.endpoint = endpoint.rstrip("/")
@@ -392,6 +396,9 @@ class Bootstrap:
                 "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
             },
         )
+        if self.site_url:
+            # The same rules as the template's bucket (app/bucket_cors.py), for the local origin.
+            self.s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=s3_cors(self.site_url))
         return bucket
 
     def _signing_key(self) -> tuple[str, str]:

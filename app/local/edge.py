@@ -24,6 +24,7 @@ the edge differs from CloudFront are in docs/local-edge.md.
 from __future__ import annotations
 
 import contextlib
+import email.errors
 import email.utils
 import ipaddress
 import json
@@ -955,6 +956,15 @@ class EdgeApp:
 # --- the server ----------------------------------------------------------------
 
 
+_BODY_DEFECTS = (
+    email.errors.StartBoundaryNotFoundDefect,
+    email.errors.CloseBoundaryNotFoundDefect,
+    email.errors.MultipartInvariantViolationDefect,
+)
+"""What the header parser says about a multipart body it never read (a form upload's
+``Content-Type``): not a malformed header block."""
+
+
 class _EdgeRequestHandler(WSGIRequestHandler):
     """Werkzeug's handler, quiet, handing the edge the request as received.
 
@@ -968,7 +978,9 @@ class _EdgeRequestHandler(WSGIRequestHandler):
     def make_environ(self) -> dict[str, Any]:
         environ: dict[str, Any] = super().make_environ()
         environ[RAW_HEADERS] = list(self.headers.items())
-        environ[HEADER_DEFECTS] = bool(self.headers.defects)
+        environ[HEADER_DEFECTS] = any(
+            not isinstance(defect, _BODY_DEFECTS) for defect in self.headers.defects
+        )
         environ["wsgi.input"] = self.rfile
         environ.pop("wsgi.input_terminated", None)
         environ[RAW_INPUT] = True

@@ -244,6 +244,7 @@ class DevStack:
                 key_algorithm=opts.key_algorithm,
                 media_dir=state_dir / "media",
                 media_progress=self._media_progress,
+                site_url=self.site_url,
             ).run()
             self.environment = app_environment(
                 state,

@@ -31,7 +31,7 @@ import pkgutil
 from pathlib import Path
 from typing import Any, Literal
 
-from flask import Blueprint, Flask, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
@@ -66,8 +66,11 @@ VIEWER_NEEDS = frozenset(
     }
 )
 """The viewer pages sign grants on the watch page (through the viewer API, in-process)."""
-ADMIN_NEEDS = frozenset({Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.WEB, Need.ANALYTICS})
-"""The admin pages sign nothing: no signing key, no CloudFront settings."""
+ADMIN_NEEDS = frozenset(
+    {Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.MEDIA, Need.WEB, Need.ANALYTICS}
+)
+"""The admin pages sign nothing (no signing key, no CloudFront settings); they start uploads,
+write captions and posters in the bucket, and query the viewing analytics."""
 NEEDS = VIEWER_NEEDS | ADMIN_NEEDS
 NEEDS_OF: dict[Pages, frozenset[Need]] = {
     "all": NEEDS,
@@ -326,6 +329,9 @@ def _template_context() -> dict[str, Any]:
 
 def _security_headers(response: Response) -> Response:
     directives = current_app.config["VIDGATE_CSP"]
+    # A page may widen one directive for itself (the upload page: the bucket's endpoint).
+    for name, sources in (g.get("csp_extra") or {}).items():
+        directives = {**directives, name: [*directives.get(name, []), *sources]}
     response.headers["Content-Security-Policy"] = "; ".join(
         f"{name} {' '.join(sources)}" for name, sources in directives.items()
     )

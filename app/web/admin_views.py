@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from app.dynamo import parse_limit
@@ -365,6 +365,8 @@ def _video_form(
     status: int = 200,
     values: dict[str, Any] | None = None,
 ) -> tuple[str, int]:
+    # The poster picker draws a local image (a blob: URL) on a canvas.
+    g.csp_extra = {"img-src": ["blob:"]}
     video = current_services().catalog.get_any(video_id)
     form = values or {"title": video.title, "description": video.description, "tier": video.tier}
     return render_template("admin/video.html", video=video, form=form, error=error), status
@@ -414,3 +416,9 @@ def publish(video_id: str) -> Response:
     log.info(json.dumps({"event": "video_published", "video_id": video_id, "actor": _actor()}))
     flash(f"“{video.title}” is published again.", "success")
     return redirect(url_for("admin.videos"))
+
+
+from app.web.admin_uploads import blueprint as _uploads  # noqa: E402  # after the admin routes
+
+# Adding videos, captions and posters: /admin/videos/new, /admin/uploads/..., /admin/videos/<id>/...
+blueprint.register_blueprint(_uploads)

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from app.captions import Track
 from tests.e2e.conftest import VisitorFactory
 from tests.e2e.helpers import (
     PAGE_TIMEOUT_MS,
@@ -343,8 +345,19 @@ def test_a_premium_hls_video_plays_to_the_end_on_cookies_shorter_than_the_video(
     alice.problems.assert_clean()
 
 
+@pytest.fixture
+def aurora_captions(dev_stack: RunningStack) -> Iterator[None]:
+    """English captions on premium-aurora, as carol adds them on its admin page; removed after."""
+    from tests.e2e.test_upload import caption_store, demo_captions
+
+    store, master = caption_store(dev_stack, "premium-aurora")
+    store.add("premium-aurora", master, Track("en", "English"), demo_captions(120))
+    yield
+    store.remove("premium-aurora", master, "en")
+
+
 def test_hls_captions_toggle_with_c_when_the_video_has_subtitles(
-    visit: VisitorFactory, dev_stack: RunningStack
+    visit: VisitorFactory, dev_stack: RunningStack, aurora_captions: None
 ) -> None:
     alice = visit(dev_stack)
     sign_in(alice, "alice")
@@ -354,14 +367,18 @@ def test_hls_captions_toggle_with_c_when_the_video_has_subtitles(
     page.wait_for_function(
         "() => document.getElementById('player').dataset.levels !== '0'", timeout=PAGE_TIMEOUT_MS
     )
-    if player(page)["captions"] == "none":
-        pytest.skip("the HLS demo has no subtitle rendition (EXT-X-MEDIA TYPE=SUBTITLES)")
+    page.wait_for_function(
+        "() => document.getElementById('player').dataset.captions !== 'none'",
+        timeout=PAGE_TIMEOUT_MS,
+    )
+    assert player(page)["captions"] == "off", "captions are offered, not forced"
     page.keyboard.press("c")
     assert player(page)["captions"] == "on"
     page.wait_for_function(
         "() => document.getElementById('player-captions-text').textContent.trim() !== ''",
         timeout=PLAY_TIMEOUT_MS,
     )
+    assert "Caption" in page.inner_text("#player-captions-text")
     page.keyboard.press("c")
     assert player(page)["captions"] == "off"
     assert page.locator("#player-captions-text").is_hidden()

@@ -749,3 +749,15 @@ def test_posters_must_stay_a_media_path_when_there_is_an_origin(front: FrontStac
             origin=OriginProxy(f"http://{LOOPBACK}:{front.web.port}"),
             media_prefixes=("videos/",),
         )
+
+
+def test_a_multipart_form_upload_reaches_the_web_app_whole(front: FrontStack) -> None:
+    """A form with a file (multipart Content-Type) is not a malformed header block."""
+    body = b"\x00\x01" * 5000
+    answer = requests.post(
+        front.base + "/echo/form", files={"poster": ("p.jpg", body)}, timeout=TIMEOUT
+    )
+    assert answer.status_code == 200, answer.text[:300]
+    seen = answer.json()
+    assert seen_headers(seen)["content-type"].startswith("multipart/form-data; boundary=")
+    assert seen["length"] == int(seen_headers(seen)["content-length"]) > len(body)

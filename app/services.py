@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from app.entitlements import EntitlementStore
     from app.ingest import Ingest, Transcoder
     from app.job_events import JobEvents
-    from app.publishing import Publishing
     from app.purchases import RentalClock, StripeEventProcessor
     from app.user_pool import UserPool
     from app.users import UserDirectory

@@ -1696,7 +1696,8 @@ def _check_role(
     """
     grants = _grants(function)
     objects = _object_grants(function)
-    refused, used = [], set()
+    refused: list[str] = []
+    used: set[Grant] = set()
     for call in calls:
         for needed in _needed(call, tables, secret_id):
             if needed.key[0] == "object":

@@ -28,7 +28,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -70,6 +70,20 @@ HLS_CONTENT_TYPES = frozenset({HLS_CONTENT_TYPE, "application/x-mpegurl"})
 PUBLISHED = "published"
 VIDEO_ENTITY = "video"
 VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CATEGORIES: dict[str, str] = {
+    "animation": "Animation",
+    "comedy": "Comedy",
+    "documentary": "Documentary",
+    "drama": "Drama",
+    "kids": "Kids",
+    "music": "Music",
+    "nature": "Nature",
+    "science": "Science",
+    "sports": "Sports",
+    "tutorials": "Tutorials",
+}
+"""The categories a video may be filed under (slug -> label): a closed list, stable links."""
+MAX_CATEGORIES = 4
 CACHE_MAX_ENTRIES = 1024
 MAX_CACHE_SECONDS = 1.0
 """The longest a video read from DynamoDB is reused: the bound on how late a catalog
@@ -99,6 +113,7 @@ class Video:
     created_at: datetime
     published: bool = True
     hls_key: str | None = None
+    categories: tuple[str, ...] = ()
 
     @property
     def sort_key(self) -> str:
@@ -123,6 +138,7 @@ class Video:
             "tier": self.tier,
             "duration_seconds": self.duration_seconds,
             "poster_url": poster_url,
+            "categories": list(self.categories),
         }
 
 
@@ -199,6 +215,15 @@ class VideoCatalog:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Video]] = {}
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[str], object]] = []
+
+    def on_change(self, listener: Callable[[str], object]) -> None:
+        """Call ``listener(video_id)`` after every write of a video (e.g. the search index)."""
+        self._listeners.append(listener)
+
+    def _changed(self, video_id: str) -> None:
+        for listener in self._listeners:
+            listener(video_id)
 
     # --- reading -------------------------------------------------------------------
 
@@ -324,9 +349,12 @@ class VideoCatalog:
             item["poster_key"] = s(video.poster_key)
         if video.published:
             item["catalog"] = s(PUBLISHED)
+        if video.categories:
+            item["categories"] = {"SS": list(check_categories(video.categories))}
         with unavailable_on_errors():
             self._client.put_item(TableName=self._table, Item=item)
         self.invalidate(video.video_id)
+        self._changed(video.video_id)
         return _video_from_item(item)
 
     def update(
@@ -336,8 +364,9 @@ class VideoCatalog:
         title: str | None = None,
         description: str | None = None,
         tier: str | None = None,
+        categories: Sequence[str] | None = None,
     ) -> Video:
-        """Change the given fields of an existing video.
+        """Change the given fields of an existing video (``categories=()`` clears them).
 
         :raises VideoNotFoundError: no video has this id.
         :raises BadRequestError: a new value is malformed.
@@ -357,9 +386,21 @@ class VideoCatalog:
             sets.append("#tier = :tier")
             names["#tier"] = "tier"
             values[":tier"] = s(_check_tier(tier))
-        if not sets:
+        removes: list[str] = []
+        if categories is not None:
+            names["#cat"] = "categories"
+            checked = check_categories(categories)
+            if checked:
+                sets.append("#cat = :cat")
+                values[":cat"] = {"SS": list(checked)}
+            else:
+                removes.append("#cat")
+        if not sets and not removes:
             return self.get_any(video_id)
-        return self._update(video_id, "SET " + ", ".join(sets), names, values)
+        expression = ("SET " + ", ".join(sets) if sets else "") + (
+            " REMOVE " + ", ".join(removes) if removes else ""
+        )
+        return self._update(video_id, expression.strip(), names, values)
 
     def publish(self, video_id: str) -> Video:
         """Show a video in the catalog again. :raises VideoNotFoundError:"""
@@ -393,6 +434,7 @@ class VideoCatalog:
         self.invalidate(video_id)
         if not response.get("Attributes"):
             raise VideoNotFoundError(f"no video {video_id}")
+        self._changed(video_id)
 
     def invalidate(self, video_id: str) -> None:
         """Forget the cached copy of one video (this process only)."""
@@ -448,6 +490,7 @@ class VideoCatalog:
             raise
         finally:
             self.invalidate(video_id)
+        self._changed(video_id)
         return _video_from_item(response["Attributes"])
 
     def _evict(self, now: float) -> None:
@@ -483,6 +526,22 @@ def _check_video(video: Video) -> None:
         raise BadRequestError("created_at must be a timezone-aware datetime")
     if not isinstance(video.published, bool):
         raise BadRequestError("published must be true or false")
+    check_categories(video.categories)
+
+
+def check_categories(categories: object) -> tuple[str, ...]:
+    """``categories`` as a sorted tuple of known slugs, at most :data:`MAX_CATEGORIES`.
+
+    :raises BadRequestError: an unknown category, or too many.
+    """
+    if not isinstance(categories, list | tuple) or not all(isinstance(c, str) for c in categories):
+        raise BadRequestError("categories must be a list of category names")
+    unknown = sorted(set(categories) - set(CATEGORIES))
+    if unknown:
+        raise BadRequestError(f"unknown category {unknown[0][:40]!r}; known: {sorted(CATEGORIES)}")
+    if len(set(categories)) > MAX_CATEGORIES:
+        raise BadRequestError(f"at most {MAX_CATEGORIES} categories")
+    return tuple(sorted(set(categories)))
 
 
 def _check_media(video: Video) -> None:
@@ -535,6 +594,11 @@ def _media_from_item(item: Mapping[str, Any], video_id: str) -> tuple[str, str, 
     return object_key, content_type, hls_key
 
 
+def video_from_item(item: Mapping[str, Any]) -> Video:
+    """The :class:`Video` of a stored item (for modules reading the videos table themselves)."""
+    return _video_from_item(item)
+
+
 def _video_from_item(item: Mapping[str, Any]) -> Video:
     tier = get_s(item, "tier", "premium")
     video_id = get_s(item, "video_id") or ""
@@ -553,4 +617,7 @@ def _video_from_item(item: Mapping[str, Any]) -> Video:
         created_at=get_time(item, "created_at") or datetime.min.replace(tzinfo=UTC),
         published=get_bool(item, "published") and get_s(item, "catalog") == PUBLISHED,
         hls_key=hls_key,
+        categories=tuple(
+            sorted(c for c in item.get("categories", {}).get("SS", []) if c in CATEGORIES)
+        ),
     )

@@ -23,6 +23,7 @@ from app.config import Settings
 from app.dynamo import dynamodb_client
 from app.errors import ConfigurationError
 from app.playback import Playback, PlaybackRule
+from app.search import SearchIndex, searchable_catalog
 from app.signing import UrlSigner
 
 if TYPE_CHECKING:
@@ -96,7 +97,17 @@ class Services:
 
     @cached_property
     def catalog(self) -> VideoCatalog:
-        return VideoCatalog(self.dynamodb, self.settings.videos_table)
+        """The catalog; each write also updates the search index (app.search)."""
+        return self._catalog_and_search[0]
+
+    @cached_property
+    def search(self) -> SearchIndex:
+        """Title search, categories and A-Z over the published catalog."""
+        return self._catalog_and_search[1]
+
+    @cached_property
+    def _catalog_and_search(self) -> tuple[VideoCatalog, SearchIndex]:
+        return searchable_catalog(self.dynamodb, self.settings.videos_table)
 
     @cached_property
     def cognito_idp(self) -> Any:

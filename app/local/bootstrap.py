@@ -45,6 +45,7 @@ from app.keys import (
 )
 from app.local.media import DEMO_VIDEOS, ensure_demo_media
 from app.ops.hls import CONTENT_TYPES as HLS_CONTENT_TYPES
+from app.search import searchable_catalog
 from app.signing import object_key_to_path
 from app.tables import create_tables
 from app.users import UserDirectory
@@ -450,7 +451,7 @@ class Bootstrap:
         key_pair_id, public_pem = self._signing_key()
         session_key_alias = f"alias/{self.prefix}-session-tokens"
         session_key_id = ensure_session_key(self.kms, session_key_alias)
-        self._videos(bucket, VideoCatalog(self.dynamodb, names["videos"]))
+        self._videos(bucket, searchable_catalog(self.dynamodb, names["videos"])[0])
         issuer = f"https://cognito-idp.{self.region}.amazonaws.com/{pool_id}"
         return StackState(
             region=self.region,

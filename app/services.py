@@ -29,6 +29,7 @@ from app.signing import UrlSigner
 if TYPE_CHECKING:
     from app.auth.jwks import JwksCache
     from app.entitlements import EntitlementStore
+    from app.previews import PreviewLog
     from app.user_pool import UserPool
     from app.users import UserDirectory
 
@@ -104,6 +105,13 @@ class Services:
     def search(self) -> SearchIndex:
         """Title search, categories and A-Z over the published catalog."""
         return self._catalog_and_search[1]
+
+    @cached_property
+    def previews(self) -> PreviewLog:
+        """The audit trail of admin previews (in the audit table)."""
+        from app.previews import PreviewLog
+
+        return PreviewLog(self.dynamodb, self.settings.audit_table)
 
     @cached_property
     def _catalog_and_search(self) -> tuple[VideoCatalog, SearchIndex]:

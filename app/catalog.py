@@ -7,7 +7,15 @@ playlist anywhere else would open another video (docs/streaming.md#c-2).
 :meth:`VideoCatalog.put` refuses such an entry, and a stored one is read
 without its HLS (never playable as HLS).
 
-Published videos carry ``catalog="published"``, so the sparse
+A video moves through publishing states (docs/publishing.md#states):
+``uploading`` → ``processing`` (``progress`` percent) → ``ready`` | ``failed``;
+the transitions are written by ``app.publishing``. An item written before states
+existed has none and reads as ``ready``. Viewers (:meth:`VideoCatalog.get`,
+:meth:`~VideoCatalog.recent`, :meth:`~VideoCatalog.get_with`,
+:meth:`~VideoCatalog.list`) only ever see videos that are ready AND published;
+admins (:meth:`~VideoCatalog.get_any`, :meth:`~VideoCatalog.list_all`) see all.
+
+Videos that are published and ready carry ``catalog="published"``, so the sparse
 ``catalog-index`` lists exactly them, newest first (``sort_key`` is
 ``created_at#video_id``). What is read of a video stays in memory for
 ``cache_seconds``, never more than :data:`MAX_CACHE_SECONDS`
@@ -48,6 +56,7 @@ from app.dynamo import (
     get_n,
     get_s,
     get_time,
+    n,
     query_page,
     s,
     unavailable_on_errors,
@@ -63,6 +72,12 @@ log = logging.getLogger("vidgate.catalog")
 
 Tier = Literal["free", "premium"]
 TIERS: frozenset[str] = frozenset({"free", "premium"})
+State = Literal["uploading", "processing", "ready", "failed"]
+UPLOADING: State = "uploading"
+PROCESSING: State = "processing"
+READY: State = "ready"
+FAILED: State = "failed"
+STATES: frozenset[str] = frozenset({UPLOADING, PROCESSING, READY, FAILED})
 Format = Literal["hls", "mp4"]
 FORMATS: frozenset[str] = frozenset({"hls", "mp4"})
 HLS_CONTENT_TYPE = "application/vnd.apple.mpegurl"
@@ -89,6 +104,7 @@ MAX_CACHE_SECONDS = 1.0
 """The longest a video read from DynamoDB is reused: the bound on how late a catalog
 change made in another process reaches a free video's grants (premium ones: never late)."""
 _T = TypeVar("_T")
+_STATE_RACE_TRIES = 3
 _TEXT_MAX = 4096
 
 
@@ -99,6 +115,13 @@ class Video:
     ``object_key`` / ``content_type``: the progressive MP4 (``""`` when the video
     has HLS only). ``hls_key``: the HLS master playlist, inside
     :func:`hls_folder` of this video, or None.
+
+    Publishing (docs/publishing.md#states): ``state``; ``progress`` (0-100, while
+    processing); ``failure_reason`` (for people, when failed); ``attempts`` (transcode
+    attempts of the current run); ``source_key`` (the original,
+    ``uploads/<upload-id>/<file>``); ``job_id`` (the transcode job of the current
+    attempt); ``width``/``height`` of the top rendition. Only a ``ready`` video
+    that is ``published`` reaches viewers (:attr:`viewable`).
     """
 
     video_id: str
@@ -114,6 +137,19 @@ class Video:
     published: bool = True
     hls_key: str | None = None
     categories: tuple[str, ...] = ()
+    state: State = READY
+    progress: int = 0
+    failure_reason: str | None = None
+    attempts: int = 0
+    source_key: str | None = None
+    job_id: str | None = None
+    width: int = 0
+    height: int = 0
+
+    @property
+    def viewable(self) -> bool:
+        """Ready and published: the only videos viewers may see or play."""
+        return self.published and self.state == READY
 
     @property
     def sort_key(self) -> str:
@@ -221,16 +257,18 @@ class VideoCatalog:
         """Call ``listener(video_id)`` after every write of a video (e.g. the search index)."""
         self._listeners.append(listener)
 
-    def _changed(self, video_id: str) -> None:
+    def notify_changed(self, video_id: str) -> None:
+        """Tell the listeners ``video_id`` was written (writers outside this class call it too)."""
         for listener in self._listeners:
             listener(video_id)
 
     # --- reading -------------------------------------------------------------------
 
     def get(self, video_id: str) -> Video:
-        """A published video, from the cache when it was read within ``cache_seconds``.
+        """A published, ready video, from the cache when it was read within ``cache_seconds``.
 
-        :raises VideoNotFoundError: no published video has this id (or the id is malformed).
+        :raises VideoNotFoundError: no published, ready video has this id (or the id is
+            malformed).
         :raises DependencyUnavailableError: DynamoDB cannot be read.
         """
         if not is_video_id(video_id):
@@ -261,14 +299,14 @@ class VideoCatalog:
         read: KeyRead[Video | None] = KeyRead(
             self._table,
             {"video_id": s(video_id)},
-            lambda item: _video_from_item(item) if item else None,
+            lambda item: video_from_item(item) if item else None,
         )
         read_at = self._clock()
         video, found = batch_get_pair(self._client, read, other)
         return self._published(video_id, video, read_at), found
 
     def get_any(self, video_id: str) -> Video:
-        """A video, published or not, read fresh (for admins).
+        """A video, published or not, in any state, read fresh (for admins).
 
         :raises VideoNotFoundError: no video has this id.
         """
@@ -280,14 +318,14 @@ class VideoCatalog:
         return video
 
     def list(self, limit: int, cursor: str | None) -> VideoPage:
-        """Published videos, newest first, ``limit`` (see ``app.dynamo.check_limit``) at a time.
+        """Published, ready videos, newest first, ``limit`` (``app.dynamo.check_limit``) a page.
 
         :raises BadRequestError: bad limit, or a cursor not issued for this listing.
         """
         return self._page(VIDEOS_CATALOG_INDEX, "catalog", PUBLISHED, limit, cursor)
 
     def list_all(self, limit: int, cursor: str | None) -> VideoPage:
-        """Every video, published or not (for admins), newest first, via the all-index.
+        """Every video, published or not, in any state (for admins), newest first.
 
         :raises BadRequestError: bad limit, or a cursor not issued for this listing.
         """
@@ -317,45 +355,23 @@ class VideoCatalog:
             start_key=start,
             key_attributes=("video_id", partition, "sort_key"),
         )
-        return [_video_from_item(item) for item in items], next_cursor
+        return [video_from_item(item) for item in items], next_cursor
 
     # --- changing ------------------------------------------------------------------
 
     def put(self, video: Video) -> Video:
-        """Create or replace ``video`` (published ones appear in the listing).
+        """Create or replace ``video`` (published, ready ones appear in the listing).
 
-        :raises BadRequestError: a field is malformed, the video has neither an MP4
+        :raises BadRequestError: a field is malformed, a ready video has neither an MP4
             nor an HLS playlist, or the playlist is not inside ``videos/<id>/hls/``.
         """
         _check_video(video)
-        item: Item = {
-            "video_id": s(video.video_id),
-            "title": s(video.title),
-            "description": s(video.description),
-            "tier": s(video.tier),
-            "duration_seconds": {"N": _number_text(video.duration_seconds)},
-            "size_bytes": {"N": str(video.size_bytes)},
-            "created_at": s(format_time(video.created_at)),
-            "sort_key": s(video.sort_key),
-            "published": b(video.published),
-            "entity": s(VIDEO_ENTITY),
-        }
-        if video.object_key:
-            item["object_key"] = s(video.object_key)
-            item["content_type"] = s(video.content_type)
-        if video.hls_key is not None:
-            item["hls_key"] = s(video.hls_key)
-        if video.poster_key:
-            item["poster_key"] = s(video.poster_key)
-        if video.published:
-            item["catalog"] = s(PUBLISHED)
-        if video.categories:
-            item["categories"] = {"SS": list(check_categories(video.categories))}
+        item = video_item(video)
         with unavailable_on_errors():
             self._client.put_item(TableName=self._table, Item=item)
         self.invalidate(video.video_id)
-        self._changed(video.video_id)
-        return _video_from_item(item)
+        self.notify_changed(video.video_id)
+        return video_from_item(item)
 
     def update(
         self,
@@ -403,13 +419,38 @@ class VideoCatalog:
         return self._update(video_id, expression.strip(), names, values)
 
     def publish(self, video_id: str) -> Video:
-        """Show a video in the catalog again. :raises VideoNotFoundError:"""
-        return self._update(
-            video_id,
-            "SET #pub = :true, #c = :c",
-            {"#pub": "published", "#c": "catalog"},
-            {":true": b(True), ":c": s(PUBLISHED)},
-        )
+        """Show a video in the catalog again (viewers see it once it is also ready).
+
+        One conditional write: a ready video (or one from before states) also joins
+        the sparse listing; a video still in the pipeline only gets ``published``, and
+        ``app.publishing`` lists it when it becomes ready.
+
+        :raises VideoNotFoundError: no video has this id.
+        """
+        for _ in range(_STATE_RACE_TRIES):
+            try:
+                return self._update(
+                    video_id,
+                    "SET #pub = :true, #c = :c",
+                    {"#pub": "published", "#c": "catalog", "#st": "state"},
+                    {":true": b(True), ":c": s(PUBLISHED), ":ready": s(READY)},
+                    condition="attribute_not_exists(#st) OR #st = :ready",
+                )
+            except _ConditionFailedError:
+                pass
+            try:
+                return self._update(
+                    video_id,
+                    "SET #pub = :true REMOVE #c",
+                    {"#pub": "published", "#c": "catalog", "#st": "state"},
+                    {":true": b(True), ":ready": s(READY)},
+                    condition="attribute_exists(#st) AND #st <> :ready",
+                )
+            except _ConditionFailedError:
+                pass
+        # Both conditions failed each time: the item is gone (or its state keeps changing).
+        self.get_any(video_id)
+        raise VideoNotFoundError(f"video {video_id} changed state while being published")
 
     def unpublish(self, video_id: str) -> Video:
         """Hide a video: out of the listing, not playable, still in the table.
@@ -434,7 +475,7 @@ class VideoCatalog:
         self.invalidate(video_id)
         if not response.get("Attributes"):
             raise VideoNotFoundError(f"no video {video_id}")
-        self._changed(video_id)
+        self.notify_changed(video_id)
 
     def invalidate(self, video_id: str) -> None:
         """Forget the cached copy of one video (this process only)."""
@@ -452,7 +493,7 @@ class VideoCatalog:
         """``video`` if it is published, remembered until ``cache_seconds`` after
         ``read_at`` (taken before the read: the copy is never older than that); else not found.
         """
-        if video is None or not video.published:
+        if video is None or not video.viewable:
             self.invalidate(video_id)
             raise VideoNotFoundError(f"no published video {video_id}")
         if self._cache_seconds > 0:
@@ -468,30 +509,48 @@ class VideoCatalog:
                 TableName=self._table, Key={"video_id": s(video_id)}, ConsistentRead=True
             )
         item = response.get("Item")
-        return _video_from_item(item) if item else None
+        return video_from_item(item) if item else None
 
-    def _update(self, video_id: str, expression: str, names: dict[str, str], values: Item) -> Video:
+    def _update(
+        self,
+        video_id: str,
+        expression: str,
+        names: dict[str, str],
+        values: Item,
+        *,
+        condition: str | None = None,
+    ) -> Video:
+        """One UpdateItem on an existing video; ``condition`` (ANDed with existence)
+        failing on an existing item raises :class:`_ConditionFailedError`.
+        """
         if not is_video_id(video_id):
             raise VideoNotFoundError("no such video")
+        full = (
+            "attribute_exists(#id)"
+            if condition is None
+            else f"attribute_exists(#id) AND ({condition})"
+        )
         try:
             with unavailable_on_errors():
                 response = self._client.update_item(
                     TableName=self._table,
                     Key={"video_id": s(video_id)},
                     UpdateExpression=expression,
-                    ConditionExpression="attribute_exists(#id)",
+                    ConditionExpression=full,
                     ExpressionAttributeNames={**names, "#id": "video_id"},
                     ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
                 )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
+                if condition is not None:
+                    raise _ConditionFailedError(video_id) from exc
                 raise VideoNotFoundError(f"no video {video_id}") from exc
             raise
         finally:
             self.invalidate(video_id)
-        self._changed(video_id)
-        return _video_from_item(response["Attributes"])
+        self.notify_changed(video_id)
+        return video_from_item(response["Attributes"])
 
     def _evict(self, now: float) -> None:
         """Drop expired entries, then the oldest ones, so the cache stays bounded."""
@@ -501,13 +560,66 @@ class VideoCatalog:
             del self._cache[next(iter(self._cache))]
 
 
+class _ConditionFailedError(Exception):
+    """A conditional catalog write found the video in another state (internal)."""
+
+
+def video_item(video: Video) -> Item:
+    """The DynamoDB item of ``video``; ``catalog`` (the sparse listing's key) is set only
+    when it is published AND ready."""
+    item: Item = {
+        "video_id": s(video.video_id),
+        "title": s(video.title),
+        "description": s(video.description),
+        "tier": s(video.tier),
+        "duration_seconds": {"N": _number_text(video.duration_seconds)},
+        "size_bytes": {"N": str(video.size_bytes)},
+        "created_at": s(format_time(video.created_at)),
+        "sort_key": s(video.sort_key),
+        "published": b(video.published),
+        "entity": s(VIDEO_ENTITY),
+        "state": s(video.state),
+        "progress": n(video.progress),
+        "attempts": n(video.attempts),
+    }
+    if video.object_key:
+        item["object_key"] = s(video.object_key)
+        item["content_type"] = s(video.content_type)
+    if video.hls_key is not None:
+        item["hls_key"] = s(video.hls_key)
+    if video.poster_key:
+        item["poster_key"] = s(video.poster_key)
+    if video.failure_reason is not None:
+        item["failure_reason"] = s(video.failure_reason)
+    if video.source_key is not None:
+        item["source_key"] = s(video.source_key)
+    if video.job_id is not None:
+        item["job_id"] = s(video.job_id)
+    if video.width or video.height:
+        item["width"] = n(video.width)
+        item["height"] = n(video.height)
+    if video.viewable:
+        item["catalog"] = s(PUBLISHED)
+    if video.categories:
+        item["categories"] = {"SS": list(check_categories(video.categories))}
+    return item
+
+
+def check_video(video: Video) -> None:
+    """Refuse a malformed video. :raises BadRequestError: with what is wrong."""
+    _check_video(video)
+
+
 def _check_video(video: Video) -> None:
     if not is_video_id(video.video_id):
         raise BadRequestError("video id must be 1-64 of A-Z a-z 0-9 _ -")
     _check_text(video.title, "title", required=True)
     _check_text(video.description, "description", required=False)
     _check_tier(video.tier)
-    _check_media(video)
+    if video.state not in STATES:
+        raise BadRequestError(f"state must be one of {sorted(STATES)}")
+    if video.state == READY or video.object_key or video.hls_key is not None:
+        _check_media(video)
     if video.poster_key is not None:
         _check_text(video.poster_key, "poster_key", required=False)
     duration = video.duration_seconds
@@ -526,6 +638,23 @@ def _check_video(video: Video) -> None:
         raise BadRequestError("created_at must be a timezone-aware datetime")
     if not isinstance(video.published, bool):
         raise BadRequestError("published must be true or false")
+    progress = video.progress
+    if isinstance(progress, bool) or not isinstance(progress, int) or not 0 <= progress <= 100:
+        raise BadRequestError("progress must be a whole number from 0 to 100")
+    for what, count in (
+        ("attempts", video.attempts),
+        ("width", video.width),
+        ("height", video.height),
+    ):
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise BadRequestError(f"{what} must be a whole number >= 0")
+    for what, text in (
+        ("failure_reason", video.failure_reason),
+        ("source_key", video.source_key),
+        ("job_id", video.job_id),
+    ):
+        if text is not None:
+            _check_text(text, what, required=True)
     check_categories(video.categories)
 
 
@@ -595,12 +724,9 @@ def _media_from_item(item: Mapping[str, Any], video_id: str) -> tuple[str, str, 
 
 
 def video_from_item(item: Mapping[str, Any]) -> Video:
-    """The :class:`Video` of a stored item (for modules reading the videos table themselves)."""
-    return _video_from_item(item)
-
-
-def _video_from_item(item: Mapping[str, Any]) -> Video:
+    """The video a stored item describes (no state: written before states, so ready)."""
     tier = get_s(item, "tier", "premium")
+    state = get_s(item, "state", READY)
     video_id = get_s(item, "video_id") or ""
     object_key, content_type, hls_key = _media_from_item(item, video_id)
     return Video(
@@ -615,9 +741,28 @@ def _video_from_item(item: Mapping[str, Any]) -> Video:
         poster_key=get_s(item, "poster_key"),
         size_bytes=get_n(item, "size_bytes"),
         created_at=get_time(item, "created_at") or datetime.min.replace(tzinfo=UTC),
-        published=get_bool(item, "published") and get_s(item, "catalog") == PUBLISHED,
+        published=_published_flag(item),
         hls_key=hls_key,
+        # An unknown state is not ready: fail closed.
+        state=state if state in STATES else FAILED,  # type: ignore[arg-type]
+        progress=get_n(item, "progress"),
+        failure_reason=get_s(item, "failure_reason"),
+        attempts=get_n(item, "attempts"),
+        source_key=get_s(item, "source_key"),
+        job_id=get_s(item, "job_id"),
+        width=get_n(item, "width"),
+        height=get_n(item, "height"),
         categories=tuple(
             sorted(c for c in item.get("categories", {}).get("SS", []) if c in CATEGORIES)
         ),
     )
+
+
+def _published_flag(item: Mapping[str, Any]) -> bool:
+    """Published: the flag, and for a ready item also its place in the listing (an item
+    from before states was published only when it carried ``catalog``)."""
+    if not get_bool(item, "published"):
+        return False
+    if get_s(item, "state", READY) == READY:
+        return get_s(item, "catalog") == PUBLISHED
+    return True

@@ -111,3 +111,53 @@ class DependencyUnavailableError(VidgateError):
 
 class ConfigurationError(Exception):
     """The process is misconfigured; it refuses to start. Not a request error."""
+
+
+class PublishingConflictError(VidgateError):
+    """A publishing transition lost a race or does not apply to the video's state.
+
+    ``expected`` says what the transition needed, ``current_state`` and
+    ``current_attempt`` what the video had when it was refused (None: no such video).
+    """
+
+    status = 409
+    code = "publishing_conflict"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        video_id: str,
+        expected: str,
+        current_state: str | None = None,
+        current_attempt: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.video_id = video_id
+        self.expected = expected
+        self.current_state = current_state
+        self.current_attempt = current_attempt
+
+
+class VideoExistsError(PublishingConflictError):
+    """A draft cannot be created: a video with this id already exists."""
+
+    code = "video_exists"
+
+
+class InvalidTransitionError(PublishingConflictError):
+    """The video's state does not allow this transition (e.g. ready → processing)."""
+
+    code = "invalid_state"
+
+
+class StaleAttemptError(PublishingConflictError):
+    """The write came from a transcode attempt that is no longer the current one."""
+
+    code = "stale_attempt"
+
+
+class AttemptsExhaustedError(PublishingConflictError):
+    """The bounded number of transcode attempts is used up: the video is to be failed."""
+
+    code = "attempts_exhausted"

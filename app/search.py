@@ -141,8 +141,8 @@ def parse_query(q: str | None, category: str | None, sort: str | None) -> Catalo
 
 
 def browse_keys(video: Video) -> list[str]:
-    """The browse keys of a video as it is now (none unless it is published)."""
-    if not video.published:
+    """The browse keys of a video as it is now (none unless viewers may see it)."""
+    if not video.viewable:
         return []
     keys: dict[str, None] = {"all": None}
     for category in video.categories:
@@ -245,7 +245,7 @@ class SearchIndex:
         )
         refs = [item["ref"]["S"] for item in items if "ref" in item]
         videos = self._read_videos(refs)
-        return [video for video in videos if video.published and query.matches(video)], next_cursor
+        return [video for video in videos if video.viewable and query.matches(video)], next_cursor
 
     def _read_videos(self, refs: list[str]) -> list[Video]:
         """The video items of ``refs`` in one BatchGetItem (strongly consistent), in order."""

@@ -25,7 +25,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
 
-from app.catalog import CATEGORIES, MAX_CATEGORIES, TIERS, Video
+from app.catalog import CATEGORIES, MAX_CATEGORIES, READY, TIERS, Video
 from app.dynamo import parse_limit
 from app.entitlements import (
     MAX_UNTIL_LENGTH,
@@ -86,12 +86,21 @@ def _category_label(slug: str) -> str:
     return CATEGORIES.get(slug, slug)
 
 
-STATE_LABELS: dict[str, str] = {"published": "Published", "unpublished": "Unpublished"}
-"""Video states the list filters on, with their labels (more come with the pipeline's states)."""
+STATE_LABELS: dict[str, str] = {
+    "published": "Published",
+    "unpublished": "Ready, not published",
+    "uploading": "Uploading",
+    "processing": "Processing",
+    "failed": "Failed",
+}
+"""The states the video list shows and filters on, with their labels."""
 
 
 def video_state_of(video: Video) -> str:
-    """The one word the admin list shows for a video's state."""
+    """The one word the admin list shows: the pipeline's state until ready, then published or
+    not."""
+    if video.state != READY:
+        return video.state
     return "published" if video.published else "unpublished"
 
 

@@ -52,7 +52,7 @@ from app.local.stack import app_environment
 from app.local.streambench import DEFAULT_RUNS, DEFAULT_THROTTLE_BPS, run_streaming
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("grant", "cold", "imports", "load", "streaming")
+SECTIONS = ("grant", "cold", "imports", "load", "streaming", "catalog")
 GRANT_PATH = "/api/videos/premium-aurora/playback"
 
 
@@ -396,6 +396,10 @@ def main(argv: list[str] | None = None) -> None:
     if "streaming" in sections:
         for line in run_streaming(args.stream_runs, args.throttle_bps):
             print(line, flush=True)
+    if "catalog" in sections:  # app/local/bench_catalog.py: search at 100 vs 10,000 videos
+        print(
+            "\n".join(__import__("app.local.bench_catalog").local.bench_catalog.run_catalog_bench())
+        )
 
 
 if __name__ == "__main__":

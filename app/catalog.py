@@ -531,16 +531,18 @@ class VideoCatalog:
             else f"attribute_exists(#id) AND ({condition})"
         )
         try:
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "Key": {"video_id": s(video_id)},
+                "UpdateExpression": expression,
+                "ConditionExpression": full,
+                "ExpressionAttributeNames": {**names, "#id": "video_id"},
+                "ReturnValues": "ALL_NEW",
+            }
+            if values:  # DynamoDB refuses an empty map (a REMOVE-only update has no values)
+                request["ExpressionAttributeValues"] = values
             with unavailable_on_errors():
-                response = self._client.update_item(
-                    TableName=self._table,
-                    Key={"video_id": s(video_id)},
-                    UpdateExpression=expression,
-                    ConditionExpression=full,
-                    ExpressionAttributeNames={**names, "#id": "video_id"},
-                    ExpressionAttributeValues=values,
-                    ReturnValues="ALL_NEW",
-                )
+                response = self._client.update_item(**request)
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 if condition is not None:

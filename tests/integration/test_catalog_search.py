@@ -102,6 +102,8 @@ def test_changes_reach_the_index_at_once(ddb_target: DdbTarget) -> None:
     assert _ids(index, "elep") == ["bunny"]
     assert _ids(index, category="animation") == ["sintel"]
     assert _ids(index, category="nature") == ["bunny"]
+    assert catalog.update("cafe", categories=()).categories == ()
+    assert _ids(index, category="drama") == ["sintel"]
 
     catalog.unpublish("sintel")
     assert _ids(index, "sintel") == []

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from botocore.exceptions import ClientError
+
 from app.catalog import (
     CATEGORIES,
     Video,
@@ -40,6 +42,8 @@ from app.dynamo import (
     Item,
     check_limit,
     decode_cursor,
+    encode_cursor,
+    error_code,
     query_page,
     s,
     unavailable_on_errors,
@@ -64,6 +68,9 @@ _SORT_TITLE_LENGTH = 200
 _BATCH_WRITE = 25  # BatchWriteItem's limit
 _BATCH_CALLS = 5
 _MARKER = "#search"  # the manifest item: which browse keys a video has now
+_INDEX_KEY = ("video_id", "browse", "browse_sort")
+FILTERED_READS = 100
+"""Index items one page of a filtered query (several words, or words and a category) reads."""
 _WORD = re.compile(r"\w+")
 
 
@@ -212,8 +219,12 @@ class SearchIndex:
         names = {"#b": "browse"}
         values: Item = {":b": s(browse)}
         filters: list[str] = []
-        # The partition holds the longest term's prefix; the others are checked on the item.
+        # The partition holds the longest term's prefix: any other term, and the rest of a
+        # term longer than the indexed prefix, is checked on the index item.
+        partition_term = max(query.terms, key=len) if query.terms else ""
         for number, term in enumerate(query.terms):
+            if term == partition_term and len(term) <= MAX_PREFIX:
+                continue
             names["#w"] = "words"
             values[f":w{number}"] = s(" " + term)
             filters.append(f"contains(#w, :w{number})")
@@ -229,23 +240,48 @@ class SearchIndex:
             "ExpressionAttributeValues": values,
             "ScanIndexForward": query.sort == "title",
         }
-        if filters:
-            request["FilterExpression"] = " AND ".join(filters)
         start = decode_cursor(
             cursor,
             key_types={"video_id": "S", "browse": "S", "browse_sort": "S"},
             fixed={"browse": browse},
         )
-        items, next_cursor = query_page(
-            self._client,
-            request,
-            limit=limit,
-            start_key=start,
-            key_attributes=("video_id", "browse", "browse_sort"),
-        )
+        if filters:
+            request["FilterExpression"] = " AND ".join(filters)
+            items, next_cursor = self._filtered_page(request, limit, start)
+        else:
+            items, next_cursor = query_page(
+                self._client,
+                request,
+                limit=limit,
+                start_key=start,
+                key_attributes=_INDEX_KEY,
+            )
         refs = [item["ref"]["S"] for item in items if "ref" in item]
         videos = self._read_videos(refs)
         return [video for video in videos if video.viewable and query.matches(video)], next_cursor
+
+    def _filtered_page(
+        self, request: dict[str, Any], limit: int, start: Item | None
+    ) -> tuple[list[Item], str | None]:
+        """One Query that examines at most :data:`FILTERED_READS` index items (DynamoDB
+        applies ``Limit`` before the filter): a page may hold fewer than ``limit``
+        matches and still have a next page, but it never costs more."""
+        kwargs = {**request, "Limit": FILTERED_READS}
+        if start is not None:
+            kwargs["ExclusiveStartKey"] = start
+        try:
+            with unavailable_on_errors():
+                response = self._client.query(**kwargs)
+        except ClientError as exc:
+            if start is not None and error_code(exc) == "ValidationException":
+                raise BadRequestError("cursor does not belong to this listing") from exc
+            raise
+        items = response.get("Items", [])
+        if len(items) > limit:
+            items = items[:limit]
+            return items, encode_cursor({name: items[-1][name] for name in _INDEX_KEY})
+        last = response.get("LastEvaluatedKey")
+        return items, encode_cursor({name: last[name] for name in _INDEX_KEY} if last else None)
 
     def _read_videos(self, refs: list[str]) -> list[Video]:
         """The video items of ``refs`` in one BatchGetItem (strongly consistent), in order."""

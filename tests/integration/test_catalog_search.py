@@ -12,7 +12,7 @@ import pytest
 
 from app.catalog import Video, VideoCatalog
 from app.errors import BadRequestError
-from app.search import SearchIndex, parse_query, searchable_catalog
+from app.search import FILTERED_READS, SearchIndex, parse_query, searchable_catalog
 from app.tables import VIDEOS_BROWSE_INDEX
 from tests.integration.conftest import DdbTarget
 
@@ -174,3 +174,32 @@ def test_a_foreign_cursor_is_a_bad_request(ddb_target: DdbTarget, cursor: Any) -
     assert other is not None
     with pytest.raises(BadRequestError):
         index.browse(parse_query("wav", "", ""), 1, other)
+
+
+def test_a_filtered_page_reads_a_bounded_number_of_index_items(ddb_target: DdbTarget) -> None:
+    catalog, index = searchable_catalog(ddb_target.client, ddb_target.tables["videos"])
+    for number in range(FILTERED_READS + 5):
+        catalog.put(_video(f"r{number:03d}", "River Walk", number))
+    catalog.put(_video("match", "River Sea", -1))  # the oldest: the last one newest-first
+    query = parse_query("riv sea", "", "")
+    scanned: list[int] = []
+
+    def count(parsed: dict[str, Any], **_: Any) -> None:
+        scanned.append(parsed["ScannedCount"])
+
+    events = ddb_target.client.meta.events
+    events.register("after-call.dynamodb.Query", count)  # the client is shared: unregistered below
+    try:
+        page, cursor = index.browse(query, 10, None)
+        assert page == [] and cursor is not None  # nothing in the first reads, more to read
+        assert scanned == [FILTERED_READS]
+        found: list[str] = []
+        for _ in range(5):
+            page, cursor = index.browse(query, 10, cursor)
+            found += [video.video_id for video in page]
+            if cursor is None:
+                break
+    finally:
+        events.unregister("after-call.dynamodb.Query", count)
+    assert found == ["match"]
+    assert max(scanned) <= FILTERED_READS

@@ -29,6 +29,8 @@ from app.catalog import CATEGORIES, MAX_CATEGORIES, READY, TIERS, Video
 from app.dynamo import parse_limit
 from app.entitlements import (
     MAX_UNTIL_LENGTH,
+    MAX_UNTIL_YEAR,
+    MIN_UNTIL_YEAR,
     Entitlement,
     last_day_included,
     parse_until,
@@ -275,8 +277,12 @@ def _change_premium(user_id: str, premium: bool, until_field: str) -> Response |
             error=_conflict_message(current),
         )
     except BadRequestError as exc:
+        log.info(json.dumps({"event": "admin_grant_refused", "user_id": user_id}))
         return _user_page(
-            record, status=400, error=str(exc), until_value=until_field[:MAX_UNTIL_LENGTH]
+            record,
+            status=400,
+            error=until_problem(str(exc)),
+            until_value=until_field[:MAX_UNTIL_LENGTH],
         )
     log.info(
         json.dumps(
@@ -298,6 +304,20 @@ def _change_premium(user_id: str, premium: bool, until_field: str) -> Response |
     else:
         flash(f"{record.username} is no longer premium.", "success")
     return redirect(_back(url_for("admin.user", user_id=user_id)))
+
+
+def until_problem(detail: str) -> str:
+    """The sentence an admin reads for a refused end date (the domain's detail goes to no one)."""
+    if "future" in detail and "far" not in detail:
+        return "The end date has already passed: pick a day from today on."
+    if "far" in detail or "supported" in detail or "from " in detail:
+        return f"Pick an end date between {MIN_UNTIL_YEAR} and {MAX_UNTIL_YEAR}."
+    if "too long" in detail:
+        return "That end date is too long: pick a day in the calendar."
+    return (
+        "That end date is not a date we can read: pick a day in the calendar, or write a "
+        "moment with its time zone, like 2026-12-31T18:00Z."
+    )
 
 
 def _state_words(state: Entitlement) -> str:

@@ -138,3 +138,31 @@ def test_durations_read_like_a_player() -> None:
     assert format_duration(75.4) == "1:15"
     assert format_duration(3723) == "1:02:03"
     assert format_duration(-3) == "0:00"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("31/12/2026", "not a date we can read"),
+        ("2026-02-30", "not a date we can read"),
+        ("2026-12-31T18:00", "not a date we can read"),
+        ("99999-01-01", "between 1970 and 9998"),
+        ("x" * 80, "too long"),
+        ("0001-01-01", "between 1970 and 9998"),
+    ],
+)
+def test_a_refused_end_date_reads_as_a_sentence(text: str, expected: str) -> None:
+    from app.entitlements import parse_until
+    from app.web.admin_views import until_problem
+
+    with pytest.raises(BadRequestError) as refused:
+        parse_until(text)
+    sentence = until_problem(str(refused.value))
+    assert expected in sentence
+    assert "until" not in sentence.lower()  # no API wording
+
+
+def test_a_past_end_date_reads_as_a_sentence() -> None:
+    from app.web.admin_views import until_problem
+
+    assert until_problem("until must be in the future").startswith("The end date has already")

@@ -625,4 +625,6 @@ def account() -> str:
             if entitlement.premium_until
             else None
         ),
+        # The UTC text above is what shows without script; static/localtime.js shows this.
+        premium_until_at=entitlement.premium_until,
     )

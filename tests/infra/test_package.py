@@ -1389,7 +1389,15 @@ def test_the_attribute_condition_refuses_a_record_write_that_names_an_entitlemen
     record = ("user_id", "entity", "username", "email", "email_lower", "created_at")
     (create,) = [g for g in conditioned if g.admits(record)]
     assert (create.action, create.key) == ("dynamodb:UpdateItem", ("arn", "UsersTable"))
+    preview = [g for g in conditioned if g.key == ("arn", "AuditTable")]
+    for grant in preview:  # the admin preview log: video#<id> partitions only, never a user's
+        assert grant.action == "dynamodb:PutItem"
+        assert grant.admits(None, ("video#intro",))
+        assert not grant.admits(None, ("4f1c2b7e-user-sub",))
+        assert not grant.admits(None, None), "a request naming no partition must not pass"
     for grant in conditioned:  # every conditioned write the viewer role has leaves premium out
+        if grant in preview:
+            continue
         assert grant.key == ("arn", "UsersTable")
         assert not grant.admits((*record, "premium"))
         assert not grant.admits(("user_id", "version"))

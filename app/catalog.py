@@ -36,7 +36,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -85,6 +85,20 @@ HLS_CONTENT_TYPES = frozenset({HLS_CONTENT_TYPE, "application/x-mpegurl"})
 PUBLISHED = "published"
 VIDEO_ENTITY = "video"
 VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CATEGORIES: dict[str, str] = {
+    "animation": "Animation",
+    "comedy": "Comedy",
+    "documentary": "Documentary",
+    "drama": "Drama",
+    "kids": "Kids",
+    "music": "Music",
+    "nature": "Nature",
+    "science": "Science",
+    "sports": "Sports",
+    "tutorials": "Tutorials",
+}
+"""The categories a video may be filed under (slug -> label): a closed list, stable links."""
+MAX_CATEGORIES = 4
 CACHE_MAX_ENTRIES = 1024
 MAX_CACHE_SECONDS = 1.0
 """The longest a video read from DynamoDB is reused: the bound on how late a catalog
@@ -123,6 +137,7 @@ class Video:
     created_at: datetime
     published: bool = True
     hls_key: str | None = None
+    categories: tuple[str, ...] = ()
     state: State = READY
     progress: int = 0
     failure_reason: str | None = None
@@ -161,6 +176,7 @@ class Video:
             "tier": self.tier,
             "duration_seconds": self.duration_seconds,
             "poster_url": poster_url,
+            "categories": list(self.categories),
         }
 
 
@@ -237,6 +253,16 @@ class VideoCatalog:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Video]] = {}
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[str], object]] = []
+
+    def on_change(self, listener: Callable[[str], object]) -> None:
+        """Call ``listener(video_id)`` after every write of a video (e.g. the search index)."""
+        self._listeners.append(listener)
+
+    def notify_changed(self, video_id: str) -> None:
+        """Tell the listeners ``video_id`` was written (writers outside this class call it too)."""
+        for listener in self._listeners:
+            listener(video_id)
 
     # --- reading -------------------------------------------------------------------
 
@@ -346,6 +372,7 @@ class VideoCatalog:
         with unavailable_on_errors():
             self._client.put_item(TableName=self._table, Item=item)
         self.invalidate(video.video_id)
+        self.notify_changed(video.video_id)
         return video_from_item(item)
 
     def update(
@@ -355,8 +382,9 @@ class VideoCatalog:
         title: str | None = None,
         description: str | None = None,
         tier: str | None = None,
+        categories: Sequence[str] | None = None,
     ) -> Video:
-        """Change the given fields of an existing video.
+        """Change the given fields of an existing video (``categories=()`` clears them).
 
         :raises VideoNotFoundError: no video has this id.
         :raises BadRequestError: a new value is malformed.
@@ -376,9 +404,21 @@ class VideoCatalog:
             sets.append("#tier = :tier")
             names["#tier"] = "tier"
             values[":tier"] = s(_check_tier(tier))
-        if not sets:
+        removes: list[str] = []
+        if categories is not None:
+            names["#cat"] = "categories"
+            checked = check_categories(categories)
+            if checked:
+                sets.append("#cat = :cat")
+                values[":cat"] = {"SS": list(checked)}
+            else:
+                removes.append("#cat")
+        if not sets and not removes:
             return self.get_any(video_id)
-        return self._update(video_id, "SET " + ", ".join(sets), names, values)
+        expression = ("SET " + ", ".join(sets) if sets else "") + (
+            " REMOVE " + ", ".join(removes) if removes else ""
+        )
+        return self._update(video_id, expression.strip(), names, values)
 
     def set_poster(self, video_id: str, poster_key: str) -> Video:
         """Point the video at a new poster object. :raises VideoNotFoundError:"""
@@ -446,6 +486,7 @@ class VideoCatalog:
         self.invalidate(video_id)
         if not response.get("Attributes"):
             raise VideoNotFoundError(f"no video {video_id}")
+        self.notify_changed(video_id)
 
     def invalidate(self, video_id: str) -> None:
         """Forget the cached copy of one video (this process only)."""
@@ -501,16 +542,18 @@ class VideoCatalog:
             else f"attribute_exists(#id) AND ({condition})"
         )
         try:
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "Key": {"video_id": s(video_id)},
+                "UpdateExpression": expression,
+                "ConditionExpression": full,
+                "ExpressionAttributeNames": {**names, "#id": "video_id"},
+                "ReturnValues": "ALL_NEW",
+            }
+            if values:  # DynamoDB refuses an empty map (a REMOVE-only update has no values)
+                request["ExpressionAttributeValues"] = values
             with unavailable_on_errors():
-                response = self._client.update_item(
-                    TableName=self._table,
-                    Key={"video_id": s(video_id)},
-                    UpdateExpression=expression,
-                    ConditionExpression=full,
-                    ExpressionAttributeNames={**names, "#id": "video_id"},
-                    ExpressionAttributeValues=values,
-                    ReturnValues="ALL_NEW",
-                )
+                response = self._client.update_item(**request)
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 if condition is not None:
@@ -519,6 +562,7 @@ class VideoCatalog:
             raise
         finally:
             self.invalidate(video_id)
+        self.notify_changed(video_id)
         return video_from_item(response["Attributes"])
 
     def _evict(self, now: float) -> None:
@@ -571,6 +615,8 @@ def video_item(video: Video) -> Item:
         item["heartbeat_at"] = s(format_heartbeat(video.heartbeat_at))
     if video.viewable:
         item["catalog"] = s(PUBLISHED)
+    if video.categories:
+        item["categories"] = {"SS": list(check_categories(video.categories))}
     return item
 
 
@@ -624,6 +670,22 @@ def _check_video(video: Video) -> None:
     ):
         if text is not None:
             _check_text(text, what, required=True)
+    check_categories(video.categories)
+
+
+def check_categories(categories: object) -> tuple[str, ...]:
+    """``categories`` as a sorted tuple of known slugs, at most :data:`MAX_CATEGORIES`.
+
+    :raises BadRequestError: an unknown category, or too many.
+    """
+    if not isinstance(categories, list | tuple) or not all(isinstance(c, str) for c in categories):
+        raise BadRequestError("categories must be a list of category names")
+    unknown = sorted(set(categories) - set(CATEGORIES))
+    if unknown:
+        raise BadRequestError(f"unknown category {unknown[0][:40]!r}; known: {sorted(CATEGORIES)}")
+    if len(set(categories)) > MAX_CATEGORIES:
+        raise BadRequestError(f"at most {MAX_CATEGORIES} categories")
+    return tuple(sorted(set(categories)))
 
 
 def _check_media(video: Video) -> None:
@@ -706,6 +768,9 @@ def video_from_item(item: Mapping[str, Any]) -> Video:
         width=get_n(item, "width"),
         height=get_n(item, "height"),
         heartbeat_at=parse_heartbeat(get_s(item, "heartbeat_at")),
+        categories=tuple(
+            sorted(c for c in item.get("categories", {}).get("SS", []) if c in CATEGORIES)
+        ),
     )
 
 

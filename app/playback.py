@@ -283,6 +283,33 @@ class Playback:
         moment = now if now is not None else self._clock()
         self._rentals.start(decision.entitlement.user_id, video_id, paid.payment, moment)
 
+    def preview(
+        self, principal: Principal, video: Video, *, requested: Format | None = None
+    ) -> Grant:
+        """A grant for an admin to preview ``video``, published or not, whatever their plan.
+
+        The caller has checked that ``principal`` is an admin now; the signing is the
+        grants' own, and the grant is logged with ``decision="admin_preview"``.
+
+        :raises FormatUnavailableError: the video has no rendition in ``requested``.
+        :raises DependencyUnavailableError: the signer could not be used, or the
+            catalog entry has nothing playable.
+        """
+        try:
+            grant = self._sign(video, _pick_format(video, requested))
+        except VidgateError as exc:
+            self._log(principal, video.video_id, decision=exc.code, reason=type(exc).__name__)
+            raise
+        self._log(
+            principal,
+            video.video_id,
+            decision="admin_preview",
+            key_pair_id=grant.key_pair_id,
+            expires_at=iso_utc(grant.expires_at),
+            format=grant.format,
+        )
+        return grant
+
     def _sign(self, video: Video, media: Format) -> Grant:
         try:
             if media == "hls":

@@ -663,6 +663,7 @@ class Publishing:
             raise self._refusal(video_id, expected, attempt) from exc
         finally:
             self._catalog.invalidate(video_id)
+        self._catalog.notify_changed(video_id)  # e.g. a video now ready joins the search index
         return video_from_item(response["Attributes"])
 
     def _refusal(

@@ -24,6 +24,7 @@ from app.dynamo import dynamodb_client
 from app.errors import ConfigurationError
 from app.playback import Playback, PlaybackRule
 from app.publishing import Publishing
+from app.search import SearchIndex, searchable_catalog
 from app.signing import UrlSigner
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from app.ingest import Ingest, Transcoder
     from app.job_events import JobEvents
     from app.purchases import RentalClock, StripeEventProcessor
+    from app.previews import PreviewLog
     from app.user_pool import UserPool
     from app.users import UserDirectory
     from app.viewing_events import ViewingEvents
@@ -119,7 +121,24 @@ class Services:
 
     @cached_property
     def catalog(self) -> VideoCatalog:
-        return VideoCatalog(self.dynamodb, self.settings.videos_table)
+        """The catalog; each write also updates the search index (app.search)."""
+        return self._catalog_and_search[0]
+
+    @cached_property
+    def search(self) -> SearchIndex:
+        """Title search, categories and A-Z over the published catalog."""
+        return self._catalog_and_search[1]
+
+    @cached_property
+    def previews(self) -> PreviewLog:
+        """The audit trail of admin previews (in the audit table)."""
+        from app.previews import PreviewLog
+
+        return PreviewLog(self.dynamodb, self.settings.audit_table)
+
+    @cached_property
+    def _catalog_and_search(self) -> tuple[VideoCatalog, SearchIndex]:
+        return searchable_catalog(self.dynamodb, self.settings.videos_table)
 
     @cached_property
     def publishing(self) -> Publishing:

@@ -112,6 +112,7 @@ USERS_USERNAME_INDEX = "username-index"
 USERS_EMAIL_INDEX = "email-index"
 VIDEOS_CATALOG_INDEX = "catalog-index"
 VIDEOS_ALL_INDEX = "all-index"
+VIDEOS_BROWSE_INDEX = "browse-index"
 AUDIT_ALL_INDEX = "all-index"
 BILLING_PARKED_INDEX = "parked-index"
 
@@ -130,12 +131,21 @@ TABLES: dict[str, TableSpec] = {
         logical="videos",
         hash_key="video_id",
         range_key=None,
-        attribute_types={"video_id": "S", "catalog": "S", "sort_key": "S", "entity": "S"},
+        attribute_types={
+            "video_id": "S",
+            "catalog": "S",
+            "sort_key": "S",
+            "entity": "S",
+            "browse": "S",
+            "browse_sort": "S",
+        },
         # catalog-index is sparse (published videos only, for viewers);
-        # all-index holds every video, published or not (for admins).
+        # all-index holds every video, published or not (for admins);
+        # browse-index holds only the search index's items (docs/catalog.md).
         indexes=(
             IndexSpec(VIDEOS_CATALOG_INDEX, "catalog", "sort_key"),
             IndexSpec(VIDEOS_ALL_INDEX, "entity", "sort_key"),
+            IndexSpec(VIDEOS_BROWSE_INDEX, "browse", "browse_sort"),
         ),
     ),
     "audit": TableSpec(

@@ -6,7 +6,8 @@ the viewer routes of the HTTP API (docs/openapi.yaml)::
     POST /api/videos/{id}/playback   Bearer access token, body {} or {"format": "hls"|"mp4"}
                                      → {url, expires_at, content_type, format[, cookies,
                                         cookie_path]} (+ Set-Cookie CloudFront-* for HLS)
-    GET  /api/videos?limit&cursor    anyone → {items, next_cursor}
+    GET  /api/videos?limit&cursor[&q&category&sort]
+                                     anyone → {items, next_cursor} (app.search)
     GET  /api/videos/{id}            anyone → item
     GET  /api/me                     Bearer access token → the viewer and their premium state
 
@@ -48,6 +49,7 @@ from app.http.router import Request, Response, Router, json_response
 from app.metrics import PROCESS as PROCESS_METRICS
 from app.metrics import PlaybackMetrics
 from app.playback import Grant, Playback, iso_utc
+from app.search import parse_query
 from app.services import Services
 
 log = logging.getLogger("vidgate.http.viewer")
@@ -203,7 +205,10 @@ class ViewerApi:
     def list_videos(self, request: Request) -> Response:
         limit = parse_limit(request.query.get("limit"), DEFAULT_PAGE_SIZE)
         cursor = request.query.get("cursor") or None
-        videos, next_cursor = self.services.catalog.list(limit, cursor)
+        query = parse_query(
+            request.query.get("q"), request.query.get("category"), request.query.get("sort")
+        )
+        videos, next_cursor = self.services.search.browse(query, limit, cursor)
         cdn_url = self.services.settings.cdn_url
         items = [video.to_public(poster_url(video, cdn_url)) for video in videos]
         return json_response({"items": items, "next_cursor": next_cursor})

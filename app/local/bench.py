@@ -56,7 +56,17 @@ from app.local.stack import app_environment
 from app.local.streambench import DEFAULT_RUNS, DEFAULT_THROTTLE_BPS, run_streaming
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("grant", "cold", "imports", "load", "streaming", "analytics", "publishing", "upload")
+SECTIONS = (
+    "grant",
+    "cold",
+    "imports",
+    "load",
+    "streaming",
+    "analytics",
+    "publishing",
+    "upload",
+    "catalog",
+)
 GRANT_PATH = "/api/videos/premium-aurora/playback"
 
 
@@ -407,6 +417,10 @@ def main(argv: list[str] | None = None) -> None:
     if "upload" in sections:  # browser-style presigned parts vs boto3 (app/local/bench_upload.py)
         for line in run_upload_bench():
             print(line, flush=True)
+    if "catalog" in sections:  # app/local/bench_catalog.py: search at 100 vs 10,000 videos
+        print(
+            "\n".join(__import__("app.local.bench_catalog").local.bench_catalog.run_catalog_bench())
+        )
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ from app.local.analytics_setup import ensure_events_key, ensure_events_stream
 from app.local.ingest_queue import apply_lifecycle, ensure_ingest_queues, notify_on_upload
 from app.local.media import DEMO_VIDEOS, ensure_demo_media
 from app.ops.hls import CONTENT_TYPES as HLS_CONTENT_TYPES
+from app.search import searchable_catalog
 from app.signing import object_key_to_path
 from app.tables import create_tables
 from app.users import UserDirectory
@@ -472,7 +473,7 @@ class Bootstrap:
         key_pair_id, public_pem = self._signing_key()
         session_key_alias = f"alias/{self.prefix}-session-tokens"
         session_key_id = ensure_session_key(self.kms, session_key_alias)
-        self._videos(bucket, VideoCatalog(self.dynamodb, names["videos"]))
+        self._videos(bucket, searchable_catalog(self.dynamodb, names["videos"])[0])
         events_key_secret = ensure_events_key(self.secrets, f"{self.prefix}/viewing-events-key")
         events_stream = ensure_events_stream(self.firehose, f"{self.prefix}-events", bucket)
         issuer = f"https://cognito-idp.{self.region}.amazonaws.com/{pool_id}"

@@ -56,6 +56,7 @@ from app.ops.transcode import (
     UnsupportedSourceSizeError,
     transcode,
 )
+from app.search import searchable_catalog
 from app.publishing import (
     IngestRequest,
     PublishedMedia,
@@ -505,10 +506,12 @@ def build_worker(
         preset=preset,
     )
     dynamodb = dynamodb_client(session)
+    # The search index follows every transition (a ready video becomes findable).
+    catalog, _index = searchable_catalog(dynamodb, settings.videos_table, cache_seconds=0)
     publishing = Publishing(
         dynamodb,
         settings.videos_table,
-        catalog=VideoCatalog(dynamodb, settings.videos_table, cache_seconds=0),
+        catalog=catalog,
         max_attempts=max_attempts,
         heartbeat_timeout=options.heartbeat_timeout,
     )

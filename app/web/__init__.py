@@ -39,7 +39,7 @@ from werkzeug.wrappers import Response
 from app.config import Need, Settings, load_settings
 from app.errors import ConfigurationError, UnauthorizedError, VidgateError
 from app.services import Services
-from app.web import context, csrf, session_store, signin
+from app.web import context, csrf, dates, session_store, signin
 from app.web.cognito_client import CognitoClient, HostedUi
 from app.web.context import WebContext, wants_json, web
 from app.web.envelope import EnvelopeCipher, kms_client
@@ -236,6 +236,7 @@ def create_app(
     app.after_request(_security_headers)
     app.register_error_handler(Exception, handle_error)
     app.context_processor(_template_context)
+    dates.init_app(app)
 
     from app.web.auth_views import blueprint as auth_blueprint
 

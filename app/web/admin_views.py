@@ -22,20 +22,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
 
+from app.catalog import CATEGORIES, MAX_CATEGORIES, READY, TIERS, Video
 from app.dynamo import parse_limit
 from app.entitlements import (
     MAX_UNTIL_LENGTH,
+    MAX_UNTIL_YEAR,
+    MIN_UNTIL_YEAR,
     Entitlement,
-    describe_end,
+    last_day_included,
     parse_until,
     until_text,
 )
-from app.errors import BadRequestError, UserNotFoundError, VersionConflictError
+from app.errors import (
+    BadRequestError,
+    DependencyUnavailableError,
+    UserNotFoundError,
+    VersionConflictError,
+)
+from app.search import fold
 from app.users import UserRecord
 from app.web.auth_views import safe_next
 from app.web.context import current_services
+from app.web.dates import format_duration, utc_text
 from app.web.signin import admin_required, current_user
 
 log = logging.getLogger("vidgate.web.admin")
@@ -45,6 +56,7 @@ blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 PAGE_SIZES = (10, 25, 50, 100)
 DEFAULT_PAGE_SIZE = 25
 RECENT_AUDIT = 10
+RECENT_PREVIEWS = 10
 MAX_FIELD = 4096
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -52,18 +64,74 @@ _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 # --------------------------------------------------------------------------- helpers
 
 
-@blueprint.app_template_filter("admin_utc")
-def _utc(moment: datetime | None) -> str:
-    """``2026-12-01 18:00 UTC`` (or an em dash)."""
-    if moment is None:
-        return "—"
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 @blueprint.app_template_filter("premium_end")
 def _premium_end(until: datetime | None) -> str:
-    """``through 2030-12-31 UTC``: the end date as the admin entered it (or an em dash)."""
-    return describe_end(until) if until is not None else "—"
+    """``through 31 Dec 2030 UTC``: the end date as the admin entered it (or an em dash)."""
+    return end_words(until) if until is not None else "—"
+
+
+def end_words(until: datetime) -> str:
+    """A premium end in the admin's date style: the last day included, or the moment."""
+    day = last_day_included(until)
+    if day is not None:
+        return f"through {day.day} {day:%b %Y} UTC"
+    return "until " + utc_text(until)
+
+
+@blueprint.app_template_filter("duration")
+def _duration(seconds: float) -> str:
+    return format_duration(seconds)
+
+
+@blueprint.app_template_filter("category_label")
+def _category_label(slug: str) -> str:
+    return CATEGORIES.get(slug, slug)
+
+
+STATE_LABELS: dict[str, str] = {
+    "published": "Published",
+    "unpublished": "Ready, not published",
+    "uploading": "Uploading",
+    "processing": "Processing",
+    "failed": "Failed",
+}
+"""The states the video list shows and filters on, with their labels."""
+
+
+def video_state_of(video: Video) -> str:
+    """The one word the admin list shows: the pipeline's state until ready, then published or
+    not."""
+    if video.state != READY:
+        return video.state
+    return "published" if video.published else "unpublished"
+
+
+def preview_url(video_id: str) -> str:
+    """The admin preview (served by the viewer pages, which hold the signing key)."""
+    try:
+        return url_for("watch.preview", video_id=video_id)
+    except BuildError:
+        return f"/watch/{video_id}/preview"
+
+
+def add_video_url() -> str:
+    """The Add video page (``/admin/videos/new``)."""
+    try:
+        return url_for("admin.uploads.new")
+    except BuildError:
+        return url_for("admin.index") + "videos/new"
+
+
+@blueprint.context_processor
+def _admin_context() -> dict[str, Any]:
+    return {
+        "add_video_url": add_video_url(),
+        "video_state_of": video_state_of,
+        "state_labels": STATE_LABELS,
+        "preview_url": preview_url,
+        "categories": CATEGORIES,
+        "max_categories": MAX_CATEGORIES,
+    }
 
 
 def _now() -> datetime:
@@ -172,11 +240,12 @@ def _is_whole_day(text: str) -> bool:
 
 
 def _conflict_message(record: UserRecord) -> str:
-    changed = f" by {record.updated_by}" if record.updated_by else ""
+    changed = (
+        f" ({record.updated_by})" if record.updated_by and record.updated_by != "bootstrap" else ""
+    )
     return (
-        f"Someone else changed {record.username}'s membership{changed} while you were looking "
-        f"(it is now at version {record.version}). Nothing was changed. "
-        "Here is the current state; decide again."
+        f"Someone else changed {record.username}'s membership{changed} while you were looking. "
+        "Nothing was changed. Here is the current state; decide again."
     )
 
 
@@ -208,8 +277,12 @@ def _change_premium(user_id: str, premium: bool, until_field: str) -> Response |
             error=_conflict_message(current),
         )
     except BadRequestError as exc:
+        log.info(json.dumps({"event": "admin_grant_refused", "user_id": user_id}))
         return _user_page(
-            record, status=400, error=str(exc), until_value=until_field[:MAX_UNTIL_LENGTH]
+            record,
+            status=400,
+            error=until_problem(str(exc)),
+            until_value=until_field[:MAX_UNTIL_LENGTH],
         )
     log.info(
         json.dumps(
@@ -223,7 +296,7 @@ def _change_premium(user_id: str, premium: bool, until_field: str) -> Response |
             }
         )
     )
-    ends = f" {describe_end(state.premium_until)}" if state.premium_until else " (no end date)"
+    ends = f" {end_words(state.premium_until)}" if state.premium_until else " (no end date)"
     if state.version == expected:
         flash(f"Nothing changed: {record.username} is already {_state_words(state)}.", "info")
     elif premium:
@@ -233,12 +306,26 @@ def _change_premium(user_id: str, premium: bool, until_field: str) -> Response |
     return redirect(_back(url_for("admin.user", user_id=user_id)))
 
 
+def until_problem(detail: str) -> str:
+    """The sentence an admin reads for a refused end date (the domain's detail goes to no one)."""
+    if "future" in detail and "far" not in detail:
+        return "The end date has already passed: pick a day from today on."
+    if "far" in detail or "supported" in detail or "from " in detail:
+        return f"Pick an end date between {MIN_UNTIL_YEAR} and {MAX_UNTIL_YEAR}."
+    if "too long" in detail:
+        return "That end date is too long: pick a day in the calendar."
+    return (
+        "That end date is not a date we can read: pick a day in the calendar, or write a "
+        "moment with its time zone, like 2026-12-31T18:00Z."
+    )
+
+
 def _state_words(state: Entitlement) -> str:
     if not state.premium:
         return "free"
     if state.premium_until is None:
         return "premium (no end date)"
-    return f"premium {describe_end(state.premium_until)}"
+    return f"premium {end_words(state.premium_until)}"
 
 
 # --------------------------------------------------------------------------- users
@@ -346,15 +433,73 @@ def user_audit(user_id: str) -> str:
 # --------------------------------------------------------------------------- videos
 
 
+VIDEO_FILTER_READS = 5
+"""Pages of the admin listing one filtered page reads at most (the rest: "Next page")."""
+TITLE_MAX = 200
+
+
+@dataclass(frozen=True)
+class VideoFilters:
+    """The admin video list's filters (all optional)."""
+
+    q: str = ""
+    state: str = ""
+    tier: str = ""
+
+    @property
+    def active(self) -> bool:
+        return bool(self.q or self.state or self.tier)
+
+    def matches(self, video: Video) -> bool:
+        if self.state and video_state_of(video) != self.state:
+            return False
+        if self.tier and video.tier != self.tier:
+            return False
+        return not self.q or all(term in fold(video.title) for term in fold(self.q).split())
+
+
+def _video_filters() -> VideoFilters:
+    state = request.args.get("state", "")
+    tier = request.args.get("tier", "")
+    return VideoFilters(
+        q=request.args.get("q", "").strip()[:100],
+        state=state if state in STATE_LABELS else "",
+        tier=tier if tier in TIERS else "",
+    )
+
+
 @blueprint.get("/videos")
 @admin_required
 def videos() -> str:
+    """Every video, published or not, newest first; filtered by title, state and tier.
+
+    Filtering reads the admin listing (the all-index) a few pages at a time and keeps
+    the matches: an admin path, never a viewer's (docs/catalog.md).
+    """
     limit, cursor = _page_args()
-    items, next_cursor = current_services().catalog.list_all(limit, cursor)
+    filters = _video_filters()
+    catalog = current_services().catalog
+    start = cursor
+    items, next_cursor = catalog.list_all(limit, cursor)
+    scanned = len(items)
+    if filters.active:
+        found = [video for video in items if filters.matches(video)]
+        reads = 1
+        while len(found) < limit and next_cursor is not None and reads < VIDEO_FILTER_READS:
+            more, next_cursor = catalog.list_all(limit, next_cursor)
+            scanned += len(more)
+            found += [video for video in more if filters.matches(video)]
+            reads += 1
+        items = found
+    query = {"q": filters.q, "state": filters.state, "tier": filters.tier}
     return render_template(
         "admin/videos.html",
         videos=items,
-        pages=_pages("admin.videos", limit, cursor, next_cursor),
+        filters=filters,
+        filtering=filters.active,
+        scanned=scanned,
+        pages=_pages("admin.videos", limit, start, next_cursor, query=query),
+        here=request.full_path.rstrip("?"),
     )
 
 
@@ -367,9 +512,22 @@ def _video_form(
 ) -> tuple[str, int]:
     # The poster picker draws a local image (a blob: URL) on a canvas.
     g.csp_extra = {"img-src": ["blob:"]}
-    video = current_services().catalog.get_any(video_id)
-    form = values or {"title": video.title, "description": video.description, "tier": video.tier}
-    return render_template("admin/video.html", video=video, form=form, error=error), status
+    services = current_services()
+    video = services.catalog.get_any(video_id)
+    form = values or {
+        "title": video.title,
+        "description": video.description,
+        "tier": video.tier,
+        "categories": list(video.categories),
+    }
+    try:
+        previews = services.previews.recent(video_id, RECENT_PREVIEWS)
+    except DependencyUnavailableError:
+        previews = []  # the page still edits the video without its preview log
+    return (
+        render_template("admin/video.html", video=video, form=form, error=error, previews=previews),
+        status,
+    )
 
 
 @blueprint.get("/videos/<video_id>")
@@ -378,35 +536,99 @@ def video(video_id: str) -> tuple[str, int]:
     return _video_form(video_id)
 
 
+def _video_problem(values: dict[str, Any]) -> str | None:
+    """What is wrong with the edit form, in words for people (None: nothing)."""
+    title = values["title"].strip()
+    if not title:
+        return "Give the video a title."
+    if len(title) > TITLE_MAX:
+        return f"The title is too long: keep it to {TITLE_MAX} characters."
+    if len(values["description"]) > MAX_FIELD:
+        return f"The description is too long: keep it to {MAX_FIELD} characters."
+    if values["tier"] not in TIERS:
+        return "Choose who may watch: Free or Premium."
+    if any(slug not in CATEGORIES for slug in values["categories"]):
+        return "Pick the categories from the list."
+    if len(set(values["categories"])) > MAX_CATEGORIES:
+        return f"Pick at most {MAX_CATEGORIES} categories."
+    return None
+
+
 @blueprint.post("/videos/<video_id>")
 @admin_required
 def update_video(video_id: str) -> Response | tuple[str, int]:
-    values = {
+    values: dict[str, Any] = {
         "title": request.form.get("title", "")[: MAX_FIELD + 1],
         "description": request.form.get("description", "")[: MAX_FIELD + 1].replace("\r\n", "\n"),
         "tier": request.form.get("tier", ""),
+        "categories": request.form.getlist("categories")[:20],
     }
+    problem = _video_problem(values)
+    if problem is not None:
+        return _video_form(video_id, error=problem, status=400, values=values)
     try:
         updated = current_services().catalog.update(
             video_id,
             title=values["title"].strip(),
             description=values["description"],
             tier=values["tier"],
+            categories=values["categories"],
         )
-    except BadRequestError as exc:
-        return _video_form(video_id, error=str(exc), status=400, values=values)
+    except BadRequestError:
+        log.info(json.dumps({"event": "video_update_refused", "video_id": video_id}))
+        return _video_form(
+            video_id,
+            error="That could not be saved: check the fields and try again.",
+            status=400,
+            values=values,
+        )
     log.info(json.dumps({"event": "video_updated", "video_id": video_id, "actor": _actor()}))
     flash(f"Saved “{updated.title}”.", "success")
     return redirect(url_for("admin.videos"))
 
 
-@blueprint.post("/videos/<video_id>/unpublish")
+@blueprint.route("/videos/<video_id>/unpublish", methods=["GET", "POST"])
 @admin_required
-def unpublish(video_id: str) -> Response:
-    video = current_services().catalog.unpublish(video_id)
-    log.info(json.dumps({"event": "video_unpublished", "video_id": video_id, "actor": _actor()}))
-    flash(f"“{video.title}” is unpublished: hidden from the catalog, not playable.", "success")
-    return redirect(url_for("admin.videos"))
+def unpublish(video_id: str) -> Response | tuple[str, int]:
+    """GET (or POST without ``confirm=yes``): the confirmation page. POST confirmed: unpublish."""
+    catalog = current_services().catalog
+    video = catalog.get_any(video_id)
+    source = request.form if request.method == "POST" else request.args
+    next_page = safe_next(source.get("next"))
+    back = (
+        next_page if next_page.startswith("/admin") else url_for("admin.video", video_id=video_id)
+    )
+    if request.method == "POST" and request.form.get("confirm") == "yes":
+        if not video.published:
+            flash(f"“{video.title}” was already unpublished.", "info")
+            return redirect(_back(url_for("admin.videos")))
+        video = catalog.unpublish(video_id)
+        log.info(
+            json.dumps({"event": "video_unpublished", "video_id": video_id, "actor": _actor()})
+        )
+        flash(f"“{video.title}” is unpublished: hidden from the catalog, not playable.", "success")
+        return redirect(_back(url_for("admin.videos")))
+    return (
+        render_template(
+            "admin/confirm.html",
+            active="videos",
+            heading=f"Unpublish “{video.title}”?",
+            facts=[
+                ("Tier", "Premium" if video.tier == "premium" else "Free"),
+                ("Added", utc_text(video.created_at)),
+            ],
+            consequence=(
+                "Viewers stop seeing it in the catalog and no new playback starts; a video"
+                " already playing stops within minutes. Nothing is deleted: you can publish"
+                " it again."
+            ),
+            action=url_for("admin.unpublish", video_id=video_id),
+            confirm_label="Yes, unpublish",
+            cancel_url=back,
+            next=next_page if next_page.startswith("/admin") else "",
+        ),
+        200,
+    )
 
 
 @blueprint.post("/videos/<video_id>/publish")
@@ -415,7 +637,7 @@ def publish(video_id: str) -> Response:
     video = current_services().catalog.publish(video_id)
     log.info(json.dumps({"event": "video_published", "video_id": video_id, "actor": _actor()}))
     flash(f"“{video.title}” is published again.", "success")
-    return redirect(url_for("admin.videos"))
+    return redirect(_back(url_for("admin.videos")))
 
 
 from app.web.admin_uploads import blueprint as _uploads  # noqa: E402  # after the admin routes

@@ -118,6 +118,11 @@ def safe_next(value: str | None) -> str:
     return value
 
 
+def _kept(next_url: str) -> str | None:
+    """``next_url`` for a link's query, or None (no parameter) when it is the home page."""
+    return None if next_url == "/" else next_url
+
+
 def _field(name: str, limit: int, *, strip: bool = True) -> str:
     value = request.form.get(name, "")
     value = value.strip() if strip else value
@@ -422,15 +427,17 @@ def new_password() -> Response | str | tuple[str, int]:
 
 @blueprint.route("/auth/sign-up", methods=["GET", "POST"])
 def sign_up() -> Response | str | tuple[str, int]:
+    # ``next``: where to go after the first sign-in (kept through confirm and sign-in).
+    next_url = safe_next(request.values.get("next"))
     if web().hosted is not None:
-        return _hosted_redirect("signup", "/")
+        return _hosted_redirect("signup", next_url)
     if request.method == "GET":
-        return render_template("auth/sign_up.html", username="", email="")
+        return render_template("auth/sign_up.html", username="", email="", next=next_url)
     username = _field("username", 128)
     email = _field("email", MAX_IDENTIFIER)
     password = _field("password", MAX_PASSWORD, strip=False)
     repeat = _field("password_repeat", MAX_PASSWORD, strip=False)
-    context = {"username": username[:128], "email": email[:MAX_IDENTIFIER]}
+    context = {"username": username[:128], "email": email[:MAX_IDENTIFIER], "next": next_url}
     problem = None
     if not username or not email or not password:
         problem = "Please fill in every field."
@@ -454,16 +461,19 @@ def sign_up() -> Response | str | tuple[str, int]:
         return _form_error("auth/sign_up.html", exc, **context)
     _log("signed_up", username=username)
     flash("We e-mailed you a confirmation code. Enter it below.", "success")
-    return redirect(url_for("auth.confirm", username=username))
+    return redirect(url_for("auth.confirm", username=username, next=_kept(next_url)))
 
 
 @blueprint.route("/auth/confirm", methods=["GET", "POST"])
 def confirm() -> Response | str | tuple[str, int]:
+    next_url = safe_next(request.values.get("next"))
     if request.method == "GET":
-        return render_template("auth/confirm.html", username=request.args.get("username", "")[:128])
+        return render_template(
+            "auth/confirm.html", username=request.args.get("username", "")[:128], next=next_url
+        )
     username = _field("username", 128)
     code = _field("code", MAX_CODE)
-    context = {"username": username[:128]}
+    context = {"username": username[:128], "next": next_url}
     if not username or not code:
         return _form_error("auth/confirm.html", "Enter your username and the code.", **context)
     if _too_long((username, 128), (code, MAX_CODE)):
@@ -483,12 +493,13 @@ def confirm() -> Response | str | tuple[str, int]:
         return _form_conflict("auth/confirm.html", exc.friendly, **context)
     _log("confirmed", username=username)
     flash("Your account is confirmed. You can sign in now.", "success")
-    return redirect(url_for("auth.sign_in", username=username))
+    return redirect(url_for("auth.sign_in", username=username, next=_kept(next_url)))
 
 
 @blueprint.post("/auth/confirm/resend")
 def resend_code() -> Response:
     username = _field("username", 128)
+    next_url = safe_next(request.form.get("next"))
     if not username or len(username) > 128:
         flash("Enter your username first.", "error")
         return redirect(url_for("auth.confirm"))
@@ -496,11 +507,11 @@ def resend_code() -> Response:
         web().cognito.resend_code(username)
     except TooManyRequestsError as exc:
         flash(exc.friendly, "error")
-        return redirect(url_for("auth.confirm", username=username))
+        return redirect(url_for("auth.confirm", username=username, next=_kept(next_url)))
     except CognitoError as exc:
         _log("resend_code_refused", code=exc.code)  # answered like a sent code
     flash(CODE_SENT, "info")
-    return redirect(url_for("auth.confirm", username=username))
+    return redirect(url_for("auth.confirm", username=username, next=_kept(next_url)))
 
 
 # --------------------------------------------------------------------------- forgotten password
@@ -614,4 +625,6 @@ def account() -> str:
             if entitlement.premium_until
             else None
         ),
+        # The UTC text above is what shows without script; static/localtime.js shows this.
+        premium_until_at=entitlement.premium_until,
     )

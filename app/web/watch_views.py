@@ -27,18 +27,20 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response
 
-from app.catalog import Video, poster_url
+from app.catalog import CATEGORIES, Video, poster_url
 from app.dynamo import MAX_PAGE_SIZE, parse_limit
-from app.errors import BadRequestError, DependencyUnavailableError
-from app.http.viewer import make_handler
+from app.errors import BadRequestError, DependencyUnavailableError, UserNotFoundError
+from app.http.viewer import grant_cookie_headers, make_handler, parse_grant_body
+from app.search import MAX_QUERY_LENGTH, parse_query
 from app.services import Services
 from app.web.apigw import Handler, invoke_as
 from app.web.context import current_services, web
-from app.web.signin import current_user, login_required, session_access_token
+from app.web.dates import format_duration
+from app.web.signin import admin_required, current_user, login_required, session_access_token
 
 log = logging.getLogger("vidgate.web.watch")
 
@@ -48,6 +50,15 @@ VIEWER_API_EXTENSION = "vidgate.viewer_api"
 """``app.extensions`` key of the viewer API handler (``app.http.viewer``)."""
 SERVICES_EXTENSION = "vidgate.services"
 DEFAULT_PAGE_SIZE = 12
+
+
+class BadSearchError(BadRequestError):
+    """A search, category or order the catalog does not know: a friendly 400 page."""
+
+    friendly = (
+        "We could not run that search: use at most six words and 100 characters, "
+        "and pick a category from the list."
+    )
 
 
 class BadPageLinkError(BadRequestError):
@@ -80,14 +91,6 @@ def viewer_api() -> Handler:
 # --------------------------------------------------------------------------- helpers
 
 
-def format_duration(seconds: float) -> str:
-    """``75.4`` → ``"1:15"``; an hour or more → ``"1:02:03"``."""
-    total = max(0, round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 def _card(video: Video, cdn_url: str) -> dict[str, Any]:
     return {
         **video.to_public(poster_url(video, cdn_url)),
@@ -117,39 +120,83 @@ def _next_video(services: Services, video_id: str) -> dict[str, str] | None:
 # --------------------------------------------------------------------------- pages
 
 
+def _plays_premium(services: Services) -> bool:
+    """Whether the visitor's premium membership is active now (signed out: no)."""
+    user = current_user()
+    if user is None:
+        return False
+    try:
+        return services.users.get(user.user_id).entitlement.is_active(_now())
+    except UserNotFoundError:
+        return False  # signed in, no record yet: the free plan
+
+
 @blueprint.get("/")
 def catalog() -> str:
-    """Published videos, newest first, ``limit`` per page, following ``cursor``."""
+    """Published videos, ``limit`` per page, following ``cursor``: searched by title
+    (``q``), in a category, newest first or A-Z (``sort``); premium ones marked locked
+    for visitors who cannot play them."""
     cursor = request.args.get("cursor") or None
     services = current_services()
     try:
+        query = parse_query(
+            request.args.get("q", "")[: MAX_QUERY_LENGTH + 1],
+            request.args.get("category"),
+            request.args.get("sort"),
+        )
+    except BadRequestError as exc:
+        raise BadSearchError(str(exc)) from exc
+    try:
         limit = parse_limit(request.args.get("limit"), DEFAULT_PAGE_SIZE)
-        videos, next_cursor = services.catalog.list(limit, cursor)
+        videos, next_cursor = services.search.browse(query, limit, cursor)
     except BadRequestError as exc:
         raise BadPageLinkError(str(exc)) from exc
     cdn_url = services.settings.cdn_url
+    premium = _plays_premium(services)
+    q = request.args.get("q", "").strip()[:MAX_QUERY_LENGTH]
+    kept = {
+        "q": q or None,
+        "category": query.category,
+        "sort": query.sort if query.sort != "newest" else None,
+        "limit": limit if limit != DEFAULT_PAGE_SIZE else None,
+    }
     return render_template(
         "catalog.html",
-        videos=[_card(video, cdn_url) for video in videos],
+        videos=[
+            {**_card(video, cdn_url), "locked": video.tier == "premium" and not premium}
+            for video in videos
+        ],
         cursor=cursor,
         next_cursor=next_cursor,
         limit=limit,
         custom_limit=limit != DEFAULT_PAGE_SIZE,
+        q=q,
+        query=query,
+        kept=kept,
+        categories=CATEGORIES,
+        searching=not query.is_plain,
     )
 
 
 # Under /watch/: the front door sends /videos/* to the bucket (docs/local-edge.md#front-door).
 @blueprint.get("/watch/<video_id>")
-@login_required
 def watch(video_id: str) -> str:
-    """The player, or the upsell page when the video is premium and the user is not.
+    """The player; the upsell page when the video is premium and the user is not; for a
+    signed-out visitor, the video's public title page with "sign in to watch".
 
     :raises VideoNotFoundError: no published video has this id (a 404 page).
     :raises DependencyUnavailableError: DynamoDB cannot be read (a 503 page; fail closed).
     """
     user = current_user()
-    assert user is not None  # login_required
     services = current_services()
+    if user is None:
+        video = services.catalog.get(video_id)
+        return render_template(
+            "title.html",
+            video={**_card(video, services.settings.cdn_url), "added": video.created_at},
+            categories=CATEGORIES,
+            here=url_for("watch.watch", video_id=video_id),
+        )
     decision = services.playback_rule.decide(user.user_id, video_id, _now())
     card = _card(decision.video, services.settings.cdn_url)
     if not decision.allowed:
@@ -188,4 +235,60 @@ def grant(video_id: str) -> Response:
     if isinstance(body, dict) and "cookies" in body:
         del body["cookies"]
         response.set_data(json.dumps(body, separators=(",", ":")))
+    return response
+
+
+# --------------------------------------------------------------------------- admin preview
+
+
+@blueprint.get("/watch/<video_id>/preview")
+@admin_required
+def preview(video_id: str) -> str:
+    """Any video, published or not, in the player, for an admin whatever their plan.
+
+    The preview is recorded (who, what, when) before the page is shown; the
+    player's grants come from :func:`preview_grant`.
+
+    :raises VideoNotFoundError: no video has this id (a 404 page).
+    """
+    user = current_user()
+    assert user is not None  # admin_required
+    services = current_services()
+    video = services.catalog.get_any(video_id)
+    services.previews.record(video_id, actor_id=user.user_id, actor=user.username)
+    log.info(
+        json.dumps({"event": "admin_preview_opened", "video": video_id, "actor": user.username})
+    )
+    return render_template(
+        "watch.html",
+        video=_card(video, services.settings.cdn_url),
+        next_video=None,
+        preview={"published": video.published},
+        grant_url=url_for("watch.preview_grant", video_id=video_id),
+    )
+
+
+@blueprint.post("/watch/<video_id>/preview/grant")
+@admin_required
+def preview_grant(video_id: str) -> Response:
+    """A grant for the admin's preview, signed like every grant (CSRF checked already).
+
+    :raises VideoNotFoundError: no video has this id.
+    :raises DependencyUnavailableError: the signing key or DynamoDB is unavailable.
+    """
+    user = current_user()
+    assert user is not None  # admin_required
+    services = current_services()
+    body = request.get_json(silent=True)
+    requested = parse_grant_body(body if isinstance(body, dict) else {})
+    video = services.catalog.get_any(video_id)
+    grant = services.playback.preview(user, video, requested=requested)
+    body = grant.to_public()
+    body.pop("cookies", None)  # the browser holds them as HttpOnly cookies (as in grant())
+    response = current_app.response_class(
+        json.dumps(body, separators=(",", ":")), mimetype="application/json"
+    )
+    secure = services.settings.cdn_url.startswith("https://")
+    for cookie in grant_cookie_headers(grant, secure=secure):
+        response.headers.add("Set-Cookie", cookie)
     return response

@@ -35,6 +35,11 @@ PREMIUM_ENDED = "Your premium access has ended — playback stopped."
 BOB_ROW = "table#users tr[data-user=bob]"
 
 
+def day_words(day: date) -> str:
+    """A day as the admin pages write it: ``31 Dec 2026``."""
+    return f"{day.day} {day:%b %Y}"
+
+
 @pytest.fixture
 def bob_free(short_ttl_stack: RunningStack) -> Iterator[RunningStack]:
     """bob is free before the test and after it, whatever the test did."""
@@ -80,7 +85,7 @@ def save_end_date_unchanged(carol: Visitor, last_day: date) -> None:
         assert page.get_by_role("status").filter(has_text="Nothing changed").is_visible()
     assert page.locator("#current-state").get_attribute("data-version") == version
     assert (
-        f"Premium through {last_day.isoformat()} UTC" in page.locator("#current-state").inner_text()
+        f"Premium through {day_words(last_day)} UTC" in page.locator("#current-state").inner_text()
     )
     carol.goto("/admin/users")
 
@@ -117,11 +122,15 @@ def test_carol_grants_premium_with_an_end_date_then_revokes_it_after_confirming(
     ends = last_day + timedelta(days=1)  # "through that day": premium ends at the next midnight
     grant_in_list(carol, last_day)
     flash = carol.page.get_by_role("status").filter(has_text="bob is now premium through")
-    assert f"through {last_day.isoformat()} UTC" in flash.inner_text()
-    assert membership_in_list(carol) == ("active", f"Premium through {last_day.isoformat()} UTC")
+    assert f"through {day_words(last_day)} UTC" in flash.inner_text()
+    assert membership_in_list(carol) == ("active", f"Premium through {day_words(last_day)} UTC")
     screenshot(carol.page, "admin-users")
     save_end_date_unchanged(carol, last_day)
-    assert account_membership(bob) == ("active", f"Premium until {ends:%d %B %Y}, 00:00 UTC")
+    assert account_membership(bob)[0] == "active"
+    until = bob.page.locator("#premium-until")  # shown in bob's own time zone
+    assert until.get_attribute("datetime") == f"{ends:%Y-%m-%d}T00:00:00Z"
+    assert until.get_attribute("title") == f"{ends:%d %B %Y}, 00:00 UTC"
+    assert until.get_attribute("data-localized") == "yes"
     bob.goto("/watch/premium-aurora")
     assert bob.page.locator("#player").count() == 1, "premium bob gets the player, no upsell"
 
@@ -139,7 +148,7 @@ def test_carol_grants_premium_with_an_end_date_then_revokes_it_after_confirming(
     changes = carol.page.locator("table#audit tbody tr[data-user=bob][data-actor=carol]")
     actions = [changes.nth(i).get_attribute("data-action") for i in range(changes.count())]
     assert actions == ["revoke", "grant"], carol.page.locator("table#audit").inner_text()
-    assert f"premium through {last_day.isoformat()} UTC" in changes.nth(1).inner_text()
+    assert f"premium through {day_words(last_day)} UTC" in changes.nth(1).inner_text()
     screenshot(carol.page, "admin-audit")
     carol.problems.assert_clean()
     bob.problems.assert_clean()

@@ -20,6 +20,7 @@ import pytest
 from tests.e2e.conftest import VisitorFactory
 from tests.e2e.helpers import (
     PLAY_TIMEOUT_MS,
+    Visitor,
     assert_really_plays,
     player,
     screenshot,
@@ -41,6 +42,15 @@ def sign_in_page_for(path: str) -> str | None:
     if parts.path != "/auth/sign-in":
         return None
     return parse_qs(parts.query).get("next", [""])[0]
+
+
+def title_page_sign_in_next(visitor: Visitor) -> str | None:
+    """The ``next`` of the public title page's "Sign in to watch" (the page must be one)."""
+    page = visitor.page
+    assert page.locator("#title-page").count() == 1, visitor.path
+    assert page.locator("#player").count() == 0
+    href = page.locator("#title-sign-in").get_attribute("href") or ""
+    return sign_in_page_for(href)
 
 
 def test_alice_signs_in_and_a_premium_video_really_plays(
@@ -191,8 +201,8 @@ def test_sign_out_ends_the_session_and_its_cookie(
 
     alice.goto("/account")
     assert sign_in_page_for(alice.path) == "/account", alice.path
-    alice.goto("/watch/free-sampler")
-    assert sign_in_page_for(alice.path) == "/watch/free-sampler", alice.path
+    alice.goto("/watch/free-sampler")  # signed out: the public title page, no player
+    assert title_page_sign_in_next(alice) == "/watch/free-sampler", alice.path
 
     # ...and after it, the same cookie is nobody's.
     stolen = visit(dev_stack)
@@ -200,7 +210,7 @@ def test_sign_out_ends_the_session_and_its_cookie(
     stolen.goto("/account")
     assert sign_in_page_for(stolen.path) == "/account", stolen.path
     stolen.goto("/watch/premium-aurora")
-    assert sign_in_page_for(stolen.path) == "/watch/premium-aurora", stolen.path
+    assert title_page_sign_in_next(stolen) == "/watch/premium-aurora", stolen.path
     assert stolen.page.locator("#player").count() == 0
     alice.problems.assert_clean()
     stolen.problems.assert_clean()

@@ -147,10 +147,15 @@ def _recording(self, operation, params):
         item.update({k: params[k] for k in ("Bucket", "Key", "CopySource") if k in params})
     if item["service"] == "dynamodb" and operation in ("PutItem", "UpdateItem", "DeleteItem"):
         item["attributes"] = _attributes(params)
+        key = params.get("Item") or params.get("Key") or {}
+        # The partition key of each table (named <prefix>-<logical>): IAM's dynamodb:LeadingKeys.
+        hash_key = {"audit": "user_id", "users": "user_id", "videos": "video_id",
+                    "sessions": "session_id"}.get(params["TableName"].rsplit("-", 1)[-1])
+        item["leading"] = [key[hash_key]["S"]] if hash_key in key else []
     if operation == "TransactWriteItems":
         item["items"] = [[kind, body["TableName"], _attributes(body)]
                          for entry in params["TransactItems"] for kind, body in entry.items()]
-    if operation == "BatchGetItem":
+    if operation in ("BatchGetItem", "BatchWriteItem"):
         item["tables"] = sorted(params["RequestItems"])
     calls.append(item)
     if item["service"] == "mediaconvert":
@@ -583,6 +588,10 @@ def handler_run(built: dict[str, Path], stack: Stack, interpreter: Interpreter) 
                          TOKEN=stack.access_token)},
         {"name": "list_videos", "function": "PlaybackFunction",
          "module": "lambda_handlers.playback", "event": _event("apigw-v2-list-videos.json")},
+        # A search: one Query on browse-index, the page's videos in one BatchGetItem.
+        {"name": "search_videos", "function": "PlaybackFunction",
+         "module": "lambda_handlers.playback",
+         "event": _api_event("GET", "/api/videos", query={"q": "free", "sort": "title"})},
         # Another video than the granted one, which the catalog now remembers for a second.
         {"name": "get_video", "function": "PlaybackFunction",
          "module": "lambda_handlers.playback", "event": _api_event("GET", "/api/videos/other")},
@@ -1158,6 +1167,14 @@ def _walk_the_site(site: Site, web_stack: WebStack) -> Visit:
     )
     answers["admin_granted"] = carol.get(answers["admin_grant"].location)
     answers["player"] = alice.get("/watch/premium-clip")
+    # The catalog (issue 12): a search, a signed-out title page, an admin's audited preview.
+    answers["catalog_search"] = alice.get("/?q=free&sort=title")
+    answers["title_page"] = Browser(site).get("/watch/free-clip")
+    preview = carol.get("/watch/premium-clip/preview")
+    answers["preview_page"] = preview
+    answers["preview_grant"] = carol.post_json(
+        "/watch/premium-clip/preview/grant", {}, preview.csrf()
+    )
     answers["admin_audit"] = carol.get("/admin/audit")
     answers["admin_user_audit"] = carol.get(f"/admin/users/{sub}/audit")
     answers["admin_videos"] = carol.get("/admin/videos")
@@ -1173,7 +1190,7 @@ def _walk_the_site(site: Site, web_stack: WebStack) -> Visit:
         },
     )
     answers["admin_unpublish"] = carol.post(
-        "/admin/videos/free-clip/unpublish", {"csrf_token": token}
+        "/admin/videos/free-clip/unpublish", {"csrf_token": token, "confirm": "yes"}
     )
     answers["admin_publish"] = carol.post("/admin/videos/free-clip/publish", {"csrf_token": token})
     answers["admin_published"] = carol.get(answers["admin_publish"].location)  # shows the flash
@@ -1452,6 +1469,18 @@ def test_a_forgotten_password_is_asked_for_by_email_known_or_not(visit: Visit) -
     )
 
 
+def test_the_viewer_function_searches_shows_title_pages_and_previews_for_admins(
+    visit: Visit,
+) -> None:
+    assert visit.answers["catalog_search"].status == 200
+    assert 'id="catalog-search"' in visit.answers["catalog_search"].body
+    assert visit.answers["title_page"].status == 200
+    assert 'id="title-page"' in visit.answers["title_page"].body
+    assert visit.answers["preview_page"].status == 200, visit.answers["preview_page"].body[:500]
+    assert visit.answers["preview_page"].function == "WebFunction"  # it holds the signing key
+    assert visit.answers["preview_grant"].status == 200
+
+
 def test_the_admin_pages_are_served_by_their_own_function(visit: Visit) -> None:
     for name, answer in visit.answers.items():
         expected = (
@@ -1527,13 +1556,24 @@ class Grant:
     condition: str = "{}"
     """The statement's Condition, as JSON (a grant is hashable)."""
 
-    def admits(self, attributes: tuple[str, ...] | None, passed_to: str | None = None) -> bool:
-        """Whether the condition holds for a request touching ``attributes`` (None: unknown),
-        passing a role to the service ``passed_to`` (iam:PassRole)."""
+    def admits(
+        self,
+        attributes: tuple[str, ...] | None,
+        leading: tuple[str, ...] | None = None,
+        passed_to: str | None = None,
+    ) -> bool:
+        """Whether the condition holds for a request touching ``attributes`` with partition
+        key values ``leading`` (None: unknown), passing a role to the service ``passed_to``
+        (iam:PassRole)."""
         condition: dict[str, dict[str, Any]] = json.loads(self.condition)
         for operator, tests in condition.items():
             for name, expected in tests.items():
-                if (operator, name) == ("ForAllValues:StringEquals", "dynamodb:Attributes"):
+                if (operator, name) == ("ForAllValues:StringLike", "dynamodb:LeadingKeys"):
+                    holds = leading is not None and all(
+                        any(fnmatch.fnmatchcase(key, pattern) for pattern in as_list(expected))
+                        for key in leading
+                    )
+                elif (operator, name) == ("ForAllValues:StringEquals", "dynamodb:Attributes"):
                     # ForAllValues holds for a request without the key: the Null test guards it.
                     holds = attributes is None or set(attributes) <= set(as_list(expected))
                 elif (operator, name) == ("Null", "dynamodb:Attributes"):
@@ -1555,6 +1595,7 @@ class Needed:
     key: Key
     attributes: tuple[str, ...] | None = None
     passed_to: str | None = None
+    leading: tuple[str, ...] | None = None
 
 
 def _grants(function: str) -> list[Grant]:
@@ -1603,14 +1644,15 @@ def _needed(call: dict[str, Any], tables: dict[str, str], secret_id: str) -> lis
             Needed(f"dynamodb:{verbs[kind]}", ("arn", table_ids[table]), tuple(attributes))
             for kind, table, attributes in call["items"]
         ]
-    if operation == "BatchGetItem":
-        return [Needed("dynamodb:BatchGetItem", ("arn", table_ids[t])) for t in call["tables"]]
+    if operation in ("BatchGetItem", "BatchWriteItem"):
+        return [Needed(f"dynamodb:{operation}", ("arn", table_ids[t])) for t in call["tables"]]
     if service == "dynamodb":
         table = table_ids[call["TableName"]]
         if "IndexName" in call:
             return [Needed(f"dynamodb:{operation}", ("index", table, call["IndexName"]))]
         attributes = tuple(call["attributes"]) if "attributes" in call else None
-        return [Needed(f"dynamodb:{operation}", ("arn", table), attributes)]
+        leading = tuple(call["leading"]) if "leading" in call else None
+        return [Needed(f"dynamodb:{operation}", ("arn", table), attributes, leading)]
     if service == "secretsmanager" and call["SecretId"].endswith(EVENTS_KEY_SUFFIX):
         return [Needed(f"secretsmanager:{operation}", ("param", "ViewingEventsKey"))]
     if service == "firehose":
@@ -1719,7 +1761,7 @@ def _check_role(
                 grant
                 for grant in grants
                 if (grant.action, grant.key) == (needed.action, needed.key)
-                and grant.admits(needed.attributes, needed.passed_to)
+                and grant.admits(needed.attributes, needed.leading, needed.passed_to)
             ]
             if not admitting:
                 refused.append(f"{function} needs {needed} for {call}")
@@ -1775,7 +1817,15 @@ def test_the_attribute_condition_refuses_a_record_write_that_names_an_entitlemen
     record = ("user_id", "entity", "username", "email", "email_lower", "created_at")
     (create,) = [g for g in conditioned if g.admits(record)]
     assert (create.action, create.key) == ("dynamodb:UpdateItem", ("arn", "UsersTable"))
+    preview = [g for g in conditioned if g.key == ("arn", "AuditTable")]
+    for grant in preview:  # the admin preview log: video#<id> partitions only, never a user's
+        assert grant.action == "dynamodb:PutItem"
+        assert grant.admits(None, ("video#intro",))
+        assert not grant.admits(None, ("4f1c2b7e-user-sub",))
+        assert not grant.admits(None, None), "a request naming no partition must not pass"
     for grant in conditioned:  # every conditioned write the viewer role has leaves premium out
+        if grant in preview:
+            continue
         assert grant.key == ("arn", "UsersTable")
         assert not grant.admits((*record, "premium"))
         assert not grant.admits(("user_id", "version"))

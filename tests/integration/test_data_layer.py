@@ -534,6 +534,7 @@ def test_a_stored_video_reads_back_with_every_field(ddb_target: DdbTarget) -> No
         "tier": "premium",
         "duration_seconds": 12.5,
         "poster_url": "https://cdn/p.jpg",
+        "categories": [],
     }
 
 

@@ -489,7 +489,15 @@ def test_the_catalog_pages_newest_first_with_a_public_poster_url(stack: Stack) -
     assert [item["id"] for item in second["items"]] == [FREE]
     assert second["next_cursor"] is None
     item = second["items"][0]
-    assert set(item) == {"id", "title", "description", "tier", "duration_seconds", "poster_url"}
+    assert set(item) == {
+        "id",
+        "title",
+        "description",
+        "tier",
+        "duration_seconds",
+        "poster_url",
+        "categories",  # added by the catalog's categories (docs/catalog.md)
+    }
     assert item["tier"] == "free"
     poster = requests.get(item["poster_url"], timeout=10)
     assert poster.status_code == 200

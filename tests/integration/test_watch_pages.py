@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -256,12 +257,24 @@ def test_the_catalog_takes_the_largest_page_size_the_api_takes(dev_stack: Runnin
 # --------------------------------------------------------------------------- watch and upsell
 
 
-def test_an_anonymous_visitor_is_sent_to_sign_in_and_back(dev_stack: RunningStack) -> None:
-    page = watch(dev_stack, anonymous(), "free-sampler")
-    assert page.status_code == 302
-    target = urlsplit(page.headers["Location"])
-    assert target.path == "/auth/sign-in"
-    assert parse_qs(target.query)["next"] == ["/watch/free-sampler"]
+def test_an_anonymous_visitor_gets_the_title_page_with_sign_in_and_back(
+    dev_stack: RunningStack,
+) -> None:
+    for video_id, tier in (("free-sampler", "free"), ("premium-aurora", "premium")):
+        page = watch(dev_stack, anonymous(), video_id)
+        assert page.status_code == 200
+        title = element_by_id(page.text, "title-page")
+        assert title is not None and (title["data-video-id"], title["data-tier"]) == (
+            video_id,
+            tier,
+        )
+        assert element_by_id(page.text, "player") is None  # no player, no grant
+        link = element_by_id(page.text, "title-sign-in")
+        assert link is not None
+        target = urlsplit(unescape(link["href"]))
+        assert target.path == "/auth/sign-in"
+        assert parse_qs(target.query)["next"] == [f"/watch/{video_id}"]
+        assert ('data-badge="locked"' in page.text) is (tier == "premium")
 
 
 def test_bob_gets_the_upsell_page_for_a_premium_video_and_no_player(

@@ -395,7 +395,9 @@ def test_the_account_page_shows_premium_state_and_until_when(stack: Stack) -> No
     )
     page = client.get("/account")
     assert 'data-premium="active"' in page.text
-    assert f"Premium until {until.strftime('%d %B %Y, %H:%M UTC')}" in page.text
+    assert "Premium until <time" in page.text  # localized by static/localtime.js
+    stamp = until.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f'datetime="{stamp}">{until.strftime("%d %B %Y, %H:%M UTC")}</time>' in page.text
 
 
 # --------------------------------------------------------------------------- sign out

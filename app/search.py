@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 
 from app.catalog import (
     CATEGORIES,
+    MAX_CACHE_SECONDS,
     Video,
     VideoCatalog,
     VideoPage,

@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from app.entitlements import EntitlementStore
     from app.ingest import Ingest, Transcoder
     from app.job_events import JobEvents
-    from app.purchases import RentalClock, StripeEventProcessor
     from app.previews import PreviewLog
+    from app.purchases import RentalClock, StripeEventProcessor
     from app.user_pool import UserPool
     from app.users import UserDirectory
     from app.viewing_events import ViewingEvents

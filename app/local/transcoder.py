@@ -56,7 +56,6 @@ from app.ops.transcode import (
     UnsupportedSourceSizeError,
     transcode,
 )
-from app.search import searchable_catalog
 from app.publishing import (
     IngestRequest,
     PublishedMedia,
@@ -66,6 +65,7 @@ from app.publishing import (
     parse_ingest_message,
     poster_key_for,
 )
+from app.search import searchable_catalog
 
 log = logging.getLogger("vidgate.transcoder")
 
@@ -491,7 +491,6 @@ def build_worker(
     """A worker from the app's environment (as ``vidgate dev`` writes it)."""
     import boto3
 
-    from app.catalog import VideoCatalog
     from app.config import Need, load_settings
     from app.dynamo import dynamodb_client
 

@@ -1652,7 +1652,7 @@ def _needed(call: dict[str, Any], tables: dict[str, str], secret_id: str) -> lis
             return [Needed(f"dynamodb:{operation}", ("index", table, call["IndexName"]))]
         attributes = tuple(call["attributes"]) if "attributes" in call else None
         leading = tuple(call["leading"]) if "leading" in call else None
-        return [Needed(f"dynamodb:{operation}", ("arn", table), attributes, leading)]
+        return [Needed(f"dynamodb:{operation}", ("arn", table), attributes, leading=leading)]
     if service == "secretsmanager" and call["SecretId"].endswith(EVENTS_KEY_SUFFIX):
         return [Needed(f"secretsmanager:{operation}", ("param", "ViewingEventsKey"))]
     if service == "firehose":

@@ -18,6 +18,9 @@ from urllib.parse import urlsplit
 
 from app.errors import ConfigurationError
 
+STREAM_LIMIT_PREMIUM_DEFAULT = 2
+STREAM_LIMIT_FREE_DEFAULT = 1
+HEARTBEAT_DEFAULT = 60
 URL_TTL_DEFAULT = 300
 URL_TTL_MAX = 3600
 _USER_POOL_ID = re.compile(r"^(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d)_[A-Za-z0-9]+$")
@@ -68,6 +71,9 @@ class Settings:
     web_secret_key: str = ""
     web_base_url: str = ""
     local_triggers: bool = False
+    stream_limit_premium: int = STREAM_LIMIT_PREMIUM_DEFAULT
+    stream_limit_free: int = STREAM_LIMIT_FREE_DEFAULT
+    heartbeat_seconds: int = HEARTBEAT_DEFAULT
 
 
 # name -> (need, required, help). The README's configuration table mirrors this.
@@ -111,6 +117,22 @@ VARIABLES: dict[str, tuple[Need, bool, str]] = {
         Need.SIGNING,
         False,
         f"signed URL lifetime (default {URL_TTL_DEFAULT}, max {URL_TTL_MAX})",
+    ),
+    "VIDGATE_STREAM_LIMIT_PREMIUM": (
+        Need.TABLES,
+        False,
+        f"concurrent streams of a premium viewer (1-20, default {STREAM_LIMIT_PREMIUM_DEFAULT})",
+    ),
+    "VIDGATE_STREAM_LIMIT_FREE": (
+        Need.TABLES,
+        False,
+        f"concurrent streams of a free viewer (1-20, default {STREAM_LIMIT_FREE_DEFAULT})",
+    ),
+    "VIDGATE_HEARTBEAT_SECONDS": (
+        Need.TABLES,
+        False,
+        f"player heartbeat interval; a stream silent for two is over (10-600, default "
+        f"{HEARTBEAT_DEFAULT})",
     ),
     "VIDGATE_SECRET_KEY": (Need.WEB, True, "secret for the web app's CSRF tokens (32+ chars)"),
     "VIDGATE_BASE_URL": (Need.WEB, False, "public base URL of the web app (hosted-UI callback)"),
@@ -215,6 +237,10 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
     if base_url and not _http_url(base_url):
         problems.append(f"VIDGATE_BASE_URL must be an http(s) URL, got {base_url!r}")
 
+    limit_premium = get_int("VIDGATE_STREAM_LIMIT_PREMIUM", STREAM_LIMIT_PREMIUM_DEFAULT, 1, 20)
+    limit_free = get_int("VIDGATE_STREAM_LIMIT_FREE", STREAM_LIMIT_FREE_DEFAULT, 1, 20)
+    heartbeat = get_int("VIDGATE_HEARTBEAT_SECONDS", HEARTBEAT_DEFAULT, 10, 600)
+
     local_triggers = get("VIDGATE_LOCAL_TRIGGERS")
     if local_triggers not in ("", "0", "1"):
         problems.append(f"VIDGATE_LOCAL_TRIGGERS must be 0 or 1, got {local_triggers!r}")
@@ -237,4 +263,7 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         web_secret_key=secret_key,
         web_base_url=base_url.rstrip("/"),
         local_triggers=local_triggers == "1",
+        stream_limit_premium=limit_premium,
+        stream_limit_free=limit_free,
+        heartbeat_seconds=heartbeat,
     )

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -41,6 +41,7 @@ from app.errors import (
     VidgateError,
 )
 from app.signing import object_key_to_path
+from app.streams import Heartbeat, Plan, Stream, ViewerState
 
 if TYPE_CHECKING:
     from app.auth import Principal
@@ -80,6 +81,48 @@ class Signer(Protocol):
     def sign_folder(self, folder: str, entry_key: str, ttl_seconds: int) -> SignedFolder: ...
 
 
+class StreamKeeper(Protocol):
+    """What :class:`app.streams.StreamStore` offers the grant."""
+
+    heartbeat_seconds: int
+
+    def read_of(self, user_id: str, *, history: bool = False) -> KeyRead[ViewerState]: ...
+
+    def get(self, user_id: str, *, history: bool = False) -> ViewerState: ...
+
+    def open(
+        self,
+        state: ViewerState,
+        *,
+        video_id: str,
+        title: str,
+        device: str,
+        plan: Plan,
+        position: float = 0.0,
+        now: datetime | None = None,
+    ) -> Stream: ...
+
+    def renew(
+        self,
+        state: ViewerState,
+        session_id: str,
+        *,
+        video_id: str,
+        title: str,
+        beat: Heartbeat,
+        now: datetime | None = None,
+    ) -> Stream: ...
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    """What a playback request says about its stream: new (no ``session_id``) or a renewal."""
+
+    session_id: str | None = None
+    beat: Heartbeat = field(default_factory=Heartbeat)
+    device: str = "Unknown device"
+
+
 class SigningFailedError(DependencyUnavailableError):
     """The signer refused the video's object key: the catalog entry cannot be served (no grant)."""
 
@@ -110,6 +153,9 @@ class Grant:
     cookies: dict[str, str] = field(default_factory=dict)
     cookie_path: str = "/"
     lifetime_seconds: int = 0
+    session_id: str | None = None
+    heartbeat_seconds: int | None = None
+    plan: str | None = None
 
     def to_public(self) -> dict[str, Any]:
         """The body of ``POST /api/videos/{id}/playback`` (docs/openapi.yaml ``Grant``)."""
@@ -122,6 +168,9 @@ class Grant:
         if self.cookies:
             body["cookies"] = dict(self.cookies)
             body["cookie_path"] = self.cookie_path
+        if self.session_id is not None:
+            body["session_id"] = self.session_id
+            body["heartbeat_seconds"] = self.heartbeat_seconds
         return body
 
 
@@ -188,10 +237,20 @@ class PlaybackRule:
                 return Decision(video, None)
         else:
             entitlement = self._entitlements.get(user_id)
+        return self.judge(video, entitlement, moment)
+
+    @staticmethod
+    def judge(video: Video, entitlement: Entitlement, moment: datetime) -> Decision:
+        """The rule itself, on a video and an entitlement already read."""
+        if _is_free(video):
+            return Decision(video, None)
         if entitlement.is_active(moment):
             return Decision(video, entitlement)
-        refusal = PremiumRequiredError(f"video {video_id} needs active premium")
+        refusal = PremiumRequiredError(f"video {video.video_id} needs active premium")
         return Decision(video, entitlement, refusal)
+
+    def now(self) -> datetime:
+        return self._clock()
 
 
 class Playback:
@@ -205,12 +264,15 @@ class Playback:
         *,
         ttl_seconds: int,
         clock: Callable[[], datetime] = _utc_now,
+        streams: StreamKeeper | None = None,
     ) -> None:
         if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be a positive whole number, got {ttl_seconds!r}")
         self.rule = PlaybackRule(entitlements, catalog, clock=clock)
         self._signer = signer
         self._ttl = ttl_seconds
+        self._catalog = catalog
+        self.streams = streams
 
     @property
     def ttl_seconds(self) -> int:
@@ -223,22 +285,32 @@ class Playback:
         now: datetime | None = None,
         *,
         requested: Format | None = None,
+        stream: StreamRequest | None = None,
     ) -> Grant:
         """A grant for ``principal`` to play ``video_id``, judged at ``now`` (default: the clock).
 
         ``requested`` picks the format; None means HLS when the video has it, else MP4.
+        With a stream store, ``stream`` opens a playback session (no ``session_id``)
+        or renews one (a heartbeat), and the grant carries the ``session_id``.
 
         :raises VideoNotFoundError: no published video has this id.
         :raises PremiumRequiredError: the video is premium and the entitlement is not active.
         :raises FormatUnavailableError: the video has no rendition in ``requested``.
+        :raises TooManyStreamsError: opening one more stream would pass the plan's limit.
+        :raises SessionEndedError: the renewed session is over.
         :raises DependencyUnavailableError: DynamoDB or the signer could not be used, or
             the catalog entry has nothing playable (no grant).
         """
         try:
-            decision = self.rule.decide(principal.user_id, video_id, now)
-            if decision.refusal is not None:
-                raise decision.refusal
-            grant = self._sign(decision.video, _pick_format(decision.video, requested))
+            if self.streams is None:
+                decision = self.rule.decide(principal.user_id, video_id, now)
+                if decision.refusal is not None:
+                    raise decision.refusal
+                grant = self._sign(decision.video, _pick_format(decision.video, requested))
+            else:
+                grant = self._authorize_stream(
+                    self.streams, principal, video_id, now, requested, stream or StreamRequest()
+                )
         except VidgateError as exc:
             self._log(principal, video_id, decision=exc.code, reason=type(exc).__name__)
             raise
@@ -249,8 +321,60 @@ class Playback:
             key_pair_id=grant.key_pair_id,
             expires_at=iso_utc(grant.expires_at),
             format=grant.format,
+            session=grant.session_id,
         )
         return grant
+
+    def _authorize_stream(
+        self,
+        streams: StreamKeeper,
+        principal: Principal,
+        video_id: str,
+        now: datetime | None,
+        requested: Format | None,
+        stream: StreamRequest,
+    ) -> Grant:
+        """The grant with its playback session: the read the rule needs also brings the
+        viewer's stream slots, then one conditional write opens or renews the session."""
+        moment = now if now is not None else self.rule.now()
+        renewing = stream.session_id is not None
+        read = streams.read_of(principal.user_id, history=renewing)
+        video = self._catalog.recent(video_id)
+        if video is None:
+            video, state = self._catalog.get_with(video_id, read)
+        else:
+            state = streams.get(principal.user_id, history=renewing)
+        decision = self.rule.judge(video, state.entitlement, moment)
+        if decision.refusal is not None:
+            raise decision.refusal
+        # Signed before the write: a signature that fails leaves no slot behind.
+        grant = self._sign(video, _pick_format(video, requested))
+        if stream.session_id is not None:
+            opened = streams.renew(
+                state,
+                stream.session_id,
+                video_id=video.video_id,
+                title=video.title,
+                beat=stream.beat,
+                now=moment,
+            )
+        else:
+            plan: Plan = "premium" if state.entitlement.is_active(moment) else "free"
+            opened = streams.open(
+                state,
+                video_id=video.video_id,
+                title=video.title,
+                device=stream.device,
+                plan=plan,
+                position=stream.beat.position,
+                now=moment,
+            )
+        return replace(
+            grant,
+            session_id=opened.session_id,
+            heartbeat_seconds=streams.heartbeat_seconds,
+            plan="premium" if state.entitlement.is_active(moment) else "free",
+        )
 
     def _sign(self, video: Video, media: Format) -> Grant:
         try:

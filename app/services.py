@@ -28,6 +28,7 @@ from app.signing import UrlSigner
 if TYPE_CHECKING:
     from app.auth.jwks import JwksCache
     from app.entitlements import EntitlementStore
+    from app.streams import StreamStore
     from app.user_pool import UserPool
     from app.users import UserDirectory
 
@@ -89,6 +90,20 @@ class Services:
         return EntitlementStore(self.dynamodb, self.settings.users_table, self.settings.audit_table)
 
     @cached_property
+    def streams(self) -> StreamStore:
+        """Playback sessions: stream slots per plan, heartbeats, resume positions."""
+        from app.streams import StreamStore
+
+        settings = self.settings
+        return StreamStore(
+            self.dynamodb,
+            settings.users_table,
+            settings.audit_table,
+            limits={"premium": settings.stream_limit_premium, "free": settings.stream_limit_free},
+            heartbeat_seconds=settings.heartbeat_seconds,
+        )
+
+    @cached_property
     def users(self) -> UserDirectory:
         from app.users import UserDirectory
 
@@ -146,4 +161,5 @@ class Services:
             self.catalog,
             self.signer,
             ttl_seconds=self.settings.url_ttl_seconds,
+            streams=self.streams,
         )

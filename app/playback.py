@@ -321,7 +321,7 @@ class Playback:
             key_pair_id=grant.key_pair_id,
             expires_at=iso_utc(grant.expires_at),
             format=grant.format,
-            session=grant.session_id,
+            **({"session": grant.session_id} if grant.session_id else {}),
         )
         return grant
 

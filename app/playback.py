@@ -81,6 +81,22 @@ class Signer(Protocol):
     def sign_folder(self, folder: str, entry_key: str, ttl_seconds: int) -> SignedFolder: ...
 
 
+class EventEmitter(Protocol):
+    """What :class:`app.viewing_events.ViewingEvents` offers: ``emit`` never raises or blocks."""
+
+    def emit(
+        self,
+        event_type: str,
+        *,
+        sub: str,
+        plan: str,
+        video_id: str | None = None,
+        video_tier: str | None = None,
+        session_id: str | None = None,
+        **measures: object,
+    ) -> bool: ...
+
+
 class StreamKeeper(Protocol):
     """What :class:`app.streams.StreamStore` offers the grant."""
 
@@ -155,7 +171,6 @@ class Grant:
     lifetime_seconds: int = 0
     session_id: str | None = None
     heartbeat_seconds: int | None = None
-    plan: str | None = None
 
     def to_public(self) -> dict[str, Any]:
         """The body of ``POST /api/videos/{id}/playback`` (docs/openapi.yaml ``Grant``)."""
@@ -265,6 +280,7 @@ class Playback:
         ttl_seconds: int,
         clock: Callable[[], datetime] = _utc_now,
         streams: StreamKeeper | None = None,
+        events: EventEmitter | None = None,
     ) -> None:
         if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be a positive whole number, got {ttl_seconds!r}")
@@ -273,6 +289,7 @@ class Playback:
         self._ttl = ttl_seconds
         self._catalog = catalog
         self.streams = streams
+        self.events = events
 
     @property
     def ttl_seconds(self) -> int:
@@ -344,36 +361,65 @@ class Playback:
             video, state = self._catalog.get_with(video_id, read)
         else:
             state = streams.get(principal.user_id, history=renewing)
-        decision = self.rule.judge(video, state.entitlement, moment)
-        if decision.refusal is not None:
-            raise decision.refusal
-        # Signed before the write: a signature that fails leaves no slot behind.
-        grant = self._sign(video, _pick_format(video, requested))
-        if stream.session_id is not None:
-            opened = streams.renew(
-                state,
-                stream.session_id,
-                video_id=video.video_id,
-                title=video.title,
-                beat=stream.beat,
-                now=moment,
-            )
-        else:
-            plan: Plan = "premium" if state.entitlement.is_active(moment) else "free"
-            opened = streams.open(
-                state,
-                video_id=video.video_id,
-                title=video.title,
-                device=stream.device,
-                plan=plan,
-                position=stream.beat.position,
-                now=moment,
-            )
+        plan: Plan = "premium" if state.entitlement.is_active(moment) else "free"
+        about = {
+            "sub": principal.user_id,
+            "plan": plan,
+            "video_id": video.video_id,
+            "video_tier": video.tier,
+        }
+        try:
+            decision = self.rule.judge(video, state.entitlement, moment)
+            if decision.refusal is not None:
+                raise decision.refusal
+            # Signed before the write: a signature that fails leaves no slot behind.
+            grant = self._sign(video, _pick_format(video, requested))
+            beat = stream.beat
+            if stream.session_id is not None:
+                opened = streams.renew(
+                    state,
+                    stream.session_id,
+                    video_id=video.video_id,
+                    title=video.title,
+                    beat=beat,
+                    now=moment,
+                )
+            else:
+                opened = streams.open(
+                    state,
+                    video_id=video.video_id,
+                    title=video.title,
+                    device=stream.device,
+                    plan=plan,
+                    position=beat.position,
+                    now=moment,
+                )
+        except VidgateError as exc:
+            if self.events is not None and exc.status < 500:
+                self.events.emit("refusal", **about, session_id=stream.session_id, reason=exc.code)
+            raise
+        if self.events is not None:
+            if stream.session_id is None:
+                self.events.emit(
+                    "grant", **about, session_id=opened.session_id, format=grant.format
+                )
+            else:
+                if beat.startup_ms is not None:
+                    self.events.emit(
+                        "start", **about, session_id=opened.session_id, startup_ms=beat.startup_ms
+                    )
+                self.events.emit(
+                    "heartbeat",
+                    **about,
+                    session_id=opened.session_id,
+                    format=grant.format,
+                    position_s=beat.position,
+                    rendition=beat.rendition,
+                    bitrate=beat.bitrate,
+                    stall_ms=beat.stall_ms,
+                )
         return replace(
-            grant,
-            session_id=opened.session_id,
-            heartbeat_seconds=streams.heartbeat_seconds,
-            plan="premium" if state.entitlement.is_active(moment) else "free",
+            grant, session_id=opened.session_id, heartbeat_seconds=streams.heartbeat_seconds
         )
 
     def _sign(self, video: Video, media: Format) -> Grant:

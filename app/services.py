@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from app.streams import StreamStore
     from app.user_pool import UserPool
     from app.users import UserDirectory
+    from app.viewing_events import ViewingEvents
 
 COGNITO_CLIENT_CONFIG = Config(
     # One retry only: a person is waiting, and the emulator answers operations
@@ -44,6 +45,9 @@ COGNITO_CLIENT_CONFIG = Config(
 
 class Services:
     """Process-wide collaborators, created on first use and then reused."""
+
+    viewing_events: ViewingEvents | None = None
+    """The viewing-events emitter grants and stream ends report to (None: none are sent)."""
 
     def __init__(self, settings: Settings, *, session: boto3.Session | None = None) -> None:
         self.settings = settings
@@ -162,4 +166,5 @@ class Services:
             self.signer,
             ttl_seconds=self.settings.url_ttl_seconds,
             streams=self.streams,
+            events=self.viewing_events,
         )

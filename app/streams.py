@@ -128,6 +128,7 @@ class Stream:
     last_seen_at: datetime
     expires_at: datetime
     position: float
+    plan: Plan = "free"
 
     def live(self, now: datetime) -> bool:
         return now < self.expires_at
@@ -306,6 +307,7 @@ class StreamStore:
                 "l": n(stamp),
                 "e": n(stamp + self.silence_seconds),
                 "p": _number(position),
+                "pl": s(plan),
             }
             names: dict[str, str] = {
                 "#id": "user_id",
@@ -411,6 +413,7 @@ class StreamStore:
             last_seen_at=_from_epoch(stamp),
             expires_at=_from_epoch(stamp + self.silence_seconds),
             position=beat.position,
+            plan=mine.plan,
         )
 
     def end(self, user_id: str, session_id: str, *, position: float | None = None) -> Stream:
@@ -564,6 +567,7 @@ def _stream_from_slot(session_id: str, slot: Mapping[str, Any]) -> Stream:
         last_seen_at=_from_epoch(int(num("l"))),
         expires_at=_from_epoch(int(num("e"))),
         position=num("p"),
+        plan="premium" if slot.get("pl", {}).get("S") == "premium" else "free",
     )
 
 

@@ -237,8 +237,25 @@ class ViewerApi:
         """Ends one of the viewer's own streams (a stopped player, or "end that stream")."""
         principal = self._principal(request)
         session_id = check_session_id(request.path_params["session_id"])
-        position = _number(request.json_object(), "position", _MAX_SECONDS)
+        body = request.json_object()
+        position = _number(body, "position", _MAX_SECONDS)
+        error = body.get("error")
+        if error is not None and not (
+            isinstance(error, str) and 0 < len(error) <= 64 and error.isprintable()
+        ):
+            raise BadRequestError("error must be a short code such as media_error")
         stream = self.services.streams.end(principal.user_id, session_id, position=position)
+        events = self.services.viewing_events
+        if events is not None:
+            about = {
+                "sub": principal.user_id,
+                "plan": stream.plan,
+                "video_id": stream.video_id,
+                "session_id": stream.session_id,
+            }
+            if error is not None:
+                events.emit("error", **about, reason=error, position_s=position)
+            events.emit("stop", **about, position_s=position)
         log.info(
             json.dumps(
                 {"event": "stream_ended", "user": principal.user_id, "session": stream.session_id}

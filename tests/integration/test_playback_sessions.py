@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from app.auth import Principal
 from app.catalog import Video, VideoCatalog
 from app.entitlements import EntitlementStore
+from app.errors import PremiumRequiredError
 from app.playback import Grant, Playback, StreamRequest
 from app.signing import UrlSigner
 from app.streams import (
@@ -32,6 +33,7 @@ from app.streams import (
     device_label,
 )
 from app.users import UserDirectory
+from app.viewing_events import RecordingSink, ViewingEvents
 from tests.integration.conftest import DdbTarget
 
 THREADS = 20
@@ -61,6 +63,7 @@ class World:
     streams: StreamStore
     playback: Playback
     entitlements: EntitlementStore
+    sink: RecordingSink
 
 
 def _video(video_id: str, tier: str) -> Video:
@@ -102,10 +105,17 @@ def _world(target: DdbTarget, *, premium: int = 2, free: int = 1) -> World:
     signer = UrlSigner(
         "KTESTKEY", ec.generate_private_key(ec.SECP256R1()), base_url="https://cdn.example"
     )
+    sink = RecordingSink()
     playback = Playback(
-        entitlements, catalog, signer, ttl_seconds=300, clock=clock, streams=streams
+        entitlements,
+        catalog,
+        signer,
+        ttl_seconds=300,
+        clock=clock,
+        streams=streams,
+        events=ViewingEvents(sink, b"k" * 32),
     )
-    return World(target, clock, streams, playback, entitlements)
+    return World(target, clock, streams, playback, entitlements, sink)
 
 
 def _principal(name: str) -> Principal:
@@ -279,3 +289,38 @@ def test_an_admin_ending_a_stream_writes_its_audit_record_in_the_same_transactio
         world.streams.end_by_admin("sub-carol", grant.session_id, actor="alice")
     records_after, _ = world.entitlements.list_audit("sub-carol", 10, None)
     assert len(records_after) == len(records)  # a refused end writes no record
+
+
+def test_grants_heartbeats_starts_and_refusals_become_viewing_events(
+    ddb_target: DdbTarget,
+) -> None:
+    world = _world(ddb_target)
+    grant = _grant(world, "bob", "free1")
+    world.clock.now += timedelta(seconds=HEARTBEAT)
+    _grant(
+        world,
+        "bob",
+        "free1",
+        session_id=grant.session_id,
+        beat=Heartbeat(
+            position=9.5, rendition="360p", bitrate=800_000, stall_ms=120.0, startup_ms=640.0
+        ),
+    )
+    with pytest.raises(TooManyStreamsError):
+        _grant(world, "bob", "free1")
+    with pytest.raises(PremiumRequiredError):
+        _grant(world, "bob", "prem1")
+    types = [record["type"] for record in world.sink.records]
+    assert types == ["grant", "start", "heartbeat", "refusal", "refusal"]
+    grant_event, start, beat, too_many, premium = world.sink.records
+    assert grant_event["session_id"] == grant.session_id and grant_event["plan"] == "free"
+    assert grant_event["video_tier"] == "free" and grant_event["user_pid"] != "sub-bob"
+    assert start["startup_ms"] == 640
+    assert (beat["position_s"], beat["rendition"], beat["bitrate"], beat["stall_ms"]) == (
+        9.5,
+        "360p",
+        800_000,
+        120,
+    )
+    assert too_many["reason"] == "too_many_streams"
+    assert premium["reason"] == "premium_required" and premium["video_tier"] == "premium"

@@ -115,6 +115,7 @@ class StreamKeeper(Protocol):
         device: str,
         plan: Plan,
         position: float = 0.0,
+        duration: float = 0.0,
         now: datetime | None = None,
     ) -> Stream: ...
 
@@ -392,6 +393,7 @@ class Playback:
                     device=stream.device,
                     plan=plan,
                     position=beat.position,
+                    duration=video.duration_seconds,
                     now=moment,
                 )
         except VidgateError as exc:

@@ -129,6 +129,7 @@ class Stream:
     expires_at: datetime
     position: float
     plan: Plan = "free"
+    duration: float = 0.0
 
     def live(self, now: datetime) -> bool:
         return now < self.expires_at
@@ -153,12 +154,19 @@ class WatchEntry:
     title: str
     position: float
     at: datetime
+    duration: float = 0.0
+
+    @property
+    def progress(self) -> float:
+        """How much of the video was watched, 0 to 1 (0 when the duration is unknown)."""
+        return min(1.0, self.position / self.duration) if self.duration > 0 else 0.0
 
     def to_public(self) -> dict[str, Any]:
         return {
             "video_id": self.video_id,
             "title": self.title,
             "position": self.position,
+            "duration": self.duration,
             "at": format_time(self.at),
         }
 
@@ -276,6 +284,7 @@ class StreamStore:
         device: str,
         plan: Plan,
         position: float = 0.0,
+        duration: float = 0.0,
         now: datetime | None = None,
     ) -> Stream:
         """Open a stream for ``state``'s viewer: one conditional UpdateItem when nobody races.
@@ -308,6 +317,7 @@ class StreamStore:
                 "e": n(stamp + self.silence_seconds),
                 "p": _number(position),
                 "pl": s(plan),
+                "du": _number(duration),
             }
             names: dict[str, str] = {
                 "#id": "user_id",
@@ -381,7 +391,7 @@ class StreamStore:
             ":now": n(stamp),
             ":exp": n(stamp + self.silence_seconds),
             ":pos": _number(beat.position),
-            ":entry": {"M": _watch_item(title, beat.position, stamp)},
+            ":entry": {"M": _watch_item(title, beat.position, stamp, mine.duration)},
         }
         update = "SET #st.#sid.#l = :now, #st.#sid.#e = :exp, #st.#sid.#pp = :pos, #w.#vid = :entry"
         names.update({"#l": "l", "#e": "e", "#pp": "p"})
@@ -414,6 +424,7 @@ class StreamStore:
             expires_at=_from_epoch(stamp + self.silence_seconds),
             position=beat.position,
             plan=mine.plan,
+            duration=mine.duration,
         )
 
     def end(self, user_id: str, session_id: str, *, position: float | None = None) -> Stream:
@@ -433,7 +444,9 @@ class StreamStore:
         update = "REMOVE #st.#sid"
         if position is not None:
             names.update({"#w": "watch", "#vid": mine.video_id})
-            values[":entry"] = {"M": _watch_item(mine.title, position, _epoch(moment))}
+            values[":entry"] = {
+                "M": _watch_item(mine.title, position, _epoch(moment), mine.duration)
+            }
             update = "SET #w.#vid = :entry " + update
         try:
             with unavailable_on_errors():
@@ -568,6 +581,7 @@ def _stream_from_slot(session_id: str, slot: Mapping[str, Any]) -> Stream:
         expires_at=_from_epoch(int(num("e"))),
         position=num("p"),
         plan="premium" if slot.get("pl", {}).get("S") == "premium" else "free",
+        duration=num("du"),
     )
 
 
@@ -575,13 +589,15 @@ def _watch_from_item(video_id: str, entry: Mapping[str, Any]) -> WatchEntry:
     try:
         position = float(entry.get("p", {}).get("N", "0"))
         at = int(entry.get("a", {}).get("N", "0"))
+        duration = float(entry.get("d", {}).get("N", "0"))
     except ValueError:
-        position, at = 0.0, 0
-    return WatchEntry(video_id, entry.get("t", {}).get("S", ""), position, _from_epoch(at))
+        position, at, duration = 0.0, 0, 0.0
+    title = entry.get("t", {}).get("S", "")
+    return WatchEntry(video_id, title, position, _from_epoch(at), duration)
 
 
-def _watch_item(title: str, position: float, stamp: int) -> Item:
-    return {"t": s(title[:200]), "p": _number(position), "a": n(stamp)}
+def _watch_item(title: str, position: float, stamp: int, duration: float) -> Item:
+    return {"t": s(title[:200]), "p": _number(position), "a": n(stamp), "d": _number(duration)}
 
 
 def _history_overflow(history: tuple[WatchEntry, ...], adding: str) -> list[WatchEntry]:

@@ -47,7 +47,7 @@ from app.errors import BadRequestError, DependencyUnavailableError, UserNotFound
 from app.http.router import Request, Response, Router, json_response
 from app.playback import Grant, Playback, StreamRequest, iso_utc
 from app.services import Services
-from app.streams import Heartbeat, check_session_id, device_label
+from app.streams import Heartbeat, Stream, check_session_id, device_label
 
 log = logging.getLogger("vidgate.http.viewer")
 logging.getLogger("vidgate").setLevel(logging.INFO)  # grants and refusals are the audit trail
@@ -127,6 +127,40 @@ def parse_stream_body(body: Mapping[str, Any], user_agent: str | None) -> Stream
         startup_ms=_number(body, "startup_ms", _MAX_MS),
     )
     return StreamRequest(session_id=session_id, beat=beat, device=device_label(user_agent))
+
+
+def end_stream_of(
+    services: Services,
+    user_id: str,
+    session_id: str,
+    *,
+    position: float | None = None,
+    error: object = None,
+) -> Stream:
+    """End ``user_id``'s own live stream, keep its position, report stop (and error) events.
+
+    :raises SessionNotFoundError: the viewer has no live stream with this id.
+    :raises BadRequestError: a malformed session id or error code.
+    """
+    check_session_id(session_id)
+    if error is not None and not (
+        isinstance(error, str) and 0 < len(error) <= 64 and error.isprintable()
+    ):
+        raise BadRequestError("error must be a short code such as media_error")
+    stream = services.streams.end(user_id, session_id, position=position)
+    log.info(json.dumps({"event": "stream_ended", "user": user_id, "session": session_id}))
+    events = services.viewing_events
+    if events is not None:
+        about = {
+            "sub": user_id,
+            "plan": stream.plan,
+            "video_id": stream.video_id,
+            "session_id": stream.session_id,
+        }
+        if error is not None:
+            events.emit("error", **about, reason=str(error), position_s=position)
+        events.emit("stop", **about, position_s=position)
+    return stream
 
 
 def grant_cookie_headers(grant: Grant, *, secure: bool) -> list[str]:
@@ -238,28 +272,12 @@ class ViewerApi:
         principal = self._principal(request)
         session_id = check_session_id(request.path_params["session_id"])
         body = request.json_object()
-        position = _number(body, "position", _MAX_SECONDS)
-        error = body.get("error")
-        if error is not None and not (
-            isinstance(error, str) and 0 < len(error) <= 64 and error.isprintable()
-        ):
-            raise BadRequestError("error must be a short code such as media_error")
-        stream = self.services.streams.end(principal.user_id, session_id, position=position)
-        events = self.services.viewing_events
-        if events is not None:
-            about = {
-                "sub": principal.user_id,
-                "plan": stream.plan,
-                "video_id": stream.video_id,
-                "session_id": stream.session_id,
-            }
-            if error is not None:
-                events.emit("error", **about, reason=error, position_s=position)
-            events.emit("stop", **about, position_s=position)
-        log.info(
-            json.dumps(
-                {"event": "stream_ended", "user": principal.user_id, "session": stream.session_id}
-            )
+        end_stream_of(
+            self.services,
+            principal.user_id,
+            session_id,
+            position=_number(body, "position", _MAX_SECONDS),
+            error=body.get("error"),
         )
         return Response(status=204)
 

@@ -600,18 +600,30 @@ def sign_out() -> Response | str:
 @blueprint.get("/account")
 @login_required
 def account() -> str:
+    return render_template(**account_page())
+
+
+def account_page(password_error: str | None = None) -> dict[str, Any]:
+    """The account page's template and values: plan, streams, history, password form."""
     user = current_user()
     assert user is not None
-    entitlement = web().services.entitlements.get(user.user_id)
+    services = web().services
+    state = services.streams.get(user.user_id, history=True)
+    entitlement = state.entitlement
     now = datetime.now(UTC)
-    return render_template(
-        "account.html",
-        user=user,
-        entitlement=entitlement,
-        premium_active=entitlement.is_active(now),
-        premium_until=(
+    plan = "premium" if entitlement.is_active(now) else "free"
+    return {
+        "template_name_or_list": "account.html",
+        "user": user,
+        "entitlement": entitlement,
+        "premium_active": entitlement.is_active(now),
+        "premium_until": (
             entitlement.premium_until.strftime("%d %B %Y, %H:%M UTC")
             if entitlement.premium_until
             else None
         ),
-    )
+        "streams": state.live(now),
+        "stream_limit": services.streams.limit_for(plan),
+        "history": state.history[:10],
+        "password_error": password_error,
+    }

@@ -611,7 +611,6 @@ def account_page(password_error: str | None = None) -> dict[str, Any]:
     state = services.streams.get(user.user_id, history=True)
     entitlement = state.entitlement
     now = datetime.now(UTC)
-    plan = "premium" if entitlement.is_active(now) else "free"
     return {
         "template_name_or_list": "account.html",
         "user": user,
@@ -623,7 +622,9 @@ def account_page(password_error: str | None = None) -> dict[str, Any]:
             else None
         ),
         "streams": state.live(now),
-        "stream_limit": services.streams.limit_for(plan),
+        "stream_limit": services.streams.limit_for(
+            "premium" if entitlement.is_active(now) else "free"
+        ),
         "history": state.history[:10],
         "password_error": password_error,
     }

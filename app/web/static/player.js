@@ -717,7 +717,7 @@
       if (!sessionId || !endUrl) {
         return;
       }
-      var form = new FormData();
+      var form = new URLSearchParams(); // urlencoded: a beacon's one CORS-safe form body
       form.append("csrf_token", csrfMeta ? csrfMeta.getAttribute("content") : "");
       form.append("session_id", sessionId);
       form.append("position", String(Math.round(position * 10) / 10));
@@ -782,7 +782,6 @@
             throw new Error("status " + response.status);
           }
           streamsEl.hidden = true; // ended (or already over): there is room for this one now
-          wantPlay = true;
           retry();
         })
         .catch(function () {

@@ -121,12 +121,12 @@ VARIABLES: dict[str, tuple[Need, bool, str]] = {
     "VIDGATE_STREAM_LIMIT_PREMIUM": (
         Need.TABLES,
         False,
-        f"concurrent streams of a premium viewer (1-20, default {STREAM_LIMIT_PREMIUM_DEFAULT})",
+        f"concurrent streams of a premium viewer (1-100, default {STREAM_LIMIT_PREMIUM_DEFAULT})",
     ),
     "VIDGATE_STREAM_LIMIT_FREE": (
         Need.TABLES,
         False,
-        f"concurrent streams of a free viewer (1-20, default {STREAM_LIMIT_FREE_DEFAULT})",
+        f"concurrent streams of a free viewer (1-100, default {STREAM_LIMIT_FREE_DEFAULT})",
     ),
     "VIDGATE_HEARTBEAT_SECONDS": (
         Need.TABLES,
@@ -237,8 +237,8 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
     if base_url and not _http_url(base_url):
         problems.append(f"VIDGATE_BASE_URL must be an http(s) URL, got {base_url!r}")
 
-    limit_premium = get_int("VIDGATE_STREAM_LIMIT_PREMIUM", STREAM_LIMIT_PREMIUM_DEFAULT, 1, 20)
-    limit_free = get_int("VIDGATE_STREAM_LIMIT_FREE", STREAM_LIMIT_FREE_DEFAULT, 1, 20)
+    limit_premium = get_int("VIDGATE_STREAM_LIMIT_PREMIUM", STREAM_LIMIT_PREMIUM_DEFAULT, 1, 100)
+    limit_free = get_int("VIDGATE_STREAM_LIMIT_FREE", STREAM_LIMIT_FREE_DEFAULT, 1, 100)
     heartbeat = get_int("VIDGATE_HEARTBEAT_SECONDS", HEARTBEAT_DEFAULT, 10, 600)
 
     local_triggers = get("VIDGATE_LOCAL_TRIGGERS")

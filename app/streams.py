@@ -40,7 +40,6 @@ from app.dynamo import (
     unavailable_on_errors,
     utc_now,
 )
-from app.entitlements import Entitlement, entitlement_from_item, validate_user_id
 from app.errors import (
     BadRequestError,
     DependencyUnavailableError,
@@ -51,6 +50,8 @@ from app.errors import (
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from app.entitlements import Entitlement
 
 Plan = Literal["premium", "free"]
 
@@ -102,6 +103,13 @@ class SessionNotFoundError(NotFoundError):
 
 class NoUserRecordError(ForbiddenError):
     """The viewer has no user record yet, so no stream can be opened for them."""
+
+
+def validate_user_id(user_id: object) -> str:
+    """:func:`app.entitlements.validate_user_id`, imported on first use (off the cold import)."""
+    from app.entitlements import validate_user_id as validate
+
+    return validate(user_id)
 
 
 def new_session_id() -> str:
@@ -541,6 +549,8 @@ class StreamStore:
 
 def state_from_item(user_id: str, item: Mapping[str, Any] | None) -> ViewerState:
     """The :class:`ViewerState` of a users-table item (None: no record)."""
+    from app.entitlements import Entitlement, entitlement_from_item
+
     if not item:
         entitlement = Entitlement(user_id=user_id, premium=False, premium_until=None, version=0)
         return ViewerState(user_id, False, entitlement, (), 0)

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.e2e.helpers import CHROMIUM, LAUNCH_ARGS, Visitor, open_visitor
 from tests.conftest import UNLIMITED_STREAMS
+from tests.e2e.helpers import CHROMIUM, LAUNCH_ARGS, Visitor, open_visitor
 from tests.stackproc import RunningStack, start_stack
 
 if TYPE_CHECKING:

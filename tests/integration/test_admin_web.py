@@ -168,6 +168,7 @@ WEB_ROUTES: list[tuple[str, str, dict[str, str]]] = [
     ("POST", "/admin/users/{bob}/grant", {"version": "{version}", "until": ""}),
     ("GET", "/admin/users/{bob}/revoke", {}),
     ("POST", "/admin/users/{bob}/revoke", {"version": "{version}", "confirm": "yes"}),
+    ("POST", "/admin/users/{bob}/streams/" + "0" * 32 + "/end", {}),
     ("GET", "/admin/audit", {}),
     ("GET", "/admin/users/{bob}/audit", {}),
     ("GET", "/admin/videos", {}),
@@ -180,18 +181,23 @@ API_ROUTES: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/api/admin/users", {}),
     ("PUT", "/api/admin/users/{bob}/premium", {"premium": True, "until": None}),
     ("GET", "/api/admin/audit", {}),
+    ("GET", "/api/admin/users/{bob}/streams", {}),
+    ("DELETE", "/api/admin/users/{bob}/streams/" + "0" * 32, {}),
 ]
 
 
 def test_the_refusal_tables_cover_every_admin_route() -> None:
     def rule_of(path: str) -> str:
         path = path.replace("{bob}", "<user_id>").replace(DEMO_FREE, "<video_id>")
-        return path
+        return path.replace("0" * 32, "<session_id>")
 
     assert {(m, rule_of(p)) for m, p, _ in WEB_ROUTES} == _routes_of_the_blueprint()
     # The API under /api/admin is the Lambda handler's own route table.
     api_routes = {(route.method, route.pattern) for route in AdminApi(None).router.routes}  # type: ignore[arg-type]
-    assert {(m, p.replace("{bob}", "{user_id}")) for m, p, _ in API_ROUTES} == api_routes
+    assert {
+        (m, p.replace("{bob}", "{user_id}").replace("0" * 32, "{session_id}"))
+        for m, p, _ in API_ROUTES
+    } == api_routes
 
 
 def _state(local: Local) -> tuple[Any, Any]:

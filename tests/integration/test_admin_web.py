@@ -585,3 +585,23 @@ def test_a_video_edit_with_an_empty_title_is_refused_on_the_form(local: Local) -
 
     assert answer.status_code == 400
     assert local.services.catalog.get_any(DEMO_FREE) == before
+
+
+def test_an_admin_sees_a_users_stream_and_ends_it_with_an_audit_record(local: Local) -> None:
+    opened = local.grant("bob", DEMO_FREE)
+    assert opened["status"] == 200, opened
+    session_id = opened["session_id"]
+    bob_id = local.user_id("bob")
+    carol = browser_for(local, "carol")
+    page = carol.get(f"{local.web}/admin/users/{bob_id}", timeout=10).text
+    row = row_of(page, "data-session-id", session_id)
+    assert "python-requests" in row
+    ended = carol.post(
+        f"{local.web}/admin/users/{bob_id}/streams/{session_id}/end",
+        data={"csrf_token": csrf_from(page)},
+        timeout=10,
+    )
+    assert ended.status_code == 200 and "Ended bob" in ended.text
+    assert session_id not in [s.session_id for s in local.services.streams.active(bob_id)]
+    records, _ = local.services.entitlements.list_audit(bob_id, 5, None)
+    assert (records[0].action, records[0].actor) == ("end_stream", "carol")

@@ -18,6 +18,9 @@ from urllib.parse import urlsplit
 
 from app.errors import ConfigurationError
 
+STREAM_LIMIT_PREMIUM_DEFAULT = 2
+STREAM_LIMIT_FREE_DEFAULT = 1
+HEARTBEAT_DEFAULT = 60
 URL_TTL_DEFAULT = 300
 URL_TTL_MAX = 3600
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024**3
@@ -95,6 +98,9 @@ class Settings:
     stripe_api_base: str = ""
     policy_file: str = ""
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    stream_limit_premium: int = STREAM_LIMIT_PREMIUM_DEFAULT
+    stream_limit_free: int = STREAM_LIMIT_FREE_DEFAULT
+    heartbeat_seconds: int = HEARTBEAT_DEFAULT
 
 
 # name -> (need, required, help). The README's configuration table mirrors this.
@@ -148,6 +154,22 @@ VARIABLES: dict[str, tuple[Need, bool, str]] = {
         Need.SIGNING,
         False,
         f"signed URL lifetime (default {URL_TTL_DEFAULT}, max {URL_TTL_MAX})",
+    ),
+    "VIDGATE_STREAM_LIMIT_PREMIUM": (
+        Need.TABLES,
+        False,
+        f"concurrent streams of a premium viewer (1-100, default {STREAM_LIMIT_PREMIUM_DEFAULT})",
+    ),
+    "VIDGATE_STREAM_LIMIT_FREE": (
+        Need.TABLES,
+        False,
+        f"concurrent streams of a free viewer (1-100, default {STREAM_LIMIT_FREE_DEFAULT})",
+    ),
+    "VIDGATE_HEARTBEAT_SECONDS": (
+        Need.TABLES,
+        False,
+        f"player heartbeat interval; a stream silent for two is over (10-600, default "
+        f"{HEARTBEAT_DEFAULT})",
     ),
     "VIDGATE_SECRET_KEY": (Need.WEB, True, "secret for the web app's CSRF tokens (32+ chars)"),
     "VIDGATE_BASE_URL": (Need.WEB, False, "public base URL of the web app (hosted-UI callback)"),
@@ -320,6 +342,10 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
     if base_url and not _http_url(base_url):
         problems.append(f"VIDGATE_BASE_URL must be an http(s) URL, got {base_url!r}")
 
+    limit_premium = get_int("VIDGATE_STREAM_LIMIT_PREMIUM", STREAM_LIMIT_PREMIUM_DEFAULT, 1, 100)
+    limit_free = get_int("VIDGATE_STREAM_LIMIT_FREE", STREAM_LIMIT_FREE_DEFAULT, 1, 100)
+    heartbeat = get_int("VIDGATE_HEARTBEAT_SECONDS", HEARTBEAT_DEFAULT, 10, 600)
+
     local_triggers = get("VIDGATE_LOCAL_TRIGGERS")
     if local_triggers not in ("", "0", "1"):
         problems.append(f"VIDGATE_LOCAL_TRIGGERS must be 0 or 1, got {local_triggers!r}")
@@ -390,4 +416,7 @@ def load_settings(env: Mapping[str, str], needs: set[Need] | frozenset[Need]) ->
         stripe_api_base=stripe_api_base.rstrip("/"),
         policy_file=get("VIDGATE_POLICY_FILE"),
         max_upload_bytes=max_upload,
+        stream_limit_premium=limit_premium,
+        stream_limit_free=limit_free,
+        heartbeat_seconds=heartbeat,
     )

@@ -51,7 +51,7 @@ from app.tables import AUDIT_ALL_INDEX
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-AuditAction = Literal["grant", "revoke", "update"]
+AuditAction = Literal["grant", "revoke", "update", "end_stream"]
 
 # "#" never occurs in a Cognito sub; keys with it are the directory's own items (app.users).
 _USER_ID = re.compile(r"^[^\x00-\x1f\x7f#]{1,128}$")
@@ -539,7 +539,7 @@ def _audit_from_item(item: Mapping[str, Any]) -> AuditRecord:
         user_id=get_s(item, "user_id") or "",
         event_id=get_s(item, "event_id") or "",
         actor=get_s(item, "actor") or "",
-        action=action if action in ("grant", "revoke", "update") else "update",  # type: ignore[arg-type]
+        action=action if action in ("grant", "revoke", "update", "end_stream") else "update",  # type: ignore[arg-type]
         premium_before=get_bool(item, "premium_before"),
         premium_after=get_bool(item, "premium_after"),
         until_before=get_time(item, "until_before"),

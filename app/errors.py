@@ -16,6 +16,10 @@ class VidgateError(Exception):
     status = 400
     code = "bad_request"
 
+    def details(self) -> dict[str, Any]:
+        """Fields of the error body besides ``error`` and ``message`` (none by default)."""
+        return {}
+
 
 class BadRequestError(VidgateError):
     """The input is malformed (body, path, query)."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -41,6 +41,7 @@ from app.errors import (
     VidgateError,
 )
 from app.signing import object_key_to_path
+from app.streams import Heartbeat, Plan, Stream, ViewerState
 
 if TYPE_CHECKING:
     from app.auth import Principal
@@ -86,6 +87,65 @@ class Signer(Protocol):
     def sign_folder(self, folder: str, entry_key: str, ttl_seconds: int) -> SignedFolder: ...
 
 
+class EventEmitter(Protocol):
+    """What :class:`app.viewing_events.ViewingEvents` offers: ``emit`` never raises or blocks."""
+
+    def emit(
+        self,
+        event_type: str,
+        *,
+        sub: str,
+        plan: str,
+        video_id: str | None = None,
+        video_tier: str | None = None,
+        session_id: str | None = None,
+        **measures: object,
+    ) -> bool: ...
+
+
+class StreamKeeper(Protocol):
+    """What :class:`app.streams.StreamStore` offers the grant."""
+
+    heartbeat_seconds: int
+
+    def read_of(self, user_id: str, *, history: bool = False) -> KeyRead[ViewerState]: ...
+
+    def get(self, user_id: str, *, history: bool = False) -> ViewerState: ...
+
+    def open(
+        self,
+        state: ViewerState,
+        *,
+        video_id: str,
+        title: str,
+        device: str,
+        plan: Plan,
+        position: float = 0.0,
+        duration: float = 0.0,
+        now: datetime | None = None,
+    ) -> Stream: ...
+
+    def renew(
+        self,
+        state: ViewerState,
+        session_id: str,
+        *,
+        video_id: str,
+        title: str,
+        beat: Heartbeat,
+        now: datetime | None = None,
+    ) -> Stream: ...
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    """What a playback request says about its stream: new (no ``session_id``) or a renewal."""
+
+    session_id: str | None = None
+    beat: Heartbeat = field(default_factory=Heartbeat)
+    device: str = "Unknown device"
+
+
 class SigningFailedError(DependencyUnavailableError):
     """The signer refused the video's object key: the catalog entry cannot be served (no grant)."""
 
@@ -116,6 +176,8 @@ class Grant:
     cookies: dict[str, str] = field(default_factory=dict)
     cookie_path: str = "/"
     lifetime_seconds: int = 0
+    session_id: str | None = None
+    heartbeat_seconds: int | None = None
 
     def to_public(self) -> dict[str, Any]:
         """The body of ``POST /api/videos/{id}/playback`` (docs/openapi.yaml ``Grant``)."""
@@ -128,6 +190,9 @@ class Grant:
         if self.cookies:
             body["cookies"] = dict(self.cookies)
             body["cookie_path"] = self.cookie_path
+        if self.session_id is not None:
+            body["session_id"] = self.session_id
+            body["heartbeat_seconds"] = self.heartbeat_seconds
         return body
 
 
@@ -196,6 +261,13 @@ class PlaybackRule:
                 return Decision(video, None, basis="free")
         else:
             entitlement = self._entitlements.get(user_id)
+        return self.judge(video, entitlement, moment)
+
+    @staticmethod
+    def judge(video: Video, entitlement: Entitlement, moment: datetime) -> Decision:
+        """The rule itself, on a video and an entitlement already read."""
+        if _is_free(video):
+            return Decision(video, None, basis="free")
         if entitlement.premium_active(moment):
             return Decision(video, entitlement, basis="premium")
         # Bought or rented through Stripe: read with the entitlement, no further trip.
@@ -206,8 +278,11 @@ class PlaybackRule:
             return Decision(
                 video, entitlement, basis="rental", starts_rental=paid.needs_start(moment)
             )
-        refusal = PremiumRequiredError(f"video {video_id} needs active premium")
+        refusal = PremiumRequiredError(f"video {video.video_id} needs active premium")
         return Decision(video, entitlement, refusal)
+
+    def now(self) -> datetime:
+        return self._clock()
 
 
 class Playback:
@@ -222,6 +297,8 @@ class Playback:
         ttl_seconds: int,
         clock: Callable[[], datetime] = _utc_now,
         rentals: RentalStarter | None = None,
+        streams: StreamKeeper | None = None,
+        events: EventEmitter | None = None,
     ) -> None:
         if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be a positive whole number, got {ttl_seconds!r}")
@@ -230,6 +307,9 @@ class Playback:
         self._ttl = ttl_seconds
         self._rentals = rentals
         self._clock = clock
+        self._catalog = catalog
+        self.streams = streams
+        self.events = events
 
     @property
     def ttl_seconds(self) -> int:
@@ -242,24 +322,34 @@ class Playback:
         now: datetime | None = None,
         *,
         requested: Format | None = None,
+        stream: StreamRequest | None = None,
     ) -> Grant:
         """A grant for ``principal`` to play ``video_id``, judged at ``now`` (default: the clock).
 
         ``requested`` picks the format; None means HLS when the video has it, else MP4.
+        With a stream store, ``stream`` opens a playback session (no ``session_id``)
+        or renews one (a heartbeat), and the grant carries the ``session_id``.
 
         :raises VideoNotFoundError: no published video has this id.
         :raises PremiumRequiredError: the video is premium and the entitlement is not active.
         :raises FormatUnavailableError: the video has no rendition in ``requested``.
+        :raises TooManyStreamsError: opening one more stream would pass the plan's limit.
+        :raises SessionEndedError: the renewed session is over.
         :raises DependencyUnavailableError: DynamoDB or the signer could not be used, or
             the catalog entry has nothing playable (no grant).
         """
         try:
-            decision = self.rule.decide(principal.user_id, video_id, now)
-            if decision.refusal is not None:
-                raise decision.refusal
-            if decision.starts_rental and decision.entitlement is not None:
-                self._start_rental(decision, now)
-            grant = self._sign(decision.video, _pick_format(decision.video, requested))
+            if self.streams is None:
+                decision = self.rule.decide(principal.user_id, video_id, now)
+                if decision.refusal is not None:
+                    raise decision.refusal
+                if decision.starts_rental and decision.entitlement is not None:
+                    self._start_rental(decision, now)
+                grant = self._sign(decision.video, _pick_format(decision.video, requested))
+            else:
+                grant = self._authorize_stream(
+                    self.streams, principal, video_id, now, requested, stream or StreamRequest()
+                )
         except VidgateError as exc:
             self._log(principal, video_id, decision=exc.code, reason=type(exc).__name__)
             raise
@@ -270,6 +360,7 @@ class Playback:
             key_pair_id=grant.key_pair_id,
             expires_at=iso_utc(grant.expires_at),
             format=grant.format,
+            **({"session": grant.session_id} if grant.session_id else {}),
         )
         return grant
 
@@ -309,6 +400,89 @@ class Playback:
             format=grant.format,
         )
         return grant
+
+    def _authorize_stream(
+        self,
+        streams: StreamKeeper,
+        principal: Principal,
+        video_id: str,
+        now: datetime | None,
+        requested: Format | None,
+        stream: StreamRequest,
+    ) -> Grant:
+        """The grant with its playback session: the read the rule needs also brings the
+        viewer's stream slots, then one conditional write opens or renews the session."""
+        moment = now if now is not None else self.rule.now()
+        renewing = stream.session_id is not None
+        read = streams.read_of(principal.user_id, history=renewing)
+        video = self._catalog.recent(video_id)
+        if video is None:
+            video, state = self._catalog.get_with(video_id, read)
+        else:
+            state = streams.get(principal.user_id, history=renewing)
+        plan: Plan = "premium" if state.entitlement.premium_active(moment) else "free"
+        about = {
+            "sub": principal.user_id,
+            "plan": plan,
+            "video_id": video.video_id,
+            "video_tier": video.tier,
+        }
+        try:
+            decision = self.rule.judge(video, state.entitlement, moment)
+            if decision.refusal is not None:
+                raise decision.refusal
+            if decision.starts_rental and decision.entitlement is not None:
+                self._start_rental(decision, moment)
+            # Signed before the write: a signature that fails leaves no slot behind.
+            grant = self._sign(video, _pick_format(video, requested))
+            beat = stream.beat
+            if stream.session_id is not None:
+                opened = streams.renew(
+                    state,
+                    stream.session_id,
+                    video_id=video.video_id,
+                    title=video.title,
+                    beat=beat,
+                    now=moment,
+                )
+            else:
+                opened = streams.open(
+                    state,
+                    video_id=video.video_id,
+                    title=video.title,
+                    device=stream.device,
+                    plan=plan,
+                    position=beat.position,
+                    duration=video.duration_seconds,
+                    now=moment,
+                )
+        except VidgateError as exc:
+            if self.events is not None and exc.status < 500:
+                self.events.emit("refusal", **about, session_id=stream.session_id, reason=exc.code)
+            raise
+        if self.events is not None:
+            if stream.session_id is None:
+                self.events.emit(
+                    "grant", **about, session_id=opened.session_id, format=grant.format
+                )
+            else:
+                if beat.startup_ms is not None:
+                    self.events.emit(
+                        "start", **about, session_id=opened.session_id, startup_ms=beat.startup_ms
+                    )
+                self.events.emit(
+                    "heartbeat",
+                    **about,
+                    session_id=opened.session_id,
+                    format=grant.format,
+                    position_s=beat.position,
+                    rendition=beat.rendition,
+                    bitrate=beat.bitrate,
+                    stall_ms=beat.stall_ms,
+                )
+        return replace(
+            grant, session_id=opened.session_id, heartbeat_seconds=streams.heartbeat_seconds
+        )
 
     def _sign(self, video: Video, media: Format) -> Grant:
         try:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from app.job_events import JobEvents
     from app.previews import PreviewLog
     from app.purchases import RentalClock, StripeEventProcessor
+    from app.streams import StreamStore
     from app.user_pool import UserPool
     from app.users import UserDirectory
     from app.viewing_events import ViewingEvents
@@ -68,6 +69,8 @@ def mediaconvert_client_config() -> Config:
 
 class Services:
     """Process-wide collaborators, created on first use and then reused."""
+
+    """The viewing-events emitter grants and stream ends report to (None: none are sent)."""
 
     def __init__(self, settings: Settings, *, session: boto3.Session | None = None) -> None:
         self.settings = settings
@@ -112,6 +115,20 @@ class Services:
         from app.entitlements import EntitlementStore
 
         return EntitlementStore(self.dynamodb, self.settings.users_table, self.settings.audit_table)
+
+    @cached_property
+    def streams(self) -> StreamStore:
+        """Playback sessions: stream slots per plan, heartbeats, resume positions."""
+        from app.streams import StreamStore
+
+        settings = self.settings
+        return StreamStore(
+            self.dynamodb,
+            settings.users_table,
+            settings.audit_table,
+            limits={"premium": settings.stream_limit_premium, "free": settings.stream_limit_free},
+            heartbeat_seconds=settings.heartbeat_seconds,
+        )
 
     @cached_property
     def users(self) -> UserDirectory:
@@ -222,6 +239,8 @@ class Services:
             self.signer,
             ttl_seconds=self.settings.url_ttl_seconds,
             rentals=self.rental_clock,
+            streams=self.streams,
+            events=self.viewing_events,
         )
 
     @cached_property

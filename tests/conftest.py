@@ -49,10 +49,18 @@ def boto_session(aws_env: dict[str, str]) -> boto3.Session:
     return boto3.Session(region_name=aws_env["AWS_REGION"])
 
 
+UNLIMITED_STREAMS = ("--stream-limit-free", "100", "--stream-limit-premium", "100")
+"""``vidgate dev`` options for stacks whose tests are not about stream limits."""
+
+
 @pytest.fixture(scope="session")
 def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """``vidgate dev`` running as a child process for the whole session."""
-    stack = start_stack(tmp_path_factory.mktemp("dev-stack"))
+    """``vidgate dev`` running as a child process for the whole session.
+
+    Its tests open many players per user without closing them: the stream limits are
+    raised here and tested on a stack of their own (tests/e2e/test_stream_limits.py).
+    """
+    stack = start_stack(tmp_path_factory.mktemp("dev-stack"), *UNLIMITED_STREAMS)
     yield stack
     stack.stop()
 

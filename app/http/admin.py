@@ -8,6 +8,8 @@ the admin routes of the HTTP API (docs/openapi.yaml)::
         {"premium": bool, "until": ISO-8601 | null}  → 200 new state · 409 stale (+ current)
                                                        · 412 weak/foreign tags only
     GET /api/admin/audit?user_id&limit&cursor        → {items, next_cursor}, newest first
+    GET /api/admin/users/{user_id}/streams           → {items}: the user's live streams
+    DELETE /api/admin/users/{user_id}/streams/{session_id} → 204, audited (one transaction)
 
 Every route wants a Cognito access token (``Authorization: Bearer``) whose
 ``cognito:groups`` holds ``admin``, of a user Cognito still lists in that group
@@ -33,7 +35,7 @@ from typing import Any
 from app.auth import Principal, extract_bearer
 from app.config import Need, load_settings
 from app.dynamo import parse_limit
-from app.entitlements import Entitlement, parse_until
+from app.entitlements import Entitlement, parse_until, validate_user_id
 from app.errors import ForbiddenError, VersionConflictError
 from app.http.params import parse_if_match
 from app.http.router import (
@@ -45,6 +47,7 @@ from app.http.router import (
     json_response,
 )
 from app.services import Services
+from app.streams import check_session_id
 from app.user_pool import ADMIN_GROUP
 
 log = logging.getLogger("vidgate.http.admin")
@@ -94,6 +97,10 @@ class AdminApi:
         self.router.add("GET", "/api/admin/users", self.list_users)
         self.router.add("PUT", "/api/admin/users/{user_id}/premium", self.set_premium)
         self.router.add("GET", "/api/admin/audit", self.list_audit)
+        self.router.add("GET", "/api/admin/users/{user_id}/streams", self.list_streams)
+        self.router.add(
+            "DELETE", "/api/admin/users/{user_id}/streams/{session_id}", self.end_stream
+        )
 
     def __call__(self, event: object, context: object = None) -> dict[str, Any]:
         return self.router.handle(event)
@@ -175,6 +182,30 @@ class AdminApi:
             )
         )
         return json_response(state.to_dict(), etag=_etag(state.version))
+
+    def list_streams(self, request: Request) -> Response:
+        self._admin(request)
+        user_id = validate_user_id(request.path_params["user_id"])
+        streams = self.services.streams.active(user_id)
+        return json_response({"items": [stream.to_public() for stream in streams]})
+
+    def end_stream(self, request: Request) -> Response:
+        admin = self._admin(request)
+        user_id = validate_user_id(request.path_params["user_id"])
+        session_id = check_session_id(request.path_params["session_id"])
+        stream = self.services.streams.end_by_admin(user_id, session_id, actor=admin.username)
+        log.info(
+            json.dumps(
+                {
+                    "event": "stream_ended_by_admin",
+                    "user_id": user_id,
+                    "session": stream.session_id,
+                    "actor": admin.username,
+                    "request_id": request.request_id,
+                }
+            )
+        )
+        return Response(status=204)
 
     def list_audit(self, request: Request) -> Response:
         self._admin(request)

@@ -154,7 +154,8 @@ def json_response(body: Any, status: int = 200, **headers: str) -> Response:
 def error_response(exc: VidgateError) -> Response:
     """The one mapping from a domain error to HTTP: status, stable code, safe message."""
     message = _PUBLIC_MESSAGES.get(exc.status) or str(exc) or exc.code.replace("_", " ")
-    response = Response(status=exc.status, body={"error": exc.code, "message": message})
+    body = {"error": exc.code, "message": message, **exc.details()}
+    response = Response(status=exc.status, body=body)
     if isinstance(exc, MethodNotAllowedError):
         response.headers["allow"] = ", ".join(exc.allowed)
     if exc.status == 401:

@@ -4,8 +4,13 @@ One handler answers API Gateway HTTP API events (payload format 2.0) for
 the viewer routes of the HTTP API (docs/openapi.yaml)::
 
     POST /api/videos/{id}/playback   Bearer access token, body {} or {"format": "hls"|"mp4"}
-                                     → {url, expires_at, content_type, format[, cookies,
-                                        cookie_path]} (+ Set-Cookie CloudFront-* for HLS)
+                                     opens a stream; {"session_id", "position", …} renews it
+                                     (the heartbeat) → {url, expires_at, content_type, format,
+                                     session_id, heartbeat_seconds[, cookies, cookie_path]}
+                                     (+ Set-Cookie CloudFront-* for HLS) · 409 too_many_streams
+                                     (with active) / session_ended
+    DELETE /api/playback-sessions/{session_id}   Bearer → 204: ends one of the viewer's streams
+    GET  /api/me/streams             Bearer → {items}: the viewer's live streams
     GET  /api/videos?limit&cursor[&q&category&sort]
                                      anyone → {items, next_cursor} (app.search)
     GET  /api/videos/{id}            anyone → item
@@ -48,9 +53,10 @@ from app.errors import (
 from app.http.router import Request, Response, Router, json_response
 from app.metrics import PROCESS as PROCESS_METRICS
 from app.metrics import PlaybackMetrics
-from app.playback import Grant, Playback, iso_utc
+from app.playback import Grant, Playback, StreamRequest, iso_utc
 from app.search import parse_query
 from app.services import Services
+from app.streams import Heartbeat, Stream, check_session_id, device_label
 
 log = logging.getLogger("vidgate.http.viewer")
 logging.getLogger("vidgate").setLevel(logging.INFO)  # grants and refusals are the audit trail
@@ -63,8 +69,13 @@ SIGNER_RETRY_SECONDS = 10.0
 """After the signing key failed to load, how long grants answer 503 before it is tried again."""
 
 
-GRANT_FIELDS = frozenset({"format"})
+GRANT_FIELDS = frozenset(
+    {"format", "session_id", "position", "rendition", "bitrate", "stall_ms", "startup_ms"}
+)
 """The fields a playback request body may have; any other is a 400."""
+HEARTBEAT_FIELDS = GRANT_FIELDS - {"format", "session_id"}
+_MAX_SECONDS = 7 * 24 * 3600.0
+_MAX_MS = 3600 * 1000.0
 
 
 class SignerUnavailableError(DependencyUnavailableError):
@@ -78,13 +89,87 @@ def parse_grant_body(body: Mapping[str, Any]) -> Format | None:
     """
     unknown = sorted(set(body) - GRANT_FIELDS)
     if unknown:
-        raise BadRequestError(f"unknown field(s) {', '.join(unknown)[:200]}; allowed: format")
+        raise BadRequestError(
+            f"unknown field(s) {', '.join(unknown)[:200]}; "
+            f"allowed: {', '.join(sorted(GRANT_FIELDS))}"
+        )
     if "format" not in body:
         return None
     wanted = body["format"]
     if not isinstance(wanted, str) or wanted not in FORMATS:
         raise BadRequestError('format must be "hls" or "mp4"')
     return "hls" if wanted == "hls" else "mp4"
+
+
+def _number(body: Mapping[str, Any], name: str, top: float) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= top:
+        raise BadRequestError(f"{name} must be a number from 0 to {top:g}")
+    return float(value)
+
+
+def parse_stream_body(body: Mapping[str, Any], user_agent: str | None) -> StreamRequest:
+    """The stream part of a playback request: a new stream, or a renewal's heartbeat.
+
+    :raises BadRequestError: a malformed session id or measure, or a heartbeat
+        field without a ``session_id``.
+    """
+    session_id = body.get("session_id")
+    if session_id is None:
+        if HEARTBEAT_FIELDS & set(body) - {"position"}:
+            raise BadRequestError("heartbeat fields need the session_id of the stream")
+    else:
+        session_id = check_session_id(session_id)
+    rendition = body.get("rendition")
+    if rendition is not None and not (
+        isinstance(rendition, str) and 0 < len(rendition) <= 32 and rendition.isprintable()
+    ):
+        raise BadRequestError("rendition must be a short label such as 720p")
+    bitrate = _number(body, "bitrate", 1e9)
+    beat = Heartbeat(
+        position=_number(body, "position", _MAX_SECONDS) or 0.0,
+        rendition=rendition,
+        bitrate=int(bitrate) if bitrate is not None else None,
+        stall_ms=_number(body, "stall_ms", _MAX_MS),
+        startup_ms=_number(body, "startup_ms", _MAX_MS),
+    )
+    return StreamRequest(session_id=session_id, beat=beat, device=device_label(user_agent))
+
+
+def end_stream_of(
+    services: Services,
+    user_id: str,
+    session_id: str,
+    *,
+    position: float | None = None,
+    error: object = None,
+) -> Stream:
+    """End ``user_id``'s own live stream, keep its position, report stop (and error) events.
+
+    :raises SessionNotFoundError: the viewer has no live stream with this id.
+    :raises BadRequestError: a malformed session id or error code.
+    """
+    check_session_id(session_id)
+    if error is not None and not (
+        isinstance(error, str) and 0 < len(error) <= 64 and error.isprintable()
+    ):
+        raise BadRequestError("error must be a short code such as media_error")
+    stream = services.streams.end(user_id, session_id, position=position)
+    log.info(json.dumps({"event": "stream_ended", "user": user_id, "session": session_id}))
+    events = services.viewing_events
+    if events is not None:
+        about = {
+            "sub": user_id,
+            "plan": stream.plan,
+            "video_id": stream.video_id,
+            "session_id": stream.session_id,
+        }
+        if error is not None:
+            events.emit("error", **about, reason=str(error), position_s=position)
+        events.emit("stop", **about, position_s=position)
+    return stream
 
 
 def grant_cookie_headers(grant: Grant, *, secure: bool) -> list[str]:
@@ -132,6 +217,8 @@ class ViewerApi:
         self.router.add("GET", "/api/videos", self.list_videos)
         self.router.add("GET", "/api/videos/{id}", self.get_video)
         self.router.add("GET", "/api/me", self.me)
+        self.router.add("GET", "/api/me/streams", self.my_streams)
+        self.router.add("DELETE", "/api/playback-sessions/{session_id}", self.end_stream)
 
     def __call__(self, event: object, context: object = None) -> dict[str, Any]:
         return self.router.handle(event)
@@ -194,13 +281,33 @@ class ViewerApi:
         # A renewal names the stream it continues (playback sessions); anything else opens one.
         renewal = body.get("session_id") is not None
         requested = parse_grant_body(body)
+        stream = parse_stream_body(body, request.header("user-agent"))
         grant = self._decider().authorize(
-            principal, request.path_params["id"], self._clock(), requested=requested
+            principal, request.path_params["id"], self._clock(), requested=requested, stream=stream
         )
         response = json_response(grant.to_public())
         secure = self.services.settings.cdn_url.startswith("https://")
         response.cookies = grant_cookie_headers(grant, secure=secure)
         return response, renewal
+
+    def my_streams(self, request: Request) -> Response:
+        principal = self._principal(request)
+        streams = self.services.streams.active(principal.user_id)
+        return json_response({"items": [stream.to_public() for stream in streams]})
+
+    def end_stream(self, request: Request) -> Response:
+        """Ends one of the viewer's own streams (a stopped player, or "end that stream")."""
+        principal = self._principal(request)
+        session_id = check_session_id(request.path_params["session_id"])
+        body = request.json_object()
+        end_stream_of(
+            self.services,
+            principal.user_id,
+            session_id,
+            position=_number(body, "position", _MAX_SECONDS),
+            error=body.get("error"),
+        )
+        return Response(status=204)
 
     def list_videos(self, request: Request) -> Response:
         limit = parse_limit(request.query.get("limit"), DEFAULT_PAGE_SIZE)

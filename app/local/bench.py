@@ -58,6 +58,7 @@ from app.local.streambench import DEFAULT_RUNS, DEFAULT_THROTTLE_BPS, run_stream
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = (
     "grant",
+    "sessions",
     "cold",
     "imports",
     "load",
@@ -126,6 +127,8 @@ class Case:
             site_url="http://127.0.0.1:9",
             secret_key="b" * 48,
             url_ttl_seconds=None,
+            # Each case keeps a stream open; the cases of both key types share alice.
+            stream_settings={"VIDGATE_STREAM_LIMIT_PREMIUM": "100"},
         )
         os.environ.update(env)
         self.services = Services(load_settings(os.environ, NEEDS))
@@ -144,7 +147,12 @@ class Case:
         self.handler = make_handler(self.services)
         self.token = sign_in(self.services.cognito_idp, state)
         self.user_id = json.loads(_b64url(self.token.split(".")[1]))["sub"]
+        # Every grant here renews one stream (a heartbeat): fresh grants would meet the
+        # plan's stream limit. Opening streams is measured in app/local/bench_sessions.py.
+        opened = self.handler(playback_event(self.token), None)
+        session_id = json.loads(opened["body"])["session_id"]
         self.event = playback_event(self.token)
+        self.event["body"] = json.dumps({"session_id": session_id, "position": 1.0})
         header_b64, payload_b64, sig_b64 = self.token.split(".")
         self.signing_input = f"{header_b64}.{payload_b64}".encode()
         self.jwt_signature = _b64url(sig_b64)
@@ -401,6 +409,12 @@ def main(argv: list[str] | None = None) -> None:
                 lines = cold_start(state, emulator.endpoint, args.cold_runs, Path(tmp) / "pyc")
                 for line in lines:
                     print(line, flush=True)
+    if "sessions" in sections:  # playback sessions: app/local/bench_sessions.py
+        print(
+            *__import__("app.local.bench_sessions").local.bench_sessions.run_sessions(args.rounds),
+            sep="\n",
+            flush=True,
+        )
     if "imports" in sections:
         for line in cold_imports(args.cold_runs):
             print(line, flush=True)

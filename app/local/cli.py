@@ -58,6 +58,12 @@ def add_dev(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="SECONDS",
         help="signed URL lifetime (default 300)",
     )
+    for flag, help_text in (
+        ("--stream-limit-free", "concurrent streams of a free viewer (default 1)"),
+        ("--stream-limit-premium", "concurrent streams of a premium viewer (default 2)"),
+        ("--heartbeat", "player heartbeat seconds; silent for two = stream over (default 60)"),
+    ):
+        dev.add_argument(flag, type=int, default=None, metavar="N", help=help_text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +76,15 @@ def run(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         key_algorithm=args.key_algorithm,
         url_ttl_seconds=args.url_ttl,
+        stream_settings={
+            name: str(value)
+            for name, value in (
+                ("VIDGATE_STREAM_LIMIT_FREE", args.stream_limit_free),
+                ("VIDGATE_STREAM_LIMIT_PREMIUM", args.stream_limit_premium),
+                ("VIDGATE_HEARTBEAT_SECONDS", args.heartbeat),
+            )
+            if value is not None
+        },
     )
     try:
         return run_dev(options)

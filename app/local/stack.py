@@ -23,8 +23,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,8 @@ class DevOptions:
     state_dir: Path = Path(".vidgate")
     key_algorithm: KeyAlgorithm = DEFAULT_KEY_ALGORITHM
     url_ttl_seconds: int | None = None
+    stream_settings: Mapping[str, str] = field(default_factory=dict)
+    """Playback-session variables (stream limits, heartbeat) for the app, as given."""
 
 
 def check_ports(options: DevOptions) -> None:
@@ -105,6 +107,7 @@ def app_environment(
     site_url: str,
     secret_key: str,
     url_ttl_seconds: int | None,
+    stream_settings: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment the app reads (app.config), as the SAM template would set it.
 
@@ -139,6 +142,7 @@ def app_environment(
         env["VIDGATE_INGEST_QUEUE_URL"] = state.queues["ingest"]
     if url_ttl_seconds is not None:
         env["VIDGATE_URL_TTL_SECONDS"] = str(url_ttl_seconds)
+    env.update(stream_settings or {})
     return env
 
 
@@ -252,6 +256,7 @@ class DevStack:
                 site_url=self.site_url,
                 secret_key=_secret_key(state_dir),
                 url_ttl_seconds=opts.url_ttl_seconds,
+                stream_settings=opts.stream_settings,
             )
             self._start_stripe(session, state)
             os.environ.update(self.environment)

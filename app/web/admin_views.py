@@ -43,6 +43,7 @@ from app.errors import (
     VersionConflictError,
 )
 from app.search import fold
+from app.streams import SessionNotFoundError
 from app.users import UserRecord
 from app.web.auth_views import safe_next
 from app.web.context import current_services
@@ -230,6 +231,7 @@ def _user_page(
             until_is_date=not until_value or _is_whole_day(until_value),
             http_status=status,
             now=now,
+            streams=services.streams.active(record.user_id),
         ),
         status,
     )
@@ -358,6 +360,21 @@ def users() -> str:
 @admin_required
 def user(user_id: str) -> tuple[str, int]:
     return _user_page(current_services().users.get(user_id))
+
+
+@blueprint.post("/users/<user_id>/streams/<session_id>/end")
+@admin_required
+def end_stream(user_id: str, session_id: str) -> Response:
+    """End one of the user's streams; the audit record is written in the same transaction."""
+    services = current_services()
+    record = services.users.get(user_id)
+    try:
+        stream = services.streams.end_by_admin(record.user_id, session_id, actor=_actor())
+    except SessionNotFoundError:
+        flash("That stream had already ended.", "info")
+    else:
+        flash(f"Ended {record.username}'s stream on {stream.device} ({stream.title}).", "success")
+    return redirect(url_for("admin.user", user_id=record.user_id))
 
 
 @blueprint.post("/users/<user_id>/grant")

@@ -611,20 +611,32 @@ def sign_out() -> Response | str:
 @blueprint.get("/account")
 @login_required
 def account() -> str:
+    return render_template(**account_page())
+
+
+def account_page(password_error: str | None = None) -> dict[str, Any]:
+    """The account page's template and values: plan, streams, history, password form."""
     user = current_user()
     assert user is not None
-    entitlement = web().services.entitlements.get(user.user_id)
+    services = web().services
+    state = services.streams.get(user.user_id, history=True)
+    entitlement = state.entitlement
     now = datetime.now(UTC)
-    return render_template(
-        "account.html",
-        user=user,
-        entitlement=entitlement,
-        premium_active=entitlement.premium_active(now),
-        premium_until=(
+    premium = entitlement.premium_active(now)
+    return {
+        "template_name_or_list": "account.html",
+        "user": user,
+        "entitlement": entitlement,
+        "premium_active": premium,
+        "premium_until": (
             entitlement.premium_until.strftime("%d %B %Y, %H:%M UTC")
             if entitlement.premium_until
             else None
         ),
         # The UTC text above is what shows without script; static/localtime.js shows this.
-        premium_until_at=entitlement.premium_until,
-    )
+        "premium_until_at": entitlement.premium_until,
+        "streams": state.live(now),
+        "stream_limit": services.streams.limit_for("premium" if premium else "free"),
+        "history": state.history[:10],
+        "password_error": password_error,
+    }

@@ -89,6 +89,13 @@ class PasswordPolicyError(CognitoError):
     )
 
 
+class WrongPasswordError(CognitoError):
+    """A password change named a current password that is not right."""
+
+    code = "wrong_password"
+    friendly = "Your current password is not right. Nothing was changed."
+
+
 class CodeMismatchError(CognitoError):
     code = "code_mismatch"
     friendly = "That code is not right. Check the e-mail we sent and try again."
@@ -455,6 +462,20 @@ class CognitoClient:
             Username=username,
             ConfirmationCode=code,
             Password=new_password,
+        )
+
+    def change_password(self, access_token: str, previous: str, proposed: str) -> None:
+        """``ChangePassword`` with the viewer's own access token.
+
+        :raises WrongPasswordError: the current password is not right.
+        :raises PasswordPolicyError: the new password is too weak.
+        """
+        self._call(
+            "change_password",
+            {"NotAuthorizedException": WrongPasswordError},
+            AccessToken=access_token,
+            PreviousPassword=previous,
+            ProposedPassword=proposed,
         )
 
     def sign_out(self, refresh_token: str | None, access_token: str | None) -> str:

@@ -117,6 +117,45 @@ def _next_video(services: Services, video_id: str) -> dict[str, str] | None:
     return {"id": following.video_id, "title": following.title}
 
 
+RESUME_MIN_SECONDS = 3.0
+"""A position this close to either end starts the video from the beginning."""
+CONTINUE_WATCHING_MAX = 6
+
+
+def _resume_at(services: Services, user_id: str, video: Video) -> float | None:
+    """Where the viewer left ``video`` on any device, if that is worth resuming from."""
+    try:
+        entry = services.streams.get(user_id, history=True).position_of(video.video_id)
+    except DependencyUnavailableError:
+        return None  # an offer, not the page: the video still plays from the start
+    if entry is None or entry.position < RESUME_MIN_SECONDS:
+        return None
+    if video.duration_seconds and entry.position > video.duration_seconds - RESUME_MIN_SECONDS:
+        return None
+    return entry.position
+
+
+def _continue_watching(services: Services) -> list[dict[str, Any]]:
+    """The signed-in viewer's unfinished videos, most recent first, with their progress."""
+    user = current_user()
+    if user is None:
+        return []
+    try:
+        history = services.streams.get(user.user_id, history=True).history
+    except DependencyUnavailableError:
+        return []
+    return [
+        {
+            "id": entry.video_id,
+            "title": entry.title or entry.video_id,
+            "progress": entry.progress,
+            "left_at": format_duration(entry.position),
+        }
+        for entry in history
+        if entry.position >= RESUME_MIN_SECONDS and entry.progress < 0.95
+    ][:CONTINUE_WATCHING_MAX]
+
+
 # --------------------------------------------------------------------------- pages
 
 
@@ -126,7 +165,7 @@ def _plays_premium(services: Services) -> bool:
     if user is None:
         return False
     try:
-        return services.users.get(user.user_id).entitlement.is_active(_now())
+        return services.users.get(user.user_id).entitlement.premium_active(_now())
     except UserNotFoundError:
         return False  # signed in, no record yet: the free plan
 
@@ -162,6 +201,7 @@ def catalog() -> str:
     }
     return render_template(
         "catalog.html",
+        continue_watching=_continue_watching(services) if cursor is None else [],
         videos=[
             {**_card(video, cdn_url), "locked": video.tier == "premium" and not premium}
             for video in videos
@@ -211,7 +251,12 @@ def watch(video_id: str) -> str:
             video_tier=decision.video.tier,
         )
         return render_template("upsell.html", video=card, lapsed_on=lapsed)
-    return render_template("watch.html", video=card, next_video=_next_video(services, video_id))
+    return render_template(
+        "watch.html",
+        video=card,
+        next_video=_next_video(services, video_id),
+        resume_at=_resume_at(services, user.user_id, decision.video),
+    )
 
 
 @blueprint.post("/watch/<video_id>/grant")

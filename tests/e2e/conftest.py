@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.conftest import UNLIMITED_STREAMS
 from tests.e2e.helpers import CHROMIUM, LAUNCH_ARGS, Visitor, open_visitor
 from tests.stackproc import RunningStack, start_stack
 
@@ -70,7 +71,9 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="session")
 def short_ttl_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     """``vidgate dev --url-ttl 6``: signed URLs live 6 s, so the player renews every few."""
-    stack = start_stack(tmp_path_factory.mktemp("e2e-short-ttl"), "--url-ttl", SHORT_URL_TTL)
+    stack = start_stack(
+        tmp_path_factory.mktemp("e2e-short-ttl"), "--url-ttl", SHORT_URL_TTL, *UNLIMITED_STREAMS
+    )
     yield stack
     stack.stop()
 

@@ -174,7 +174,14 @@ def test_an_emulator_outage_grants_nothing_and_grants_resume_when_it_is_back(
         assert body["url"].startswith(world.env["VIDGATE_CDN_URL"])
         resumed = web_grant(browser, csrf)
         assert resumed.status_code == 200, resumed.text
-        assert set(resumed.get_json()) == {"url", "expires_at", "content_type", "format"}
+        assert set(resumed.get_json()) == {
+            "url",
+            "expires_at",
+            "content_type",
+            "format",
+            "session_id",
+            "heartbeat_seconds",
+        }
     finally:
         for emulator in emulators:
             emulator.stop()

@@ -91,6 +91,9 @@ class World:
             "VIDGATE_KEY_PAIR_ID": KEY_PAIR_ID,
             "VIDGATE_SECRET_KEY": "fuzz-and-fault-secret-key-" + "k" * 32,
             "VIDGATE_BASE_URL": "http://localhost",
+            # Fuzzing and faults open many streams per user; the limits have their own tests.
+            "VIDGATE_STREAM_LIMIT_FREE": "100",
+            "VIDGATE_STREAM_LIMIT_PREMIUM": "100",
         }
 
     @property

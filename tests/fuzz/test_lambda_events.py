@@ -73,6 +73,8 @@ KNOWN_CODES = frozenset(
         "payload_too_large",
         "precondition_required",
         "precondition_failed",
+        "too_many_streams",
+        "session_ended",
     }
 )
 NOBODY = "fuzz-nobody-0000"

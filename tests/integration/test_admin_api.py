@@ -153,13 +153,22 @@ ROUTES = [
     ("PUT", "/api/admin/users/no-such-user/premium", "", {"premium": True, "until": None}),
     ("GET", "/api/admin/audit", "", None),
     ("GET", "/api/admin/audit", "user_id={user_id}", None),
+    ("GET", "/api/admin/users/{user_id}/streams", "", None),
+    ("DELETE", "/api/admin/users/{user_id}/streams/" + "0" * 32, "", None),
 ]
 
 
 def test_the_refusal_table_covers_every_route_of_the_handler(stack: Stack) -> None:
     routes = {(route.method, route.pattern) for route in stack.handler.router.routes}
     covered = {
-        (method, "/api/admin/users/{user_id}/premium" if "premium" in path else path)
+        (
+            method,
+            "/api/admin/users/{user_id}/premium"
+            if "premium" in path
+            else "/api/admin/users/{user_id}/streams/{session_id}"
+            if "/streams/" in path
+            else path,
+        )
         for method, path, _, _ in ROUTES
     }
     assert routes == covered

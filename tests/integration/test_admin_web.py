@@ -174,6 +174,7 @@ WEB_ROUTES: list[tuple[str, str, dict[str, str]]] = [
     ("POST", "/admin/users/{bob}/grant", {"version": "{version}", "until": ""}),
     ("GET", "/admin/users/{bob}/revoke", {}),
     ("POST", "/admin/users/{bob}/revoke", {"version": "{version}", "confirm": "yes"}),
+    ("POST", "/admin/users/{bob}/streams/" + "0" * 32 + "/end", {}),
     ("GET", "/admin/audit", {}),
     ("GET", "/admin/users/{bob}/audit", {}),
     ("GET", "/admin/videos", {}),
@@ -187,18 +188,23 @@ API_ROUTES: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/api/admin/users", {}),
     ("PUT", "/api/admin/users/{bob}/premium", {"premium": True, "until": None}),
     ("GET", "/api/admin/audit", {}),
+    ("GET", "/api/admin/users/{bob}/streams", {}),
+    ("DELETE", "/api/admin/users/{bob}/streams/" + "0" * 32, {}),
 ]
 
 
 def test_the_refusal_tables_cover_every_admin_route() -> None:
     def rule_of(path: str) -> str:
         path = path.replace("{bob}", "<user_id>").replace(DEMO_FREE, "<video_id>")
-        return path
+        return path.replace("0" * 32, "<session_id>")
 
     assert {(m, rule_of(p)) for m, p, _ in WEB_ROUTES} == _routes_of_the_blueprint()
     # The API under /api/admin is the Lambda handler's own route table.
     api_routes = {(route.method, route.pattern) for route in AdminApi(None).router.routes}  # type: ignore[arg-type]
-    assert {(m, p.replace("{bob}", "{user_id}")) for m, p, _ in API_ROUTES} == api_routes
+    assert {
+        (m, p.replace("{bob}", "{user_id}").replace("0" * 32, "{session_id}"))
+        for m, p, _ in API_ROUTES
+    } == api_routes
 
 
 def _state(local: Local) -> tuple[Any, Any]:
@@ -596,3 +602,23 @@ def test_a_video_edit_with_an_empty_title_is_refused_on_the_form(local: Local) -
 
     assert answer.status_code == 400
     assert local.services.catalog.get_any(DEMO_FREE) == before
+
+
+def test_an_admin_sees_a_users_stream_and_ends_it_with_an_audit_record(local: Local) -> None:
+    opened = local.grant("bob", DEMO_FREE)
+    assert opened["status"] == 200, opened
+    session_id = opened["session_id"]
+    bob_id = local.user_id("bob")
+    carol = browser_for(local, "carol")
+    page = carol.get(f"{local.web}/admin/users/{bob_id}", timeout=10).text
+    row = row_of(page, "data-session-id", session_id)
+    assert "python-requests" in row
+    ended = carol.post(
+        f"{local.web}/admin/users/{bob_id}/streams/{session_id}/end",
+        data={"csrf_token": csrf_from(page)},
+        timeout=10,
+    )
+    assert ended.status_code == 200 and "Ended bob" in ended.text
+    assert session_id not in [s.session_id for s in local.services.streams.active(bob_id)]
+    records, _ = local.services.entitlements.list_audit(bob_id, 5, None)
+    assert (records[0].action, records[0].actor) == ("end_stream", "carol")

@@ -312,7 +312,14 @@ def test_a_grant_through_flask_is_the_handlers_grant_and_the_edge_serves_it(stac
     assert response.headers["content-type"] == "application/json"
     assert response.headers["cache-control"] == "no-store"
     grant = response.get_json()
-    assert set(grant) == {"url", "expires_at", "content_type", "format"}
+    assert set(grant) == {
+        "url",
+        "expires_at",
+        "content_type",
+        "format",
+        "session_id",
+        "heartbeat_seconds",
+    }
     fetched = requests.get(grant["url"], timeout=10)
     assert fetched.content == OBJECTS[f"videos/{FREE}/clip.mp4"]
 

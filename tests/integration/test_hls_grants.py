@@ -55,7 +55,15 @@ VIDEO_A = "hls-a"  # premium
 VIDEO_B = "hls-b"  # free
 HLS_CONTENT_TYPE = "application/vnd.apple.mpegurl"
 TIMEOUT = 10
-GRANT_KEYS = {"url", "expires_at", "content_type", "format", "cookies", "cookie_path"}
+SESSION_KEYS = {"session_id", "heartbeat_seconds"}
+GRANT_KEYS = {
+    "url",
+    "expires_at",
+    "content_type",
+    "format",
+    "cookies",
+    "cookie_path",
+} | SESSION_KEYS
 CLOUDFRONT_COOKIES = (
     "CloudFront-Policy",
     "CloudFront-Signature",
@@ -182,6 +190,9 @@ def stack(
         "VIDGATE_KEY_PAIR_ID": KEY_PAIR_ID,
         "VIDGATE_SECRET_KEY": "hls-grant-test-secret-" + "k" * 32,
         "VIDGATE_BASE_URL": "http://localhost",
+        # These tests open many streams per user; the limits have their own tests.
+        "VIDGATE_STREAM_LIMIT_FREE": "100",
+        "VIDGATE_STREAM_LIMIT_PREMIUM": "100",
     }
     settings = load_settings(env, WEB_NEEDS)
     services = Services(settings, session=boto_session)
@@ -347,7 +358,7 @@ def test_asking_for_mp4_gives_the_progressive_fallback_with_no_cookies(stack: St
 
     assert result["statusCode"] == 200, result
     body = json.loads(result["body"])
-    assert set(body) == {"url", "expires_at", "content_type", "format"}
+    assert set(body) == {"url", "expires_at", "content_type", "format"} | SESSION_KEYS
     assert (body["format"], body["content_type"]) == ("mp4", "video/mp4")
     assert set_cookies(result) == []
     ranged = requests.get(body["url"], headers={"Range": "bytes=4-11"}, timeout=TIMEOUT)

@@ -142,6 +142,10 @@ def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
         "VIDGATE_CDN_URL": edge.url,
         "VIDGATE_SIGNING_KEY_SECRET": secret_id,
         "VIDGATE_KEY_PAIR_ID": KEY_PAIR_ID,
+        # These tests open many streams per user; the limits have their own tests
+        # (test_playback_sessions.py, e2e/test_stream_limits.py).
+        "VIDGATE_STREAM_LIMIT_FREE": "100",
+        "VIDGATE_STREAM_LIMIT_PREMIUM": "100",
     }
     settings = load_settings(env, NEEDS)
     handler = make_handler(Services(settings, session=boto_session))
@@ -230,7 +234,14 @@ def test_a_free_video_is_granted_and_the_edge_serves_its_bytes(stack: Stack) -> 
 
     assert result["statusCode"] == 200, result
     grant = body(result)
-    assert set(grant) == {"url", "expires_at", "content_type", "format"}
+    assert set(grant) == {
+        "url",
+        "expires_at",
+        "content_type",
+        "format",
+        "session_id",
+        "heartbeat_seconds",
+    }
     assert grant["content_type"] == "video/mp4"
     assert grant["url"].startswith(f"{stack.edge.url}/videos/{FREE}/clip.mp4?")
     fetched = requests.get(grant["url"], timeout=10)
@@ -419,9 +430,10 @@ def test_a_catalog_change_in_another_process_stops_grants_here_within_a_second(
             admin.catalog.remove(video_id)
 
 
-def test_a_grant_costs_at_most_one_dynamodb_call(stack: Stack) -> None:
-    """A video not read in the last second comes with the entitlement in one BatchGetItem;
-    then a premium grant reads only the entitlement, a free one nothing."""
+def test_a_grant_costs_one_dynamodb_read_and_one_conditional_write(stack: Stack) -> None:
+    """A video not read in the last second comes with the viewer's item (entitlement and
+    stream slots) in one BatchGetItem, then only that item is read; one conditional
+    UpdateItem opens the stream (docs/playback-sessions.md)."""
     services = Services(stack.settings, session=stack.session)
     # A clock that stands still: the catalog's copies do not run out during the test.
     services.catalog = VideoCatalog(
@@ -439,7 +451,16 @@ def test_a_grant_costs_at_most_one_dynamodb_call(stack: Stack) -> None:
     answers = [viewer(event)["statusCode"] for event in (free, premium, free, premium)]
 
     assert answers == [200, 200, 200, 200]
-    assert calls == ["BatchGetItem", "BatchGetItem", "GetItem"]
+    assert calls == [
+        "BatchGetItem",
+        "UpdateItem",
+        "BatchGetItem",
+        "UpdateItem",
+        "GetItem",
+        "UpdateItem",
+        "GetItem",
+        "UpdateItem",
+    ]
 
 
 # --- failing closed ---------------------------------------------------------------

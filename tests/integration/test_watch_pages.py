@@ -33,7 +33,7 @@ from tests.stackproc import RunningStack
 pytestmark = pytest.mark.integration
 
 DEMO_TIERS = {"free-sampler": "free", "premium-aurora": "premium", "premium-mandelbrot": "premium"}
-GRANT_KEYS = {"url", "expires_at", "content_type", "format"}
+GRANT_KEYS = {"url", "expires_at", "content_type", "format", "session_id", "heartbeat_seconds"}
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 TRACEBACK_MARKERS = ("Traceback", 'File "', "BadRequestError", "werkzeug", "botocore")
 TIMEOUT = 15

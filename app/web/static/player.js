@@ -63,8 +63,9 @@
     premium_required: "Your premium access has ended — playback stopped.",
     unauthorized: "Your session has ended — playback stopped. Please sign in again.",
     not_found: "This video is no longer available — playback stopped.",
-    too_many_streams: "You are already watching on as many screens as your plan allows — stop one to watch here.",
+    too_many_streams: "You are already watching on as many screens as your plan allows — end one of them to watch here.",
     session_ended: "This stream was ended (on another screen or by an administrator) — playback stopped.",
+    end_failed: "That stream could not be ended. Reload the page and try again.",
     csrf: "This page has expired — playback stopped. Please reload the page (you may need to sign in again).",
     unavailable: "The video service is temporarily unavailable. Please try again in a moment.",
     media: "The video could not be played. Please reload the page to try again.",
@@ -124,6 +125,12 @@
     var captionsText = $("player-captions-text");
     var csrfMeta = document.querySelector('meta[name="csrf-token"]');
     var grantUrl = root.getAttribute("data-grant-url");
+    var endUrl = root.getAttribute("data-end-url");
+    var endStreamUrl = root.getAttribute("data-end-stream-url");
+    var resumeAt = parseFloat(root.getAttribute("data-resume") || "0") || 0;
+    var resumeEl = $("player-resume");
+    var streamsEl = $("player-streams");
+    var streamsList = $("player-streams-list");
     var workerUrl = root.getAttribute("data-hls-worker");
 
     var HlsLib = typeof window.Hls === "function" ? window.Hls : null;
@@ -155,6 +162,12 @@
     var seekDragging = false; // the seek bar's thumb is being dragged: do not move it under the pointer
     var renewedOn403 = false; // a refused segment already asked for fresh cookies
     var grantAppliedAt = 0; // performance.now() when the newest grant (cookies) took effect
+    var heartbeatMs = 0; // the server's heartbeat interval (a renewal at least this often)
+    var playRequestedAt = 0; // performance.now() of the first play request (startup time)
+    var startupMs = -1; // play request -> first frame; reported once, on the next heartbeat
+    var startupSent = false;
+    var waitingSince = 0; // performance.now() when playback stalled (0: not stalled)
+    var stallMs = 0; // stalled time since the last heartbeat
 
     // ------------------------------------------------------------------ display
 
@@ -210,6 +223,23 @@
       if (sessionId) {
         body.session_id = sessionId; // a renewal is the stream's heartbeat
         body.position = Math.round(position * 10) / 10;
+        var level = hls && hls.levels && playingLevel >= 0 ? hls.levels[playingLevel] : null;
+        if (level) {
+          body.rendition = levelName(level);
+          if (level.bitrate > 0) {
+            body.bitrate = Math.round(level.bitrate);
+          }
+        }
+        var stalled = stallMs + (waitingSince ? performance.now() - waitingSince : 0);
+        body.stall_ms = Math.round(stalled);
+        stallMs = 0;
+        if (waitingSince) {
+          waitingSince = performance.now();
+        }
+        if (startupMs >= 0 && !startupSent) {
+          body.startup_ms = Math.round(startupMs);
+          startupSent = true;
+        }
       }
       return JSON.stringify(body);
     }
@@ -245,7 +275,8 @@
               return { ok: true, grant: body, skewMs: clockSkew(response, receivedAt) };
             }
             var code = body && typeof body.error === "string" ? body.error : "";
-            return { ok: false, status: response.status, code: code };
+            var active = body && Array.isArray(body.active) ? body.active : [];
+            return { ok: false, status: response.status, code: code, active: active };
           });
         })
         .catch(function () {
@@ -306,6 +337,7 @@
         return inflight;
       }
       clearTimeout(retryTimer);
+      var wasStale = stale && sessionId !== null;
       return requestGrant().then(function (result) {
         if (halted) {
           return;
@@ -316,6 +348,14 @@
           return;
         }
         var reason = reasonOf(result);
+        if (reason === "session_ended" && wasStale) {
+          sessionId = null; // paused past two heartbeats: this play starts a new stream
+          obtain(kind, resume);
+          return;
+        }
+        if (reason === "too_many_streams") {
+          showStreams(result.active);
+        }
         if (reason === "unavailable" && retries < RETRY_DELAYS_MS.length) {
           setStatus(MESSAGES.retrying, "info");
           retryTimer = setTimeout(function () {
@@ -336,6 +376,10 @@
       root.setAttribute("data-expires-at", grant.expires_at);
       if (typeof grant.session_id === "string" && grant.session_id) {
         sessionId = grant.session_id;
+        root.setAttribute("data-session-id", sessionId);
+      }
+      if (typeof grant.heartbeat_seconds === "number" && grant.heartbeat_seconds > 0) {
+        heartbeatMs = grant.heartbeat_seconds * 1000;
       }
       stale = false;
       var format = formatOf(grant);
@@ -344,7 +388,11 @@
         return;
       }
       if (kind === "first") {
-        attach(format, grant.url, null);
+        attach(format, grant.url, resumeAt > 0 ? { time: resumeAt, play: false } : null);
+        if (resumeAt > 0) {
+          setPosition(resumeAt);
+          showResume();
+        }
         setState("ready");
         setStatus(wantPlay ? MESSAGES.loading : MESSAGES.ready, "info");
         playButton.disabled = false;
@@ -381,6 +429,9 @@
       clearTimeout(renewTimer);
       var remaining = expiresAtMs - Date.now();
       var delay = Math.min(remaining * RENEW_AT_FRACTION, remaining - RENEW_MARGIN_MS);
+      if (heartbeatMs > 0) {
+        delay = Math.min(delay, heartbeatMs); // renewals are the stream's heartbeats
+      }
       renewTimer = setTimeout(renewalDue, Math.max(MIN_RENEW_DELAY_MS, delay));
     }
 
@@ -600,6 +651,12 @@
 
     function play() {
       wantPlay = true;
+      if (!playRequestedAt) {
+        playRequestedAt = performance.now();
+      }
+      if (resumeEl) {
+        resumeEl.hidden = true;
+      }
       var promise = video.play();
       if (promise && typeof promise.catch === "function") {
         promise.catch(function (error) {
@@ -655,7 +712,88 @@
       obtain("recovery", null);
     }
 
+    // The stream is over for this page: tell the server now (a beacon survives page close).
+    function endStream(errorCode) {
+      if (!sessionId || !endUrl) {
+        return;
+      }
+      var form = new URLSearchParams(); // urlencoded: a beacon's one CORS-safe form body
+      form.append("csrf_token", csrfMeta ? csrfMeta.getAttribute("content") : "");
+      form.append("session_id", sessionId);
+      form.append("position", String(Math.round(position * 10) / 10));
+      if (errorCode) {
+        form.append("error", errorCode);
+      }
+      sessionId = null;
+      root.setAttribute("data-session-id", "");
+      if (!(navigator.sendBeacon && navigator.sendBeacon(endUrl, form))) {
+        fetch(endUrl, { method: "POST", body: form, credentials: "same-origin", keepalive: true });
+      }
+    }
+
+    function showResume() {
+      if (!resumeEl) {
+        return;
+      }
+      $("player-resume-at").textContent = formatTime(resumeAt);
+      resumeEl.hidden = false;
+    }
+
+    function showStreams(active) {
+      if (!streamsEl || !streamsList) {
+        return;
+      }
+      streamsList.textContent = "";
+      active.forEach(function (stream) {
+        var item = document.createElement("li");
+        item.className = "player-stream";
+        item.setAttribute("data-session-id", stream.session_id);
+        var started = new Date(stream.started_at);
+        item.textContent =
+          (stream.device || "A device") + " — " + (stream.title || stream.video_id) +
+          ", since " + started.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) + " ";
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "player-action player-end-stream";
+        button.textContent = "End that stream";
+        button.addEventListener("click", function () {
+          endOther(stream.session_id, button);
+        });
+        item.appendChild(button);
+        streamsList.appendChild(item);
+      });
+      streamsEl.hidden = active.length === 0;
+    }
+
+    function endOther(otherId, button) {
+      button.disabled = true;
+      fetch(endStreamUrl.replace("SESSION", encodeURIComponent(otherId)), {
+        method: "POST",
+        headers: {
+          "Accept": "application/json",
+          "X-CSRF-Token": csrfMeta ? csrfMeta.getAttribute("content") : ""
+        },
+        credentials: "same-origin",
+        cache: "no-store",
+        redirect: "error"
+      })
+        .then(function (response) {
+          if (!response.ok && response.status !== 404) {
+            throw new Error("status " + response.status);
+          }
+          streamsEl.hidden = true; // ended (or already over): there is room for this one now
+          retry();
+        })
+        .catch(function () {
+          button.disabled = false;
+          setStatus(MESSAGES.end_failed, "error");
+        });
+    }
+
     function halt(reason) {
+      if (reason !== "session_ended" && reason !== "too_many_streams") {
+        endStream(reason === "media" || reason === "refused" ? reason : null);
+      }
       halted = true;
       wantPlay = false;
       swap = null;
@@ -1441,6 +1579,9 @@
     }
     video.addEventListener("waiting", function () {
       setBuffering(true);
+      if (startupMs >= 0 && !waitingSince && !swap) {
+        waitingSince = performance.now(); // a stall after the start (seeks count too)
+      }
     });
     ["playing", "pause", "seeked", "ended", "emptied"].forEach(function (name) {
       video.addEventListener(name, function () {
@@ -1448,6 +1589,14 @@
       });
     });
     video.addEventListener("playing", function () {
+      if (startupMs < 0 && playRequestedAt) {
+        startupMs = performance.now() - playRequestedAt;
+        root.setAttribute("data-startup-ms", String(Math.round(startupMs)));
+      }
+      if (waitingSince) {
+        stallMs += performance.now() - waitingSince;
+        waitingSince = 0;
+      }
       if (!swap) {
         setState("playing");
         setStatus("", "info");
@@ -1467,6 +1616,8 @@
       setState("paused");
     });
     video.addEventListener("ended", function () {
+      endStream(null); // watched to the end: the stream is over; playing again opens a new one
+      stale = true;
       wantPlay = false;
       setState("ended");
       setStatus(MESSAGES.ended, "info");
@@ -1511,6 +1662,32 @@
     captionsButton.addEventListener("click", toggleCaptions);
     pipButton.addEventListener("click", togglePip);
     fullscreenButton.addEventListener("click", toggleFullscreen);
+
+    window.addEventListener("pagehide", function () {
+      endStream(null);
+    });
+    window.addEventListener("pageshow", function (event) {
+      if (event.persisted) {
+        stale = true; // back from the page cache: the old stream was ended; open a new one
+      }
+    });
+    var startOver = $("player-start-over");
+    if (startOver) {
+      startOver.addEventListener("click", function () {
+        resumeAt = 0;
+        resumeEl.hidden = true;
+        if (swap) {
+          swap.time = 0;
+        }
+        if (duration()) {
+          seekTo(0);
+        } else if (hls) {
+          hls.stopLoad(); // not loaded yet: load from the beginning instead
+          hls.startLoad(0);
+        }
+        setPosition(0);
+      });
+    }
 
     video.controls = false; // one set of controls: ours (they also work in fullscreen)
     root.classList.add("has-controls");

@@ -661,3 +661,8 @@ from app.web.admin_uploads import blueprint as _uploads  # noqa: E402  # after t
 
 # Adding videos, captions and posters: /admin/videos/new, /admin/uploads/..., /admin/videos/<id>/...
 blueprint.register_blueprint(_uploads)
+
+from app.web.admin_state import blueprint as _state  # noqa: E402  # after the admin routes
+
+# The publishing state as JSON for the pages that follow it live: /admin/videos/<id>/state
+blueprint.register_blueprint(_state)

@@ -6,6 +6,9 @@
  * to the presigned URLs. An upload interrupted by a reload is resumed when the admin
  * picks the same file again: the page remembers (localStorage) which multipart upload
  * belongs to which file, asks S3 which parts it already holds, and sends only the rest.
+ * Once the upload completes, a second bar follows the processing (window.vidgatePublishing
+ * from /static/publishing-state.js polls the video's state) until "Ready", with links to
+ * the video's page and a preview, or "Failed" with the reason.
  * Built by esbuild into /static/vendor/uploader.js (no inline script: the CSP forbids it).
  */
 import Uppy from "@uppy/core";
@@ -106,6 +109,7 @@ function start() {
 
   let current = null; // {videoId, uploadId, key, fp}
   let samples = [];
+  let stopFollowing = null;
 
   function say(text, kind) {
     message.textContent = text;
@@ -236,6 +240,84 @@ function start() {
     }
   });
 
+  const publish = {
+    box: $("publish-status"),
+    heading: $("publish-heading"),
+    bar: $("publish-progress"),
+    percent: $("publish-percent"),
+    message: $("publish-message"),
+    links: $("publish-links"),
+    page: $("publish-video-page"),
+    preview: $("publish-preview"),
+  };
+
+  function resetPublishing() {
+    if (stopFollowing) {
+      stopFollowing();
+      stopFollowing = null;
+    }
+    if (publish.box) {
+      publish.box.hidden = true;
+      publish.box.dataset.state = "";
+      publish.links.hidden = true;
+      publish.message.hidden = true;
+    }
+  }
+
+  function showPublishing(data) {
+    publish.box.dataset.state = data.state;
+    publish.links.hidden = true;
+    publish.message.hidden = true;
+    if (data.state === "uploading") {
+      publish.heading.textContent = "Processing";
+      publish.bar.removeAttribute("value"); // indeterminate: the ingest has not started yet
+      publish.percent.textContent = "Waiting for the transcoder…";
+    } else if (data.state === "processing") {
+      publish.heading.textContent = "Processing";
+      publish.bar.value = data.progress || 0;
+      publish.percent.textContent = `${data.progress || 0} %`;
+    } else if (data.state === "ready") {
+      publish.heading.textContent = "Ready";
+      publish.bar.value = 100;
+      publish.percent.textContent = "100 %";
+      publish.page.href = data.links.page;
+      publish.preview.href = data.links.preview;
+      publish.links.hidden = false;
+      publish.message.textContent = data.published
+        ? `“${data.title}” is ready and published.`
+        : `“${data.title}” is ready. Publish it from its page when you want viewers to see it.`;
+      publish.message.dataset.kind = "success";
+      publish.message.hidden = false;
+    } else if (data.state === "failed") {
+      publish.heading.textContent = "Failed";
+      publish.page.href = data.links.page;
+      publish.preview.hidden = true;
+      publish.links.hidden = false;
+      publish.message.textContent = `Processing failed: ${data.failure_reason}`;
+      publish.message.dataset.kind = "error";
+      publish.message.hidden = false;
+    }
+  }
+
+  function followPublishing(videoId) {
+    if (!publish.box || !window.vidgatePublishing) {
+      return;
+    }
+    resetPublishing();
+    publish.box.hidden = false;
+    publish.preview.hidden = false;
+    showPublishing({ state: "uploading" });
+    const url = publish.box.dataset.stateUrlTemplate.replace(
+      "VIDEO_ID",
+      encodeURIComponent(videoId),
+    );
+    stopFollowing = window.vidgatePublishing.follow(url, showPublishing, (why) => {
+      publish.message.textContent = why;
+      publish.message.dataset.kind = "error";
+      publish.message.hidden = false;
+    });
+  }
+
   uppy.on("upload-success", (file, response) => {
     bar.value = 100;
     percentText.textContent = "100 %";
@@ -244,6 +326,7 @@ function start() {
     }
     setState("done");
     const link = response && response.uploadURL;
+    const videoId = form.dataset.videoId;
     say("Uploaded. The video is being processed; it appears in the list with its state.", "success");
     if (link) {
       const a = document.createElement("a");
@@ -251,6 +334,9 @@ function start() {
       a.textContent = " Open the video's page.";
       a.id = "upload-video-link";
       message.appendChild(a);
+    }
+    if (videoId) {
+      followPublishing(videoId);
     }
   });
 
@@ -287,6 +373,7 @@ function start() {
       return;
     }
     say("", "info");
+    resetPublishing();
     samples = [];
     bar.value = 0;
     percentText.textContent = "0 %";

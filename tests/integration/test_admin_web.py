@@ -183,6 +183,7 @@ WEB_ROUTES: list[tuple[str, str, dict[str, str]]] = [
     ("GET", f"/admin/videos/{DEMO_FREE}/unpublish", {}),
     ("POST", f"/admin/videos/{DEMO_FREE}/unpublish", {"confirm": "yes"}),
     ("POST", f"/admin/videos/{DEMO_FREE}/publish", {}),
+    ("GET", f"/admin/videos/{DEMO_FREE}/state", {}),
 ]
 API_ROUTES: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/api/admin/users", {}),

@@ -196,14 +196,15 @@ def badge(carol: Visitor, video_id: str) -> dict[str, Any]:
     )
 
 
-def wait_for_badge(carol: Visitor, video_id: str, check: str) -> dict[str, Any]:
+def wait_for_badge(carol: Visitor, video_id: str, attribute: str, value: str) -> dict[str, Any]:
+    """Wait until the row's badge has ``data-<attribute>="<value>"``; return :func:`badge`."""
     carol.page.wait_for_function(
-        """([id, check]) => {
+        """([id, attribute, value]) => {
           const row = document.querySelector(`#videos tr[data-video="${id}"]`);
           const badge = row && row.querySelector('.video-state .badge');
-          return !!badge && new Function('badge', 'row', `return ${check}`)(badge, row);
+          return !!badge && badge.dataset[attribute] === value;
         }""",
-        arg=[video_id, check],
+        arg=[video_id, attribute, value],
         timeout=PAGE_TIMEOUT_MS,
     )
     return badge(carol, video_id)
@@ -220,13 +221,13 @@ def test_the_videos_list_moves_a_pending_row_through_processing_to_failed_live(
 
     publishing.start_processing(draft, attempt=1)
     publishing.report_progress(draft, attempt=1, percent=35)
-    seen = wait_for_badge(carol, draft, "badge.dataset.progress === '35'")
+    seen = wait_for_badge(carol, draft, "progress", "35")
     assert seen["state"] == "processing" and seen["row"] == "processing", seen
     assert seen["bar"] == 35 and "35%" in seen["text"], seen
     assert seen["following"] is True
 
     publishing.mark_failed(draft, reason="the file has no video stream", attempt=1)
-    seen = wait_for_badge(carol, draft, "badge.dataset.state === 'failed'")
+    seen = wait_for_badge(carol, draft, "state", "failed")
     assert seen["bar"] is None and seen["title"] == "the file has no video stream", seen
     assert seen["following"] is False, "a finished row is no longer polled"
     assert navigations == []

@@ -25,10 +25,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import boto3
 
+from app.auth import Principal
 from app.config import load_settings
 from app.local.bootstrap import Bootstrap
 from app.local.emulator import EMULATOR_ENV, Emulator
@@ -36,9 +36,6 @@ from app.local.ports import free_port
 from app.local.stack import app_environment
 from app.playback import Grant, Playback, StreamRequest
 from app.streams import Heartbeat, StreamStore
-
-if TYPE_CHECKING:
-    from app.auth import Principal
 
 VIDEO = "premium-aurora"
 ROOT = Path(__file__).resolve().parents[2]

@@ -124,6 +124,41 @@ class Entitlement:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """A DynamoDB condition expression with its placeholders."""
+
+    expression: str
+    names: Mapping[str, str]
+    values: Mapping[str, Any]
+
+
+def active_condition(video_id: str, now: datetime) -> Condition:
+    """:meth:`Entitlement.premium_active` at ``now``, or an owned unrefunded ``video_id``, as
+    a condition on the users item: true only where the rule allows a premium video.
+
+    Times are stored to the second (:func:`app.dynamo.format_time`), so ``until > now``
+    compares as strings exactly as the rule's ``now < until``. A rental is left out (its
+    end is ``started`` + window, which a condition cannot add): it fails the condition
+    and the caller reads the item and judges with the rule.
+    """
+    return Condition(
+        "(#cp = :ctrue AND (attribute_not_exists(#cpu) OR #cpu > :cnow)) OR #csu > :cnow"
+        " OR (#cpd.#cvid.#ck = :cown AND (attribute_not_exists(#cpd.#cvid.#ce)"
+        " OR #cpd.#cvid.#ce > :cnow))",
+        {
+            "#cp": "premium",
+            "#cpu": "premium_until",
+            "#csu": "stripe_until",
+            "#cpd": "paid",
+            "#cvid": video_id,
+            "#ck": "kind",
+            "#ce": "ended",
+        },
+        {":ctrue": {"BOOL": True}, ":cnow": s(format_time(now)), ":cown": s("own")},
+    )
+
+
+@dataclass(frozen=True)
 class AuditRecord:
     """One premium change: who, what, from which state to which, at which version.
 

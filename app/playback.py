@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from app.auth import Principal
     from app.catalog import Video
     from app.dynamo import KeyRead
-    from app.entitlements import Entitlement
+    from app.entitlements import Condition, Entitlement
     from app.signing import SignedFolder, SignedUrl
 
 log = logging.getLogger("vidgate.playback")
@@ -135,6 +135,19 @@ class StreamKeeper(Protocol):
         beat: Heartbeat,
         now: datetime | None = None,
     ) -> Stream: ...
+
+    def heartbeat(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        video_id: str,
+        title: str,
+        duration: float,
+        beat: Heartbeat,
+        entitled: Condition | None,
+        now: datetime | None = None,
+    ) -> tuple[Stream, Entitlement] | None: ...
 
 
 @dataclass(frozen=True)
@@ -414,8 +427,12 @@ class Playback:
         viewer's stream slots, then one conditional write opens or renews the session."""
         moment = now if now is not None else self.rule.now()
         renewing = stream.session_id is not None
-        read = streams.read_of(principal.user_id, history=renewing)
         video = self._catalog.recent(video_id)
+        if renewing and video is not None:
+            fast = self._renew_without_read(streams, principal, video, moment, requested, stream)
+            if fast is not None:
+                return fast
+        read = streams.read_of(principal.user_id, history=renewing)
         if video is None:
             video, state = self._catalog.get_with(video_id, read)
         else:
@@ -466,22 +483,69 @@ class Playback:
                     "grant", **about, session_id=opened.session_id, format=grant.format
                 )
             else:
-                if beat.startup_ms is not None:
-                    self.events.emit(
-                        "start", **about, session_id=opened.session_id, startup_ms=beat.startup_ms
-                    )
-                self.events.emit(
-                    "heartbeat",
-                    **about,
-                    session_id=opened.session_id,
-                    format=grant.format,
-                    position_s=beat.position,
-                    rendition=beat.rendition,
-                    bitrate=beat.bitrate,
-                    stall_ms=beat.stall_ms,
-                )
+                self._emit_heartbeat(about, opened, grant, beat)
         return replace(
             grant, session_id=opened.session_id, heartbeat_seconds=streams.heartbeat_seconds
+        )
+
+    def _renew_without_read(
+        self,
+        streams: StreamKeeper,
+        principal: Principal,
+        video: Video,
+        moment: datetime,
+        requested: Format | None,
+        stream: StreamRequest,
+    ) -> Grant | None:
+        """The hot path of a heartbeat: sign, then ONE conditional write that checks the slot
+        and the entitlement (no read); None when the condition fails, to read and decide."""
+        from app.entitlements import active_condition
+
+        assert stream.session_id is not None
+        grant = self._sign(video, _pick_format(video, requested))
+        done = streams.heartbeat(
+            principal.user_id,
+            stream.session_id,
+            video_id=video.video_id,
+            title=video.title,
+            duration=video.duration_seconds,
+            beat=stream.beat,
+            entitled=None if _is_free(video) else active_condition(video.video_id, moment),
+            now=moment,
+        )
+        if done is None:
+            return None
+        renewed, entitlement = done
+        if self.events is not None:
+            about = {
+                "sub": principal.user_id,
+                "plan": "premium" if entitlement.premium_active(moment) else "free",
+                "video_id": video.video_id,
+                "video_tier": video.tier,
+            }
+            self._emit_heartbeat(about, renewed, grant, stream.beat)
+        return replace(
+            grant, session_id=renewed.session_id, heartbeat_seconds=streams.heartbeat_seconds
+        )
+
+    def _emit_heartbeat(
+        self, about: dict[str, str], renewed: Stream, grant: Grant, beat: Heartbeat
+    ) -> None:
+        assert self.events is not None
+        if beat.startup_ms is not None:
+            self.events.emit(
+                "start", **about, session_id=renewed.session_id, startup_ms=beat.startup_ms
+            )
+        self.events.emit(
+            "heartbeat",
+            **about,
+            session_id=renewed.session_id,
+            format=grant.format,
+            position_s=beat.position,
+            watched_s=renewed.watched_s,
+            rendition=beat.rendition,
+            bitrate=beat.bitrate,
+            stall_ms=beat.stall_ms,
         )
 
     def _sign(self, video: Video, media: Format) -> Grant:

@@ -23,7 +23,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -51,7 +51,7 @@ from app.errors import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-    from app.entitlements import Entitlement
+    from app.entitlements import Condition, Entitlement
 
 Plan = Literal["premium", "free"]
 
@@ -70,6 +70,9 @@ _ENTITLEMENT_NAMES = {
     "#v": "version",
     "#ua": "updated_at",
     "#ub": "updated_by",
+    # Stripe's subscription and purchases: without them the rule refuses paid viewers.
+    "#su": "stripe_until",
+    "#pd": "paid",
 }
 _STREAM_NAMES = {**_ENTITLEMENT_NAMES, "#st": "streams", "#sv": "streams_v"}
 _HISTORY_NAMES = {**_STREAM_NAMES, "#w": "watch"}
@@ -138,9 +141,20 @@ class Stream:
     position: float
     plan: Plan = "free"
     duration: float = 0.0
+    watched_s: float = 0.0
+    """Seconds watched since the previous heartbeat, for the renewal or end that made this."""
 
     def live(self, now: datetime) -> bool:
         return now < self.expires_at
+
+    def watched_until(self, position: float, stamp: int) -> float:
+        """Seconds watched from this slot's stored position and time to ``position`` at ``stamp``.
+
+        The position gained, capped by the wall time between them (a seek forward is not
+        watching); never negative (a seek back watched nothing new).
+        """
+        wall = stamp - _epoch(self.last_seen_at)
+        return round(max(0.0, min(position - self.position, float(wall))), 1)
 
     def to_public(self) -> dict[str, Any]:
         return {
@@ -433,16 +447,107 @@ class StreamStore:
             position=beat.position,
             plan=mine.plan,
             duration=mine.duration,
+            watched_s=mine.watched_until(beat.position, stamp),
         )
+
+    def heartbeat(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        video_id: str,
+        title: str,
+        duration: float,
+        beat: Heartbeat,
+        entitled: Condition | None,
+        now: datetime | None = None,
+    ) -> tuple[Stream, Entitlement] | None:
+        """A renewal without a read: ONE conditional UpdateItem, or None to take the read path.
+
+        The condition is the slot's (live, same video) and, for a premium video, the
+        entitlement's own (``entitled``, :func:`app.entitlements.active_condition`); the
+        item as it was (``ALL_OLD``) gives the slot, the entitlement and the watched time.
+        None when the condition fails: the caller reads and decides, so the answer
+        (``session_ended``, ``premium_required``, a rental) is the rule's.
+
+        :raises BadRequestError: a malformed session id.
+        """
+        check_session_id(session_id)
+        moment = now or self._clock()
+        stamp = _epoch(moment)
+        names = {
+            "#st": "streams",
+            "#sid": session_id,
+            "#w": "watch",
+            "#vid": video_id,
+            "#l": "l",
+            "#e": "e",
+            "#pp": "p",
+            "#vv": "v",
+        }
+        values: Item = {
+            ":now": n(stamp),
+            ":exp": n(stamp + self.silence_seconds),
+            ":pos": _number(beat.position),
+            ":video": s(video_id),
+            ":entry": {"M": _watch_item(title, beat.position, stamp, duration)},
+        }
+        condition = "#st.#sid.#e > :now AND #st.#sid.#vv = :video"
+        if entitled is not None:
+            condition += f" AND ({entitled.expression})"
+            names.update(entitled.names)
+            values.update(entitled.values)
+        try:
+            with unavailable_on_errors():
+                old = self._client.update_item(
+                    TableName=self._users,
+                    Key={"user_id": s(validate_user_id(user_id))},
+                    UpdateExpression="SET #st.#sid.#l = :now, #st.#sid.#e = :exp, "
+                    "#st.#sid.#pp = :pos, #w.#vid = :entry",
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_OLD",
+                ).get("Attributes", {})
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise
+        state = state_from_item(user_id, old)
+        mine = next(st for st in state.streams if st.session_id == session_id)
+        stale = _history_overflow(state.history, video_id)
+        if stale:
+            self._trim_history(user_id, stale)
+        renewed = replace(
+            mine,
+            last_seen_at=_from_epoch(stamp),
+            expires_at=_from_epoch(stamp + self.silence_seconds),
+            position=beat.position,
+            watched_s=mine.watched_until(beat.position, stamp),
+        )
+        return renewed, state.entitlement
+
+    def _trim_history(self, user_id: str, stale: list[WatchEntry]) -> None:
+        """Drop resume entries beyond :data:`HISTORY_MAX` (rare: a new video on a full history)."""
+        names = {"#w": "watch", **{f"#old{i}": entry.video_id for i, entry in enumerate(stale)}}
+        with unavailable_on_errors():
+            self._client.update_item(
+                TableName=self._users,
+                Key={"user_id": s(user_id)},
+                UpdateExpression="REMOVE " + ", ".join(f"#w.#old{i}" for i in range(len(stale))),
+                ExpressionAttributeNames=names,
+            )
 
     def end(self, user_id: str, session_id: str, *, position: float | None = None) -> Stream:
         """End the viewer's own live stream ``session_id`` (and keep its position for resume).
+
+        The stream returned carries ``watched_s`` since its last heartbeat (0 without a position).
 
         :raises SessionNotFoundError: the viewer has no live stream with this id.
         """
         validate_user_id(user_id)
         check_session_id(session_id)
-        state = self.get(user_id, history=True)
+        state = self.get(user_id)
         moment = self._clock()
         mine = next((st for st in state.live(moment) if st.session_id == session_id), None)
         if mine is None:
@@ -470,7 +575,9 @@ class StreamStore:
             if error_code(exc) == "ConditionalCheckFailedException":
                 raise SessionNotFoundError("no such live stream") from exc
             raise
-        return mine
+        if position is None:
+            return mine
+        return replace(mine, watched_s=mine.watched_until(position, _epoch(moment)))
 
     def end_by_admin(self, user_id: str, session_id: str, *, actor: str) -> Stream:
         """End ``user_id``'s live stream ``session_id`` for an admin, with its audit record.

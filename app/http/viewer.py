@@ -145,17 +145,24 @@ def end_stream_of(
     *,
     position: float | None = None,
     error: object = None,
+    reason: object = None,
 ) -> Stream:
     """End ``user_id``'s own live stream, keep its position, report stop (and error) events.
 
+    ``reason`` is why the player stopped (:data:`STOP_REASONS`; None: ended from elsewhere,
+    e.g. the account page); the stop event carries it and the seconds watched since the
+    last heartbeat.
+
     :raises SessionNotFoundError: the viewer has no live stream with this id.
-    :raises BadRequestError: a malformed session id or error code.
+    :raises BadRequestError: a malformed session id, error code or reason.
     """
     check_session_id(session_id)
     if error is not None and not (
         isinstance(error, str) and 0 < len(error) <= 64 and error.isprintable()
     ):
         raise BadRequestError("error must be a short code such as media_error")
+    if reason is not None and reason not in STOP_REASONS:
+        raise BadRequestError("reason must be one of " + ", ".join(STOP_REASONS))
     stream = services.streams.end(user_id, session_id, position=position)
     log.info(json.dumps({"event": "stream_ended", "user": user_id, "session": session_id}))
     events = services.viewing_events
@@ -168,8 +175,12 @@ def end_stream_of(
         }
         if error is not None:
             events.emit("error", **about, reason=str(error), position_s=position)
-        events.emit("stop", **about, position_s=position)
+        events.emit("stop", **about, position_s=position, watched_s=stream.watched_s, reason=reason)
     return stream
+
+
+STOP_REASONS = ("ended", "closed", "stopped")
+"""Why a player ends its stream: the video's end, the page closed, the viewer or an error."""
 
 
 def grant_cookie_headers(grant: Grant, *, secure: bool) -> list[str]:
@@ -306,6 +317,7 @@ class ViewerApi:
             session_id,
             position=_number(body, "position", _MAX_SECONDS),
             error=body.get("error"),
+            reason=body.get("reason"),
         )
         return Response(status=204)
 

@@ -58,6 +58,7 @@ def end_beacon(video_id: str) -> Response:
             request.form.get("session_id", ""),
             position=_position(request.form.get("position")),
             error=request.form.get("error") or None,
+            reason=request.form.get("reason") or None,
         )
     return Response(status=204)
 

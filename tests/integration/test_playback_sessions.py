@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.auth import Principal
 from app.catalog import Video, VideoCatalog
+from app.dynamo import format_time
 from app.entitlements import EntitlementStore
-from app.errors import PremiumRequiredError
+from app.errors import BadRequestError, PremiumRequiredError
 from app.playback import Grant, Playback, StreamRequest
 from app.signing import UrlSigner
 from app.streams import (
@@ -82,7 +83,9 @@ def _video(video_id: str, tier: str) -> Video:
     )
 
 
-def _world(target: DdbTarget, *, premium: int = 2, free: int = 1) -> World:
+def _world(
+    target: DdbTarget, *, premium: int = 2, free: int = 1, cache_seconds: float = 0
+) -> World:
     clock = Clock()
     client = target.client
     users, audit = target.tables["users"], target.tables["audit"]
@@ -91,7 +94,10 @@ def _world(target: DdbTarget, *, premium: int = 2, free: int = 1) -> World:
         directory.create_on_signup(f"sub-{name}", name, f"{name}@example.com")
     entitlements = EntitlementStore(client, users, audit, clock=clock)
     entitlements.set_premium("sub-carol", True, None, actor="test")
-    catalog = VideoCatalog(client, target.tables["videos"], cache_seconds=0)
+    # A frozen cache clock: with a cache, a renewal always finds the video read at its opening.
+    catalog = VideoCatalog(
+        client, target.tables["videos"], clock=lambda: 0.0, cache_seconds=cache_seconds
+    )
     catalog.put(_video("free1", "free"))
     catalog.put(_video("prem1", "premium"))
     streams = StreamStore(
@@ -324,3 +330,102 @@ def test_grants_heartbeats_starts_and_refusals_become_viewing_events(
     )
     assert too_many["reason"] == "too_many_streams"
     assert premium["reason"] == "premium_required" and premium["video_tier"] == "premium"
+
+
+class Calls:
+    """The DynamoDB operations a client sends while counting (botocore's before-call event)."""
+
+    def __init__(self, target: DdbTarget) -> None:
+        self.names: list[str] = []
+        self._events = target.client.meta.events
+        self._events.register("before-call.dynamodb", self._record)
+
+    def _record(self, model: Any, **_: Any) -> None:
+        self.names.append(model.name)
+
+    def stop(self) -> list[str]:
+        self._events.unregister("before-call.dynamodb", self._record)
+        return self.names
+
+
+def test_a_renewal_of_a_cached_video_is_one_conditional_write_that_checks_the_entitlement(
+    ddb_target: DdbTarget,
+) -> None:
+    world = _world(ddb_target, cache_seconds=1.0)
+    opened = _grant(world, "carol", "prem1")
+    world.clock.now += timedelta(seconds=HEARTBEAT)
+    calls = Calls(ddb_target)
+    renewed = _grant(world, "carol", "prem1", session_id=opened.session_id, beat=Heartbeat(20.0))
+    assert calls.stop() == ["UpdateItem"]
+    assert renewed.session_id == opened.session_id
+    (live,) = world.streams.active("sub-carol")
+    assert (live.position, live.last_seen_at) == (20.0, world.clock.now)
+    entry = world.streams.get("sub-carol", history=True).position_of("prem1")
+    assert entry is not None and entry.position == 20.0
+    # Premium revoked: the write's condition fails, the read path refuses as the rule says.
+    world.entitlements.set_premium("sub-carol", False, None, actor="test")
+    world.clock.now += timedelta(seconds=HEARTBEAT)
+    with pytest.raises(PremiumRequiredError):
+        _grant(world, "carol", "prem1", session_id=opened.session_id, beat=Heartbeat(40.0))
+    assert world.streams.active("sub-carol")[0].position == 20.0  # nothing written
+    # Another video than the session's: refused, not renewed.
+    world.entitlements.set_premium("sub-carol", True, None, actor="test")
+    with pytest.raises(BadRequestError):
+        _grant(world, "carol", "free1", session_id=opened.session_id)
+
+
+def test_a_stripe_subscriber_and_an_owner_open_and_renew_premium_streams(
+    ddb_target: DdbTarget,
+) -> None:
+    world = _world(ddb_target, cache_seconds=1.0)
+    until = format_time(START + timedelta(days=30))
+    ddb_target.client.update_item(
+        TableName=ddb_target.tables["users"],
+        Key={"user_id": {"S": "sub-bob"}},
+        UpdateExpression="SET stripe_until = :u",
+        ExpressionAttributeValues={":u": {"S": until}},
+    )
+    opened = _grant(world, "bob", "prem1")
+    world.clock.now += timedelta(seconds=HEARTBEAT)
+    calls = Calls(ddb_target)
+    _grant(world, "bob", "prem1", session_id=opened.session_id, beat=Heartbeat(5.0))
+    assert calls.stop() == ["UpdateItem"]
+    # The subscription over, a purchase of the video still plays it.
+    ddb_target.client.update_item(
+        TableName=ddb_target.tables["users"],
+        Key={"user_id": {"S": "sub-bob"}},
+        UpdateExpression="SET stripe_until = :u, paid = :p",
+        ExpressionAttributeValues={
+            ":u": {"S": format_time(START)},
+            ":p": {"M": {"prem1": {"M": {"kind": {"S": "own"}, "payment": {"S": "pi_1"}}}}},
+        },
+    )
+    world.clock.now += timedelta(seconds=HEARTBEAT)
+    calls = Calls(ddb_target)
+    _grant(world, "bob", "prem1", session_id=opened.session_id, beat=Heartbeat(10.0))
+    assert calls.stop() == ["UpdateItem"]
+
+
+@pytest.mark.parametrize("cache_seconds", [0, 1.0])  # the read path, the write-only path
+def test_heartbeats_and_the_end_count_the_seconds_watched_capped_by_the_wall_time(
+    ddb_target: DdbTarget, cache_seconds: float
+) -> None:
+    world = _world(ddb_target, cache_seconds=cache_seconds)
+    opened = _grant(world, "carol", "prem1")
+    assert opened.session_id is not None
+    world.sink.records.clear()
+    for seconds, position in ((HEARTBEAT, 25.0), (HEARTBEAT, 55.0 + 100), (10, 150.0)):
+        world.clock.now += timedelta(seconds=seconds)
+        _grant(
+            world,
+            "carol",
+            "prem1",
+            session_id=opened.session_id,
+            beat=Heartbeat(position=position),
+        )
+    beats = [r["watched_s"] for r in world.sink.records if r["type"] == "heartbeat"]
+    # 25 s played in 30 s; a seek forward counts only the 30 s of wall time; back: none.
+    assert beats == [25.0, 30.0, 0.0]
+    world.clock.now += timedelta(seconds=7)
+    ended = world.streams.end("sub-carol", opened.session_id, position=157.0)
+    assert ended.watched_s == 7.0

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -261,3 +262,97 @@ def test_the_report_command_refuses_a_bad_range(capsys) -> None:
 
     assert main(["analytics", "report", "--from", "2026-02-30", "--to", "2026-03-01"]) == 1
     assert "from is not a calendar date" in capsys.readouterr().err
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_a_scripted_session_gives_the_dashboard_its_watch_minutes_and_completion(
+    pipeline, boto_session
+) -> None:
+    """Open, two heartbeats, the end beacon at the video's end: the sessions code's own events."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from app.auth import Principal
+    from app.catalog import Video, VideoCatalog
+    from app.entitlements import EntitlementStore
+    from app.http.viewer import end_stream_of
+    from app.playback import Playback, StreamRequest
+    from app.signing import UrlSigner
+    from app.streams import Heartbeat, StreamStore
+    from app.tables import TABLES, create_tables
+    from app.users import UserDirectory
+
+    clock = _Clock()
+    client = boto_session.client("dynamodb")
+    tables = {logical: f"t{uuid.uuid4().hex[:10]}-{logical}" for logical in TABLES}
+    create_tables(client, tables)
+    UserDirectory(client, tables["users"], clock=clock).create_on_signup("sub-dan", "dan", None)
+    catalog = VideoCatalog(client, tables["videos"], cache_seconds=0)
+    catalog.put(
+        Video(
+            video_id="clip",
+            title="Clip",
+            description="",
+            tier="free",
+            object_key="videos/clip/main.mp4",
+            content_type="video/mp4",
+            duration_seconds=60.0,
+            poster_key=None,
+            size_bytes=1000,
+            created_at=clock.now,
+            published=True,
+        )
+    )
+    streams = StreamStore(
+        client, tables["users"], tables["audit"], heartbeat_seconds=30, clock=clock
+    )
+    playback = Playback(
+        EntitlementStore(client, tables["users"], tables["audit"], clock=clock),
+        catalog,
+        UrlSigner("KTEST", ec.generate_private_key(ec.SECP256R1()), base_url="https://cdn.test"),
+        ttl_seconds=300,
+        clock=clock,
+        streams=streams,
+        events=pipeline["events"],
+    )
+    dan = Principal(
+        user_id="sub-dan",
+        username="dan",
+        email=None,
+        groups=(),
+        token_use="access",
+        expires_at=0,
+    )
+    opened = playback.authorize(dan, "clip", stream=StreamRequest(device="test"))
+    assert opened.session_id is not None
+    # 28 s played in the first 30 s (startup), 30 s in the next 30, the last 2 s before the end.
+    for position, startup in ((28.0, 400.0), (58.0, None)):
+        clock.now += timedelta(seconds=30)
+        playback.authorize(
+            dan,
+            "clip",
+            stream=StreamRequest(
+                session_id=opened.session_id, beat=Heartbeat(position=position, startup_ms=startup)
+            ),
+        )
+    clock.now += timedelta(seconds=2)
+    services = SimpleNamespace(streams=streams, viewing_events=pipeline["events"])
+    end_stream_of(services, "sub-dan", opened.session_id, position=60.0, reason="ended")  # type: ignore[arg-type]
+    assert pipeline["sink"].flush(timeout=20)
+
+    today = datetime.now(UTC).date().isoformat()
+    data = AnalyticsQueries(
+        DuckDbEngine(S3EventFiles(pipeline["s3"], pipeline["bucket"]))
+    ).dashboard(DateRange.parse(today, today))
+    assert data["daily"].rows == [
+        {"day": today, "plays": 1, "watch_minutes": round(60 / 60, 2), "viewers": 1}
+    ]
+    assert data["completion"].rows == [
+        {"video_id": "clip", "started": 1, "completed": 1, "completion_rate": 1.0}
+    ]

@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from app.entitlements import active_condition
 from app.errors import BadRequestError
 from app.http.viewer import parse_grant_body, parse_stream_body
 from app.streams import (
     HISTORY_MAX,
+    Stream,
     WatchEntry,
     _history_overflow,
     check_session_id,
@@ -151,3 +153,26 @@ def test_the_history_drops_the_oldest_entries_past_its_cap() -> None:
     )
     assert [e.video_id for e in _history_overflow(history, "new")] == [f"v{HISTORY_MAX - 1}"]
     assert _history_overflow(history, "v3") == []  # an update of an entry adds none
+
+
+def _slot_at(position: float, stamp: int) -> Stream:
+    at = datetime.fromtimestamp(stamp, UTC)
+    return Stream(SESSION, "v", "V", "d", at, at, at, position)
+
+
+def test_seconds_watched_are_the_position_gained_capped_by_the_wall_time() -> None:
+    slot = _slot_at(10.0, 1_000)
+    assert slot.watched_until(40.0, 1_030) == 30.0  # played straight through
+    assert slot.watched_until(25.5, 1_030) == 15.5  # paused part of the time
+    assert slot.watched_until(300.0, 1_030) == 30.0  # a seek forward is not watching
+    assert slot.watched_until(30.0, 1_020) == 20.0  # one second inside the cap
+    assert slot.watched_until(31.0, 1_020) == 20.0  # one second over it
+    assert slot.watched_until(5.0, 1_030) == 0.0  # a seek back watched nothing new
+
+
+def test_the_entitlement_condition_names_premium_stripe_and_only_an_owned_purchase() -> None:
+    condition = active_condition("vid-1", datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=UTC))
+    assert condition.values[":cnow"] == {"S": "2026-03-01T12:00:00Z"}
+    assert condition.names["#cvid"] == "vid-1"
+    assert condition.values[":cown"] == {"S": "own"}  # rentals take the read path
+    assert set(condition.names.values()) >= {"premium", "premium_until", "stripe_until", "paid"}

@@ -713,7 +713,8 @@
     }
 
     // The stream is over for this page: tell the server now (a beacon survives page close).
-    function endStream(errorCode) {
+    // reason: why it stopped ("ended" at the video's end, "closed" page, "stopped" otherwise).
+    function endStream(errorCode, reason) {
       if (!sessionId || !endUrl) {
         return;
       }
@@ -724,6 +725,7 @@
       if (errorCode) {
         form.append("error", errorCode);
       }
+      form.append("reason", reason || "stopped");
       sessionId = null;
       root.setAttribute("data-session-id", "");
       if (!(navigator.sendBeacon && navigator.sendBeacon(endUrl, form))) {
@@ -1616,7 +1618,7 @@
       setState("paused");
     });
     video.addEventListener("ended", function () {
-      endStream(null); // watched to the end: the stream is over; playing again opens a new one
+      endStream(null, "ended"); // watched to the end; playing again opens a new stream
       stale = true;
       wantPlay = false;
       setState("ended");
@@ -1664,7 +1666,7 @@
     fullscreenButton.addEventListener("click", toggleFullscreen);
 
     window.addEventListener("pagehide", function () {
-      endStream(null);
+      endStream(null, "closed");
     });
     window.addEventListener("pageshow", function (event) {
       if (event.persisted) {

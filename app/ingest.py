@@ -143,12 +143,24 @@ class Transcoder:
             log.info(json.dumps({"event": "source_rejected", "video": video.video_id,
                                  "reason": exc.reason}))  # fmt: skip
             return "failed"
+        except DependencyUnavailableError as exc:
+            # No job can exist before CreateJob: the redelivery may take over at once.
+            self._release(video.video_id, attempt, f"MediaConvert unavailable: {exc}")
+            raise
         target = JobTarget(self.bucket, source_key, video.video_id, attempt)
         job_id = self.jobs.start(target, source)
         self.publishing.set_job(video.video_id, attempt=attempt, job_id=job_id)
         log.info(json.dumps({"event": "job_created", "video": video.video_id,
                              "attempt": attempt, "job": job_id}))  # fmt: skip
         return "started"
+
+    def _release(self, video_id: str, attempt: int, reason: str) -> None:
+        """Give ``attempt`` up; when that fails too, its heartbeat goes stale instead."""
+        try:
+            self.publishing.release(video_id, attempt=attempt, reason=reason)
+        except (DependencyUnavailableError, PublishingConflictError, VideoNotFoundError) as exc:
+            log.warning(json.dumps({"event": "release_failed", "video": video_id,
+                                    "attempt": attempt, "error": str(exc)}))  # fmt: skip
 
 
 class Ingest:

@@ -41,9 +41,9 @@ KEY_PAIR_ID = "KFUZZFAULTKEY1"
 FREE_VIDEO = "free-clip"
 PREMIUM_VIDEO = "premium-clip"
 VIDEO_IDS = (FREE_VIDEO, PREMIUM_VIDEO)
-# The publishing pipeline's queue and the Stripe webhook (a function of its own, POST
-# /webhooks/stripe) are not part of this API.
-ALL_NEEDS = frozenset(Need) - {Need.INGEST, Need.STRIPE_WEBHOOK}
+# The publishing pipeline's queue, MediaConvert (the ingest and publish functions) and the
+# Stripe webhook (a function of its own, POST /webhooks/stripe) are not part of this API.
+ALL_NEEDS = frozenset(Need) - {Need.INGEST, Need.TRANSCODE, Need.STRIPE_WEBHOOK}
 """Every setting the web app, the viewer API and the admin API read."""
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,16 @@ class FakeMediaConvert:
 
 
 @dataclass
+class Clock:
+    """The real time, moved ``ahead`` when a test needs a heartbeat to go stale."""
+
+    ahead: timedelta = field(default_factory=timedelta)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+
+@dataclass
 class Pipeline:
     bucket: str
     s3: Any
@@ -89,6 +100,7 @@ class Pipeline:
     catalog: VideoCatalog
     ingest: Ingest
     events: JobEvents
+    clock: Clock
 
     def draft(self, video_id: str, file_name: str = "My Clip é+1.mov") -> str:
         key = f"uploads/{video_id}/{file_name}"
@@ -109,11 +121,14 @@ def pipeline(boto_session: boto3.Session) -> Pipeline:
     bucket = f"{prefix}-media"
     s3.create_bucket(Bucket=bucket)
     catalog = VideoCatalog(dynamodb, tables["videos"], cache_seconds=0)
-    publishing = Publishing(dynamodb, tables["videos"], catalog=catalog, max_attempts=2)
+    clock = Clock()
+    publishing = Publishing(
+        dynamodb, tables["videos"], catalog=catalog, max_attempts=2, clock=clock
+    )
     fake = FakeMediaConvert()
     transcoder = Transcoder(publishing, MediaConvertJobs(fake, JobConfig(ROLE, QUEUE)), bucket)
     return Pipeline(bucket, s3, fake, publishing, catalog, Ingest(transcoder),
-                    JobEvents(transcoder, s3, queue_arn=QUEUE))  # fmt: skip
+                    JobEvents(transcoder, s3, queue_arn=QUEUE), clock)  # fmt: skip
 
 
 def _notification(bucket: str, key: str) -> dict[str, Any]:
@@ -248,13 +263,21 @@ def test_mediaconvert_down_fails_the_message_and_the_redelivery_takes_over(
     assert video.job_id == pipeline.mediaconvert.jobs[0]["Id"]
 
 
-def test_a_delivery_that_died_before_createjob_is_taken_over_by_the_next_attempt(
+def test_a_delivery_that_died_before_createjob_is_taken_over_once_its_heartbeat_is_stale(
     pipeline: Pipeline,
 ) -> None:
     key = pipeline.draft("clip-g")
     pipeline.publishing.start_processing("clip-g", attempt=1)  # then the function died
+    message = _sqs(_notification(pipeline.bucket, key))
 
-    pipeline.ingest.handle_batch(_sqs(_notification(pipeline.bucket, key)))
+    # Its heartbeat is fresh, so it may still be running: the message comes back later.
+    assert pipeline.ingest.handle_batch(message) == {
+        "batchItemFailures": [{"itemIdentifier": "m-0"}]
+    }
+    assert pipeline.mediaconvert.jobs == []
+
+    pipeline.clock.ahead = pipeline.publishing.heartbeat_timeout + timedelta(seconds=1)
+    assert pipeline.ingest.handle_batch(message) == {"batchItemFailures": []}
 
     (job,) = pipeline.mediaconvert.jobs
     assert job["UserMetadata"]["attempt"] == "2"

@@ -1697,9 +1697,11 @@ def _needed(call: dict[str, Any], tables: dict[str, str], secret_id: str) -> lis
 
 USED_BY_LAMBDA: frozenset[str] = frozenset(
     {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage"}
+    | {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 )
-"""Permissions Lambda itself uses with the function's role: the SQS poller, and sending a
-failed asynchronous event to the function's dead-letter queue. No code call needs them."""
+"""Permissions Lambda itself uses with the function's role: the SQS poller, sending a
+failed asynchronous event to the function's dead-letter queue, and the X-Ray daemon
+uploading Active tracing's segments. No code call needs them."""
 S3_ACTIONS = {
     "CreateMultipartUpload": "s3:PutObject",
     "CompleteMultipartUpload": "s3:PutObject",

@@ -70,6 +70,9 @@ _ENTITLEMENT_NAMES = {
     "#v": "version",
     "#ua": "updated_at",
     "#ub": "updated_by",
+    # What Stripe sold (subscription end, purchases and rentals): the rule judges them too.
+    "#su": "stripe_until",
+    "#pd": "paid",
 }
 _STREAM_NAMES = {**_ENTITLEMENT_NAMES, "#st": "streams", "#sv": "streams_v"}
 _HISTORY_NAMES = {**_STREAM_NAMES, "#w": "watch"}

@@ -507,7 +507,8 @@ def parliament_findings() -> tuple[list[str], set[tuple[str, str]]]:
     """(unsuppressed findings, suppressions that matched) over every scenario's policies."""
     from parliament import analyze_policy_string
 
-    unsuppressed, used = [], set()
+    unsuppressed: list[str] = []
+    used: set[tuple[str, str]] = set()
     for deployment, template in DEPLOYMENTS.items():
         values = deployment_values(template, ALL_SCENARIOS[deployment])
         for where, document in policy_documents(template):

@@ -83,7 +83,13 @@ PASSWORD = "Pack4ged-Handler-Test!"  # throwaway emulator user
 CDN = "https://d111111abcdef8.cloudfront.net"
 EVENTS_KEY_SUFFIX = "/viewing-events-key"
 ATHENA_ON_BEHALF = frozenset(
-    {"ReadTableDefinition", "ListEventsAndResults", "ReadEvents", "WriteAndReadResults"}
+    {
+        "ReadTableDefinition",
+        "LocateBucket",
+        "ListEventsAndResults",
+        "ReadEvents",
+        "WriteAndReadResults",
+    }
 )
 """Statements Athena uses with the caller's credentials (the table, the events, the results):
 no call of the function's own needs them (docs/analytics.md#an-7)."""
@@ -1697,9 +1703,11 @@ def _needed(call: dict[str, Any], tables: dict[str, str], secret_id: str) -> lis
 
 USED_BY_LAMBDA: frozenset[str] = frozenset(
     {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage"}
+    | {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 )
-"""Permissions Lambda itself uses with the function's role: the SQS poller, and sending a
-failed asynchronous event to the function's dead-letter queue. No code call needs them."""
+"""Permissions Lambda itself uses with the function's role: the SQS poller, sending a
+failed asynchronous event to the function's dead-letter queue, and the X-Ray daemon
+uploading Active tracing's segments. No code call needs them."""
 S3_ACTIONS = {
     "CreateMultipartUpload": "s3:PutObject",
     "CompleteMultipartUpload": "s3:PutObject",
@@ -1769,7 +1777,10 @@ def _check_role(
     unused = {
         grant
         for grant in grants
-        if not grant.action.startswith("logs:") and grant.action not in USED_BY_LAMBDA
+        if not grant.action.startswith("logs:")
+        and grant.action not in USED_BY_LAMBDA
+        # Object grants: checked for being enough above, their need in the browser tests.
+        and not (grant.key[0] == "sub" and grant.key[1].startswith("${VideoBucket.Arn}/"))
     } - used
     return refused, unused
 

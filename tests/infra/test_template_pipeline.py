@@ -118,10 +118,12 @@ def test_the_sam_transform_makes_the_rule_and_the_sqs_mapping() -> None:
 
 
 def test_alarms_watch_both_dead_letter_queues_and_errored_jobs() -> None:
+    # The pipeline's alarms among all the template's (the operations block has its own).
     alarms = {
         name: r["Properties"]
         for name, r in RESOURCES.items()
         if r["Type"] == "AWS::CloudWatch::Alarm"
+        and r["Properties"].get("Namespace") in ("AWS/SQS", "AWS/MediaConvert")
     }
     watched = {
         (a["Namespace"], a["MetricName"], tuple(a["Dimensions"][0]["Value"]["Fn::GetAtt"]))
@@ -135,3 +137,4 @@ def test_alarms_watch_both_dead_letter_queues_and_errored_jobs() -> None:
     } <= watched
     for alarm in alarms.values():
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": "AlarmTopic"}]

@@ -36,15 +36,19 @@ def test_applying_the_cors_after_the_distribution_makes_no_dependency_cycle() ->
 
 
 def test_the_cors_function_may_only_set_this_buckets_cors() -> None:
-    (policy,) = RAW["Resources"]["BucketCorsRole"]["Properties"]["Policies"]
+    role = resolve(RAW, SCENARIOS["oai"])["Resources"]["BucketCorsRole"]
+    (policy,) = role["Properties"]["Policies"]
     statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
     assert statements["BucketCors"]["Action"] == "s3:PutBucketCORS"
     assert statements["BucketCors"]["Resource"] == {"Fn::GetAtt": ["VideoBucket", "Arn"]}
-    assert set(statements) == {"WriteOwnLogs", "BucketCors"}
+    # WriteTraces: tracing is Active by default, as for every function.
+    assert set(statements) == {"WriteOwnLogs", "WriteTraces", "BucketCors"}
 
 
 def test_the_admin_pages_write_uploads_captions_and_posters_only_where_they_belong() -> None:
-    (policy,) = RAW["Resources"]["AdminWebRole"]["Properties"]["Policies"]
+    # Resolved: the X-Ray statement is an Fn::If on the Tracing parameter in the raw template.
+    role = resolve(RAW, SCENARIOS["oai"])["Resources"]["AdminWebRole"]
+    (policy,) = role["Properties"]["Policies"]
     s3 = [
         s for s in policy["PolicyDocument"]["Statement"]
         if any(str(a).startswith("s3:") for a in as_list(s["Action"]))

@@ -63,6 +63,25 @@ class RunningStack:
         return int(self.process.returncode)
 
 
+def _refresh_media_cache(media: Path) -> None:
+    """Keep the stack's demo media as the cache when the cache is missing or stale.
+
+    A stale cache (another ladder or output format: other fingerprints) would make
+    every later stack encode the demos again, long enough to miss its start timeout.
+    """
+    cached = MEDIA_CACHE / "manifest.json"
+    fresh = media / "manifest.json"
+    if cached.is_file() and cached.read_bytes() == fresh.read_bytes():
+        return
+    staged = MEDIA_CACHE.with_name(f"{MEDIA_CACHE.name}.{os.getpid()}")
+    shutil.copytree(media, staged, ignore=shutil.ignore_patterns(".clip-*"))
+    shutil.rmtree(MEDIA_CACHE, ignore_errors=True)
+    try:
+        staged.rename(MEDIA_CACHE)  # copied aside first: a parallel start never reads half a cache
+    except OSError:  # a parallel start refreshed it first
+        shutil.rmtree(staged, ignore_errors=True)
+
+
 def start_stack(state_dir: Path, *extra_args: str, timeout: float = 240) -> RunningStack:
     """Start ``vidgate dev`` on free ports and wait for "ready"."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +131,6 @@ def start_stack(state_dir: Path, *extra_args: str, timeout: float = 240) -> Runn
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise RuntimeError("vidgate dev did not become ready:\n" + "\n".join(lines[-60:]))
-    if not MEDIA_CACHE.exists():
-        shutil.copytree(media, MEDIA_CACHE)
+    _refresh_media_cache(media)
     document = json.loads((state_dir / "dev-stack.json").read_text())
     return RunningStack(process, state_dir, document, lines)

@@ -70,8 +70,18 @@ def test_the_admin_pages_fit_a_phone_with_a_real_nav_and_stacked_cards(
 ) -> None:
     carol = visit(stack)
     sign_in(carol, "carol", "/admin/users")
+    alice_id = carol.page.locator("tr[data-user=alice]").get_attribute("data-user-id")
     carol.page.set_viewport_size(PHONE)
-    for path in ("/admin/users", "/admin/videos", "/admin/audit", f"/admin/videos/{FREE}"):
+    admin_pages = (
+        "/admin/users",
+        f"/admin/users/{alice_id}",
+        "/admin/videos",
+        "/admin/videos/new",
+        "/admin/analytics",
+        "/admin/audit",
+        f"/admin/videos/{FREE}",
+    )
+    for path in admin_pages:
         carol.goto(path)
         scroll, width = _overflow(carol)
         assert width == PHONE["width"]

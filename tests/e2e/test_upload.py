@@ -343,10 +343,6 @@ def test_an_upload_over_the_cap_is_refused_with_the_limit(
     assert "20 GiB" in answer["body"]["message"]
 
 
-@pytest.mark.skip(
-    reason="needs the pipeline's local transcoder worker (branch pipeline) to take the upload "
-    "to processing and ready: the lead removes this skip when merging upload with pipeline"
-)
 def test_an_uploaded_clip_is_processed_then_ready_and_alice_plays_it(
     carol: Visitor, visit: VisitorFactory, dev_stack: RunningStack, clip: Path
 ) -> None:

@@ -189,7 +189,7 @@ def test_sign_out_ends_the_session_and_its_cookie(
     replay.context.add_cookies(saved)
     replay.goto("/account")
     assert replay.path == "/account"
-    assert "alice" in replay.page.locator("dl.facts").inner_text()
+    assert "alice" in replay.page.locator("#account-facts").inner_text()
     replay.context.close()
 
     with page.expect_navigation():

@@ -553,6 +553,11 @@ def video(video_id: str) -> tuple[str, int]:
     return _video_form(video_id)
 
 
+def video_page(video_id: str, *, status: int = 200) -> tuple[str, int]:
+    """The video page as stored (other admin forms on it re-show it with their error)."""
+    return _video_form(video_id, status=status)
+
+
 def _video_problem(values: dict[str, Any]) -> str | None:
     """What is wrong with the edit form, in words for people (None: nothing)."""
     title = values["title"].strip()

@@ -25,12 +25,15 @@ from werkzeug.wrappers import Response
 
 from app.billing import PlanOffer, VideoOffer, format_amount
 from app.errors import BadRequestError, DependencyUnavailableError
+from app.web.admin_views import admin_template_context, video_page
 from app.web.context import current_services
 from app.web.signin import admin_required, current_user
 
 log = logging.getLogger("vidgate.web.admin")
 
 blueprint = Blueprint("admin_billing", __name__, url_prefix="/admin")
+# The nav and the video page (re-shown here after a refused price) need the admin context.
+blueprint.context_processor(admin_template_context)
 
 _WHOLE = re.compile(r"^[0-9]{1,12}$")
 FIELD_MAX = 200
@@ -192,8 +195,6 @@ def _offer_context() -> dict[str, Any]:
 
 def _video_page_again(video_id: str, form: dict[str, str], error: str) -> tuple[str, int]:
     """The video page, 400, with the prices form as typed and the sentence that refused it."""
-    from app.web.admin_views import video_page
-
     g.offer_refused = {"form": form, "error": error}
     return video_page(video_id, status=400)
 

@@ -124,7 +124,8 @@ def add_video_url() -> str:
 
 
 @blueprint.context_processor
-def _admin_context() -> dict[str, Any]:
+def admin_template_context() -> dict[str, Any]:
+    """What the admin templates (the nav, the video page) use; other admin blueprints add it."""
     return {
         "add_video_url": add_video_url(),
         "video_state_of": video_state_of,

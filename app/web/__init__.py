@@ -67,10 +67,10 @@ VIEWER_NEEDS = frozenset(
 )
 """The viewer pages sign grants on the watch page (through the viewer API, in-process)."""
 ADMIN_NEEDS = frozenset(
-    {Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.MEDIA, Need.WEB, Need.ANALYTICS}
+    {Need.COGNITO, Need.TABLES, Need.SESSIONS, Need.MEDIA, Need.WEB, Need.ANALYTICS, Need.BILLING}
 )
 """The admin pages sign nothing (no signing key, no CloudFront settings); they start uploads,
-write captions and posters in the bucket, and query the viewing analytics."""
+write captions and posters in the bucket, query the viewing analytics and set prices."""
 NEEDS = VIEWER_NEEDS | ADMIN_NEEDS
 NEEDS_OF: dict[Pages, frozenset[Need]] = {
     "all": NEEDS,

@@ -124,7 +124,8 @@ def add_video_url() -> str:
 
 
 @blueprint.context_processor
-def _admin_context() -> dict[str, Any]:
+def admin_template_context() -> dict[str, Any]:
+    """What the admin templates (the nav, the video page) use; other admin blueprints add it."""
     return {
         "add_video_url": add_video_url(),
         "video_state_of": video_state_of,
@@ -551,6 +552,11 @@ def _video_form(
 @admin_required
 def video(video_id: str) -> tuple[str, int]:
     return _video_form(video_id)
+
+
+def video_page(video_id: str, *, status: int = 200) -> tuple[str, int]:
+    """The video page as stored (other admin forms on it re-show it with their error)."""
+    return _video_form(video_id, status=status)
 
 
 def _video_problem(values: dict[str, Any]) -> str | None:

@@ -153,10 +153,13 @@ def _recording(self, operation, params):
         item.update({k: params[k] for k in ("Bucket", "Key", "CopySource") if k in params})
     if item["service"] == "dynamodb" and operation in ("PutItem", "UpdateItem", "DeleteItem"):
         item["attributes"] = _attributes(params)
+    if item["service"] == "dynamodb" and operation in ("GetItem", "PutItem", "UpdateItem",
+                                                       "DeleteItem"):
         key = params.get("Item") or params.get("Key") or {}
         # The partition key of each table (named <prefix>-<logical>): IAM's dynamodb:LeadingKeys.
         hash_key = {"audit": "user_id", "users": "user_id", "videos": "video_id",
-                    "sessions": "session_id"}.get(params["TableName"].rsplit("-", 1)[-1])
+                    "sessions": "session_id", "billing": "pk"}.get(
+                        params["TableName"].rsplit("-", 1)[-1])
         item["leading"] = [key[hash_key]["S"]] if hash_key in key else []
     if operation == "TransactWriteItems":
         item["items"] = [[kind, body["TableName"], _attributes(body)]
@@ -1200,6 +1203,28 @@ def _walk_the_site(site: Site, web_stack: WebStack) -> Visit:
     )
     answers["admin_publish"] = carol.post("/admin/videos/free-clip/publish", {"csrf_token": token})
     answers["admin_published"] = carol.get(answers["admin_publish"].location)  # shows the flash
+    # Selling (#16): the plan's prices, the parked webhooks, a video's prices set then removed.
+    page = carol.get("/admin/billing")
+    answers["admin_billing"] = page
+    answers["admin_billing_plan"] = carol.post(
+        "/admin/billing/plan",
+        {
+            "currency": "usd",
+            "monthly_cents": "900",
+            "monthly_price_id": "price_packagemonthly",
+            "yearly_cents": "9000",
+            "yearly_price_id": "price_packageyearly",
+            "csrf_token": page.csrf(),
+        },
+    )
+    answers["admin_offer"] = carol.post(
+        "/admin/videos/free-clip/offer",
+        {"currency": "usd", "buy_cents": "300", "rent_cents": "", "rent_hours": "48",
+         "csrf_token": token},
+    )  # fmt: skip
+    answers["admin_offer_remove"] = carol.post(
+        "/admin/videos/free-clip/offer/remove", {"csrf_token": token, "confirm": "yes"}
+    )
     # An upload started from "Add a video", its parts listed, then cancelled.
     token = carol.get("/admin/videos/new").csrf()
     answers["admin_upload_start"] = carol.post_json(
@@ -1507,6 +1532,12 @@ def test_the_admin_pages_are_served_by_their_own_function(visit: Visit) -> None:
     for step in ("admin_edit_video", "admin_unpublish", "admin_publish"):
         assert visit.answers[step].status == 302, (step, visit.answers[step].body[:2000])
         assert visit.answers[step].location == "/admin/videos"
+    assert visit.answers["admin_billing"].status == 200
+    assert 'id="plan-form"' in visit.answers["admin_billing"].body
+    assert visit.answers["admin_billing_plan"].location == "/admin/billing"
+    for step in ("admin_offer", "admin_offer_remove"):
+        assert visit.answers[step].status == 302, (step, visit.answers[step].body[:2000])
+        assert visit.answers[step].location == "/admin/videos/free-clip"
     assert visit.answers["admin_upload_start"].status == 201, visit.answers["admin_upload_start"]
     assert visit.answers["admin_upload_parts"].status == 200
     assert json.loads(visit.answers["admin_upload_parts"].body) == {"parts": []}

@@ -15,11 +15,14 @@ from typing import Any
 from flask import Blueprint, render_template, request
 
 from app.analytics import DateRange, QueryResult
+from app.web.admin_views import admin_template_context
 from app.web.charts import Series, bar_chart, hbar_chart, line_chart, share_bar
 from app.web.context import current_services
 from app.web.signin import admin_required
 
 blueprint = Blueprint("admin_analytics", __name__, url_prefix="/admin")
+# The admin nav (Add video link) and the other admin pages' template values.
+blueprint.context_processor(admin_template_context)
 
 DEFAULT_DAYS = 7
 

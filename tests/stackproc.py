@@ -83,7 +83,27 @@ def _refresh_media_cache(media: Path) -> None:
 
 
 def start_stack(state_dir: Path, *extra_args: str, timeout: float = 240) -> RunningStack:
-    """Start ``vidgate dev`` on free ports and wait for "ready"."""
+    """Start ``vidgate dev`` on free ports and wait for "ready".
+
+    A port that was free when picked can be taken by another process while the stack
+    generates its media; that start is retried on fresh ports (the media is kept).
+    """
+    for _ in range(PORT_RETRIES):
+        try:
+            return _start_stack_once(state_dir, *extra_args, timeout=timeout)
+        except PortTakenError:
+            continue
+    return _start_stack_once(state_dir, *extra_args, timeout=timeout)
+
+
+PORT_RETRIES = 2
+
+
+class PortTakenError(RuntimeError):
+    """``vidgate dev`` exited because a port picked for it was taken meanwhile."""
+
+
+def _start_stack_once(state_dir: Path, *extra_args: str, timeout: float) -> RunningStack:
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "dev-stack.json").unlink(missing_ok=True)
     media = state_dir / "media"
@@ -130,6 +150,8 @@ def start_stack(state_dir: Path, *extra_args: str, timeout: float = 240) -> Runn
     while not ready.wait(0.2):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
+            if any("is already in use" in line for line in lines):
+                raise PortTakenError("\n".join(lines[-5:]))
             raise RuntimeError("vidgate dev did not become ready:\n" + "\n".join(lines[-60:]))
     _refresh_media_cache(media)
     document = json.loads((state_dir / "dev-stack.json").read_text())

@@ -231,13 +231,15 @@ def test_the_end_date_an_admin_enters_is_the_one_shown_and_saving_again_changes_
     page_url = f"/admin/users/{user_id}"
     browser = stack.app.test_client()
     sign_in(browser, admin)
-    last_day = (datetime.now(UTC) + timedelta(days=90)).date().isoformat()
+    day = (datetime.now(UTC) + timedelta(days=90)).date()
+    last_day = day.isoformat()
+    day_words = f"{day.day} {day:%b %Y}"  # the admin pages write a day as "28 Nov 2026"
 
     fields, _ = grant_form(browser.get(page_url).text)
     fields["until"] = last_day
     saved = browser.post(f"{page_url}/grant", data=fields, follow_redirects=True)
-    assert f"{member} is now premium through {last_day} UTC." in saved.text
-    assert f"Premium through {last_day} UTC" in saved.text
+    assert f"{member} is now premium through {day_words} UTC." in saved.text
+    assert f"Premium through {day_words} UTC" in saved.text
     refilled, kind = grant_form(saved.text)
     assert (refilled["until"], kind) == (last_day, "date")
 

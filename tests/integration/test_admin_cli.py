@@ -131,7 +131,7 @@ def test_grant_and_revoke_from_the_cli_show_in_the_web_and_the_api(
             "bob",
         )
         assert 'data-premium="active"' in row
-        assert "by ops-olga" in row
+        assert "· ops-olga" in row  # the redesigned "Last change" cell: when · who
         (item,) = api(local, "/api/admin/users?email_prefix=bob")["items"]
         assert (item["premium"], item["updated_by"]) == (True, "ops-olga")
         assert item["premium_until"] == f"{date.fromisoformat(until) + timedelta(days=1)}T00:00:00Z"

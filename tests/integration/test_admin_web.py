@@ -184,6 +184,16 @@ WEB_ROUTES: list[tuple[str, str, dict[str, str]]] = [
     ("POST", f"/admin/videos/{DEMO_FREE}/unpublish", {"confirm": "yes"}),
     ("POST", f"/admin/videos/{DEMO_FREE}/publish", {}),
     ("GET", f"/admin/videos/{DEMO_FREE}/state", {}),
+    # The browser-upload pages live under the admin blueprint and are refused the same way.
+    ("GET", "/admin/videos/new", {}),
+    ("POST", "/admin/uploads", {"title": "pwned", "tier": "free", "filename": "x.mp4"}),
+    ("GET", f"/admin/uploads/{DEMO_FREE}/parts", {}),
+    ("POST", f"/admin/uploads/{DEMO_FREE}/parts", {}),
+    ("POST", f"/admin/uploads/{DEMO_FREE}/complete", {}),
+    ("POST", f"/admin/uploads/{DEMO_FREE}/abort", {}),
+    ("POST", f"/admin/videos/{DEMO_FREE}/captions", {"language": "en"}),
+    ("POST", f"/admin/videos/{DEMO_FREE}/captions/en/delete", {}),
+    ("POST", f"/admin/videos/{DEMO_FREE}/poster", {}),
 ]
 API_ROUTES: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/api/admin/users", {}),
@@ -197,6 +207,7 @@ API_ROUTES: list[tuple[str, str, dict[str, Any]]] = [
 def test_the_refusal_tables_cover_every_admin_route() -> None:
     def rule_of(path: str) -> str:
         path = path.replace("{bob}", "<user_id>").replace(DEMO_FREE, "<video_id>")
+        path = path.replace("/captions/en/", "/captions/<language>/")
         return path.replace("0" * 32, "<session_id>")
 
     assert {(m, rule_of(p)) for m, p, _ in WEB_ROUTES} == _routes_of_the_blueprint()

@@ -197,8 +197,13 @@ for step in inputs["steps"]:
     os.environ.clear()
     os.environ.update(inputs["env"][step["function"]])
     module = __import__(step["module"], fromlist=["handler"])
+    event = step["event"]
+    if "session_of" in step:
+        # The stream an earlier step opened: its id is known once that step has answered.
+        opened = json.loads(out[step["session_of"]]["body"])["session_id"]
+        event = json.loads(json.dumps(event).replace("SESSION_ID", opened))
     del calls[:]
-    result = module.handler(step["event"], None)
+    result = module.handler(event, None)
     drain()
     out[step["name"]] = result
     out["calls"].setdefault(step["function"], []).extend(calls[:])
@@ -612,6 +617,11 @@ def handler_run(built: dict[str, Path], stack: Stack, interpreter: Interpreter) 
          "module": "lambda_handlers.playback", "event": _api_event("GET", "/api/videos/other")},
         {"name": "me", "function": "PlaybackFunction", "module": "lambda_handlers.playback",
          "event": _api_event("GET", "/api/me", token=stack.access_token)},
+        # The viewer stops the free clip, as a player does: the free plan has one stream.
+        {"name": "end_stream", "function": "PlaybackFunction",
+         "module": "lambda_handlers.playback", "session_of": "playback",
+         "event": _api_event("DELETE", "/api/playback-sessions/SESSION_ID",
+                             token=stack.access_token)},
         # Selling: a rental paid through a webhook, its first play, then a subscription.
         {"name": "webhook_rental", "function": "StripeWebhookFunction",
          "module": "lambda_handlers.stripe_webhook", "event": _rental_paid(stack)},
@@ -1134,6 +1144,16 @@ def _walk_the_site(site: Site, web_stack: WebStack) -> Visit:
     watch = alice.get("/watch/free-clip")
     answers["watch"] = watch
     answers["grant"] = alice.post_json("/watch/free-clip/grant", {}, watch.csrf())
+    # The player stops: its beacon ends the stream (the free plan has room for one).
+    answers["stream_end"] = alice.post(
+        "/watch/free-clip/end",
+        {
+            "csrf_token": watch.csrf(),
+            "session_id": json.loads(answers["grant"].body)["session_id"],
+            "position": "3.5",
+            "reason": "stopped",
+        },
+    )
     web_stack.age_session(alice.sid, 120)  # back after two minutes: the session is touched
     answers["account"] = alice.get("/account")
     answers["viewer_on_admin_pages"] = alice.get("/admin/users")
@@ -1284,6 +1304,7 @@ def test_the_packaged_web_app_starts_a_checkout_and_plays_a_paid_rental(visit: V
     buy = visit.answers["buy"]
     assert buy.status == 303, buy
     assert "/pay/cs_test_" in buy.headers["location"]
+    assert visit.answers["stream_end"].status == 204, visit.answers["stream_end"]
     assert visit.answers["rental_grant"].status == 200, visit.answers["rental_grant"]
 
 
@@ -1357,6 +1378,7 @@ def test_the_packaged_webhook_applies_signed_events_and_a_rental_plays(
         result = handler_run[step]
         assert result["statusCode"] == 200, result
         assert json.loads(result["body"])["outcome"] == "applied"
+    assert handler_run["end_stream"]["statusCode"] == 204, handler_run["end_stream"]
     assert handler_run["rental_play"]["statusCode"] == 200, handler_run["rental_play"]
     item = dynamodb_client(stack.session).get_item(
         TableName=stack.tables["users"], Key={"user_id": {"S": stack.user_sub}}

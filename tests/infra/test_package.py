@@ -93,6 +93,12 @@ ATHENA_ON_BEHALF = frozenset(
 )
 """Statements Athena uses with the caller's credentials (the table, the events, the results):
 no call of the function's own needs them (docs/analytics.md#an-7)."""
+ATHENA_WORKGROUP = (
+    "arn:${AWS::Partition}:athena:${AWS::Region}:${AWS::AccountId}:workgroup/${AnalyticsWorkGroup}"
+)
+ATHENA_ON_DEADLINE = frozenset({"athena:StopQueryExecution"})
+"""Called only for a query that outlives its deadline or whose sibling failed; the emulator's
+queries succeed at once, so no offline visit can need it (app/analytics/athena.py)."""
 MEDIACONVERT_ROLE = "arn:aws:iam::111122223333:role/vidgate-MediaConvertRole-PACKAGE"
 MEDIACONVERT_QUEUE = "arn:aws:mediaconvert:us-east-1:111122223333:queues/vidgate-package"
 RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
@@ -146,7 +152,8 @@ def _mediaconvert(self, operation, params):
 
 def _recording(self, operation, params):
     item = {"service": self.meta.service_model.endpoint_prefix, "operation": operation}
-    for key in ("TableName", "IndexName", "SecretId", "UserPoolId", "Queue", "Role", "Key"):
+    for key in ("TableName", "IndexName", "SecretId", "UserPoolId", "Queue", "Role", "Key",
+                "WorkGroup"):
         if key in params and (key != "Key" or isinstance(params[key], str)):
             item[key] = params[key]
     if item["service"] == "s3":
@@ -393,6 +400,13 @@ def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
     events_stream = ensure_events_stream(
         boto_session.client("firehose"), f"{prefix}-events", f"{prefix}-media"
     )
+    # The admin dashboard's queries run in this workgroup (the emulator answers with no rows).
+    boto_session.client("athena").create_work_group(
+        Name=f"{prefix}-analytics",
+        Configuration={
+            "ResultConfiguration": {"OutputLocation": f"s3://{prefix}-media/athena-results/"}
+        },
+    )
     env = {
         "AWS_ENDPOINT_URL": emulator.endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -419,7 +433,6 @@ def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
         "VIDGATE_SECRET_KEY": "packaged-web-app-test-secret-key-0123456789",
         "VIDGATE_EVENTS_STREAM": events_stream,
         "VIDGATE_EVENTS_KEY_SECRET": events_key,
-        # The visit opens no analytics page: Athena is never called.
         "VIDGATE_ANALYTICS_DATABASE": "vidgate_analytics",
         "VIDGATE_ANALYTICS_WORKGROUP": f"{prefix}-analytics",
         "VIDGATE_MEDIACONVERT_ROLE_ARN": MEDIACONVERT_ROLE,
@@ -1213,6 +1226,7 @@ def _walk_the_site(site: Site, web_stack: WebStack) -> Visit:
     answers["admin_audit"] = carol.get("/admin/audit")
     answers["admin_user_audit"] = carol.get(f"/admin/users/{sub}/audit")
     answers["admin_videos"] = carol.get("/admin/videos")
+    answers["admin_analytics"] = carol.get("/admin/analytics")
     page = carol.get("/admin/videos/free-clip")
     token = page.csrf()
     answers["admin_edit_video"] = carol.post(
@@ -1531,6 +1545,7 @@ def test_the_admin_pages_are_served_by_their_own_function(visit: Visit) -> None:
     assert visit.answers["viewer_on_admin_pages"].status == 403
     assert visit.answers["admin_root"].location == "/admin/"
     assert visit.answers["admin_users"].status == 200
+    assert visit.answers["admin_analytics"].status == 200, visit.answers["admin_analytics"]
     assert visit.viewer_email in visit.answers["admin_users"].body
     assert visit.answers["admin_grant"].status == 302, visit.answers["admin_grant"].body[:2000]
     assert "is now premium" in visit.answers["admin_granted"].body
@@ -1694,6 +1709,10 @@ def _needed(call: dict[str, Any], tables: dict[str, str], secret_id: str) -> lis
         return [Needed(f"secretsmanager:{operation}", ("param", "ViewingEventsKey"))]
     if service == "firehose":
         return [Needed(f"firehose:{operation}", ("arn", "ViewingEventsStream"))]
+    if service == "athena":
+        # A query's actions are authorized on its workgroup (a Get names only the query id).
+        assert operation != "StartQueryExecution" or call["WorkGroup"].endswith("-analytics"), call
+        return [Needed(f"athena:{operation}", ("sub", ATHENA_WORKGROUP))]
     if service == "secretsmanager":
         for suffix, resource in SECRET_PARAMETERS.items():
             if call["SecretId"].endswith(suffix):
@@ -1810,6 +1829,7 @@ def _check_role(
         for grant in grants
         if not grant.action.startswith("logs:")
         and grant.action not in USED_BY_LAMBDA
+        and grant.action not in ATHENA_ON_DEADLINE
         # Object grants: checked for being enough above, their need in the browser tests.
         and not (grant.key[0] == "sub" and grant.key[1].startswith("${VideoBucket.Arn}/"))
     } - used

@@ -93,6 +93,12 @@ ATHENA_ON_BEHALF = frozenset(
 )
 """Statements Athena uses with the caller's credentials (the table, the events, the results):
 no call of the function's own needs them (docs/analytics.md#an-7)."""
+ATHENA_WORKGROUP = (
+    "arn:${AWS::Partition}:athena:${AWS::Region}:${AWS::AccountId}:workgroup/${AnalyticsWorkGroup}"
+)
+ATHENA_ON_DEADLINE = frozenset({"athena:StopQueryExecution"})
+"""Called only for a query that outlives its deadline or whose sibling failed; the emulator's
+queries succeed at once, so no offline visit can need it (app/analytics/athena.py)."""
 MEDIACONVERT_ROLE = "arn:aws:iam::111122223333:role/vidgate-MediaConvertRole-PACKAGE"
 MEDIACONVERT_QUEUE = "arn:aws:mediaconvert:us-east-1:111122223333:queues/vidgate-package"
 RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
@@ -146,7 +152,8 @@ def _mediaconvert(self, operation, params):
 
 def _recording(self, operation, params):
     item = {"service": self.meta.service_model.endpoint_prefix, "operation": operation}
-    for key in ("TableName", "IndexName", "SecretId", "UserPoolId", "Queue", "Role", "Key"):
+    for key in ("TableName", "IndexName", "SecretId", "UserPoolId", "Queue", "Role", "Key",
+                "WorkGroup"):
         if key in params and (key != "Key" or isinstance(params[key], str)):
             item[key] = params[key]
     if item["service"] == "s3":
@@ -172,6 +179,14 @@ def _recording(self, operation, params):
     return _original(self, operation, params)
 
 botocore.client.BaseClient._make_api_call = _recording
+
+def drain():
+    # Viewing events leave from the sink's thread: send them before the next step's calls count.
+    import gc
+    sinks = sys.modules.get("app.firehose_sink")
+    for sink in gc.get_objects() if sinks is not None else ():
+        if isinstance(sink, sinks.FirehoseSink):
+            assert sink.flush(10.0), "viewing events still queued after 10 s"
 """
 """Run first in every child: the artifact on the path, and a record of every AWS call."""
 
@@ -192,8 +207,14 @@ for step in inputs["steps"]:
     os.environ.clear()
     os.environ.update(inputs["env"][step["function"]])
     module = __import__(step["module"], fromlist=["handler"])
+    event = step["event"]
+    if "session_of" in step:
+        # The stream an earlier step opened: its id is known once that step has answered.
+        opened = json.loads(out[step["session_of"]]["body"])["session_id"]
+        event = json.loads(json.dumps(event).replace("SESSION_ID", opened))
     del calls[:]
-    result = module.handler(step["event"], None)
+    result = module.handler(event, None)
+    drain()
     out[step["name"]] = result
     out["calls"].setdefault(step["function"], []).extend(calls[:])
 out["file_of"] = {name: getattr(sys.modules.get(name), "__file__", None)
@@ -221,8 +242,8 @@ def taken():
 protocol.write(json.dumps({"calls": taken(), "file_of": file_of}) + "\n")
 protocol.flush()
 for line in sys.stdin:
-    # Calls a background thread made since the last answer (viewing events) count here.
     result = module.handler(json.loads(line), None)
+    drain()
     protocol.write(json.dumps({"result": result, "calls": taken()}) + "\n")
     protocol.flush()
 """
@@ -382,6 +403,13 @@ def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
     events_stream = ensure_events_stream(
         boto_session.client("firehose"), f"{prefix}-events", f"{prefix}-media"
     )
+    # The admin dashboard's queries run in this workgroup (the emulator answers with no rows).
+    boto_session.client("athena").create_work_group(
+        Name=f"{prefix}-analytics",
+        Configuration={
+            "ResultConfiguration": {"OutputLocation": f"s3://{prefix}-media/athena-results/"}
+        },
+    )
     env = {
         "AWS_ENDPOINT_URL": emulator.endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -408,7 +436,6 @@ def stack(emulator: Emulator, boto_session: boto3.Session) -> Iterator[Stack]:
         "VIDGATE_SECRET_KEY": "packaged-web-app-test-secret-key-0123456789",
         "VIDGATE_EVENTS_STREAM": events_stream,
         "VIDGATE_EVENTS_KEY_SECRET": events_key,
-        # The visit opens no analytics page: Athena is never called.
         "VIDGATE_ANALYTICS_DATABASE": "vidgate_analytics",
         "VIDGATE_ANALYTICS_WORKGROUP": f"{prefix}-analytics",
         "VIDGATE_MEDIACONVERT_ROLE_ARN": MEDIACONVERT_ROLE,
@@ -606,6 +633,11 @@ def handler_run(built: dict[str, Path], stack: Stack, interpreter: Interpreter) 
          "module": "lambda_handlers.playback", "event": _api_event("GET", "/api/videos/other")},
         {"name": "me", "function": "PlaybackFunction", "module": "lambda_handlers.playback",
          "event": _api_event("GET", "/api/me", token=stack.access_token)},
+        # The viewer stops the free clip, as a player does: the free plan has one stream.
+        {"name": "end_stream", "function": "PlaybackFunction",
+         "module": "lambda_handlers.playback", "session_of": "playback",
+         "event": _api_event("DELETE", "/api/playback-sessions/SESSION_ID",
+                             token=stack.access_token)},
         # Selling: a rental paid through a webhook, its first play, then a subscription.
         {"name": "webhook_rental", "function": "StripeWebhookFunction",
          "module": "lambda_handlers.stripe_webhook", "event": _rental_paid(stack)},
@@ -1128,6 +1160,16 @@ def _walk_the_site(site: Site, web_stack: WebStack) -> Visit:
     watch = alice.get("/watch/free-clip")
     answers["watch"] = watch
     answers["grant"] = alice.post_json("/watch/free-clip/grant", {}, watch.csrf())
+    # The player stops: its beacon ends the stream (the free plan has room for one).
+    answers["stream_end"] = alice.post(
+        "/watch/free-clip/end",
+        {
+            "csrf_token": watch.csrf(),
+            "session_id": json.loads(answers["grant"].body)["session_id"],
+            "position": "3.5",
+            "reason": "stopped",
+        },
+    )
     web_stack.age_session(alice.sid, 120)  # back after two minutes: the session is touched
     answers["account"] = alice.get("/account")
     answers["viewer_on_admin_pages"] = alice.get("/admin/users")
@@ -1187,6 +1229,7 @@ def _walk_the_site(site: Site, web_stack: WebStack) -> Visit:
     answers["admin_audit"] = carol.get("/admin/audit")
     answers["admin_user_audit"] = carol.get(f"/admin/users/{sub}/audit")
     answers["admin_videos"] = carol.get("/admin/videos")
+    answers["admin_analytics"] = carol.get("/admin/analytics")
     page = carol.get("/admin/videos/free-clip")
     token = page.csrf()
     answers["admin_edit_video"] = carol.post(
@@ -1300,6 +1343,7 @@ def test_the_packaged_web_app_starts_a_checkout_and_plays_a_paid_rental(visit: V
     buy = visit.answers["buy"]
     assert buy.status == 303, buy
     assert "/pay/cs_test_" in buy.headers["location"]
+    assert visit.answers["stream_end"].status == 204, visit.answers["stream_end"]
     assert visit.answers["rental_grant"].status == 200, visit.answers["rental_grant"]
 
 
@@ -1373,6 +1417,7 @@ def test_the_packaged_webhook_applies_signed_events_and_a_rental_plays(
         result = handler_run[step]
         assert result["statusCode"] == 200, result
         assert json.loads(result["body"])["outcome"] == "applied"
+    assert handler_run["end_stream"]["statusCode"] == 204, handler_run["end_stream"]
     assert handler_run["rental_play"]["statusCode"] == 200, handler_run["rental_play"]
     item = dynamodb_client(stack.session).get_item(
         TableName=stack.tables["users"], Key={"user_id": {"S": stack.user_sub}}
@@ -1525,6 +1570,7 @@ def test_the_admin_pages_are_served_by_their_own_function(visit: Visit) -> None:
     assert visit.answers["viewer_on_admin_pages"].status == 403
     assert visit.answers["admin_root"].location == "/admin/"
     assert visit.answers["admin_users"].status == 200
+    assert visit.answers["admin_analytics"].status == 200, visit.answers["admin_analytics"]
     assert visit.viewer_email in visit.answers["admin_users"].body
     assert visit.answers["admin_grant"].status == 302, visit.answers["admin_grant"].body[:2000]
     assert "is now premium" in visit.answers["admin_granted"].body
@@ -1694,6 +1740,10 @@ def _needed(call: dict[str, Any], tables: dict[str, str], secret_id: str) -> lis
         return [Needed(f"secretsmanager:{operation}", ("param", "ViewingEventsKey"))]
     if service == "firehose":
         return [Needed(f"firehose:{operation}", ("arn", "ViewingEventsStream"))]
+    if service == "athena":
+        # A query's actions are authorized on its workgroup (a Get names only the query id).
+        assert operation != "StartQueryExecution" or call["WorkGroup"].endswith("-analytics"), call
+        return [Needed(f"athena:{operation}", ("sub", ATHENA_WORKGROUP))]
     if service == "secretsmanager":
         for suffix, resource in SECRET_PARAMETERS.items():
             if call["SecretId"].endswith(suffix):
@@ -1810,6 +1860,7 @@ def _check_role(
         for grant in grants
         if not grant.action.startswith("logs:")
         and grant.action not in USED_BY_LAMBDA
+        and grant.action not in ATHENA_ON_DEADLINE
         # Object grants: checked for being enough above, their need in the browser tests.
         and not (grant.key[0] == "sub" and grant.key[1].startswith("${VideoBucket.Arn}/"))
     } - used

@@ -398,7 +398,8 @@ class DevStack:
         if "stripe" in doc:
             lines += [
                 "",
-                f"  payments: local Stripe stand-in {doc['stripe']['api_base']} (test only)",
+                # One URL to open: the stand-in's address is in dev-stack.json ("stripe").
+                "  payments: a local Stripe stand-in (test payments only; see the file below)",
             ]
         state_file = self.options.state_dir.resolve() / "dev-stack.json"
         lines += ["", f"  every endpoint, for tools: {state_file}", "", "ready"]

@@ -139,7 +139,10 @@ def test_bob_gets_the_upsell_on_premium_and_plays_the_free_video(
         page.locator("#upsell-back").click()
     assert bob.path == "/"
     with page.expect_navigation():
-        page.locator("li.video-card[data-tier=free] a.video-link").click()
+        # The shared stack also lists e2e uploads (free too): the demo free video by its link.
+        page.locator(
+            'li.video-card[data-tier=free] a.video-link[href="/watch/free-sampler"]'
+        ).click()
     assert bob.path == "/watch/free-sampler"
     start_playing(page)
     assert_really_plays(page)

@@ -49,8 +49,19 @@ def boto_session(aws_env: dict[str, str]) -> boto3.Session:
     return boto3.Session(region_name=aws_env["AWS_REGION"])
 
 
-UNLIMITED_STREAMS = ("--stream-limit-free", "100", "--stream-limit-premium", "100")
-"""``vidgate dev`` options for stacks whose tests are not about stream limits."""
+TEST_AUTH_LIMIT = 100
+"""The shared stack's sign-in limit at the edge: every browser test signs in from 127.0.0.1,
+so the web ACL's 20 per 5 minutes (tested on its own edge) would refuse the suite itself."""
+UNLIMITED_STREAMS = (
+    "--stream-limit-free",
+    "100",
+    "--stream-limit-premium",
+    "100",
+    "--auth-rate-limit",
+    str(TEST_AUTH_LIMIT),
+)
+"""``vidgate dev`` options for stacks whose tests are not about stream limits or the sign-in
+limit (tests/integration/test_edge_rate_limits.py keeps the definition's)."""
 
 
 @pytest.fixture(scope="session")

@@ -62,7 +62,9 @@ def add_dev(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ("--stream-limit-free", "concurrent streams of a free viewer (default 1)"),
         ("--stream-limit-premium", "concurrent streams of a premium viewer (default 2)"),
         ("--heartbeat", "player heartbeat seconds; silent for two = stream over (default 60)"),
-    ):
+        ("--auth-rate-limit", "sign-in POSTs per client address in 5 minutes at the edge "
+         "(default: the web ACL's 20; for test stacks whose browsers all share 127.0.0.1)"),
+    ):  # fmt: skip
         dev.add_argument(flag, type=int, default=None, metavar="N", help=help_text)
 
 
@@ -76,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         key_algorithm=args.key_algorithm,
         url_ttl_seconds=args.url_ttl,
+        auth_rate_limit=args.auth_rate_limit,
         stream_settings={
             name: str(value)
             for name, value in (

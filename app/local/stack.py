@@ -15,6 +15,7 @@ created readable by their owner only (0600) from the first byte.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from app.keys import DEFAULT_KEY_ALGORITHM, KeyAlgorithm
 from app.local.bootstrap import Bootstrap, StackState
 from app.local.emulator import EMULATOR_ENV, Emulator
 from app.local.ports import LOOPBACK, PortBusyError, ensure_free
+from app.ratelimits import RATE_RULES, RateRule
 
 if TYPE_CHECKING:
     from app.local.stripe_local import LocalStripe
@@ -51,6 +53,19 @@ class DevOptions:
     url_ttl_seconds: int | None = None
     stream_settings: Mapping[str, str] = field(default_factory=dict)
     """Playback-session variables (stream limits, heartbeat) for the app, as given."""
+    auth_rate_limit: int | None = None
+    """The edge's sign-in limit per client address (None: the web ACL's, app.ratelimits);
+    raised only by test stacks whose many browser sign-ins all come from 127.0.0.1."""
+
+
+def edge_rules(auth_limit: int | None) -> tuple[RateRule, ...]:
+    """The web ACL's rate rules, with the sign-in limit replaced when one is given."""
+    if auth_limit is None:
+        return RATE_RULES
+    return tuple(
+        dataclasses.replace(rule, limit=auth_limit) if rule.name == "auth" else rule
+        for rule in RATE_RULES
+    )
 
 
 def check_ports(options: DevOptions) -> None:
@@ -307,7 +322,7 @@ class DevStack:
             bucket=state.bucket,
             trusted_keys={state.key_pair_id: state.public_key_pem.encode()},
             origin=OriginProxy(self.web_url),
-            rate_limiter=RateLimiter(),
+            rate_limiter=RateLimiter(edge_rules(self.options.auth_rate_limit)),
         )
         handle = serve_edge(edge, self.options.edge_port)
         self._stoppers.append(handle.stop)

@@ -264,9 +264,12 @@ def _snapshot(stack: RunningStack) -> dict[str, Any]:
         "users": sorted(u["Username"] for u in cognito.list_users(UserPoolId=pool)["Users"]),
         "groups": sorted(g["GroupName"] for g in cognito.list_groups(UserPoolId=pool)["Groups"]),
         "items": items,
+        # Viewing events land under analytics/ whenever the running app's sender flushes:
+        # the app's output, not the bootstrap's state.
         "objects": sorted(
             (o["Key"], o["ETag"])
             for o in _client(stack, "s3").list_objects_v2(Bucket=doc["bucket"])["Contents"]
+            if not o["Key"].startswith("analytics/")
         ),
         "tables": sorted(ddb.list_tables()["TableNames"]),
         "secrets": sorted(
